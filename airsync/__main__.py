@@ -1,0 +1,3 @@
+from airsync.cli import main
+
+raise SystemExit(main())
