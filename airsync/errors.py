@@ -44,6 +44,7 @@ class VerifyError(AirsyncError):
 
     def __init__(self, module: str, message: str) -> None:
         self.module = module
+        self.detail = message
         super().__init__(f"{module}: {message}")
 
 

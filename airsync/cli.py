@@ -1,0 +1,199 @@
+"""The ``airsync`` command line.
+
+Each subcommand parses its options, turns user mistakes into one clear message per problem
+(file and line where there is one) and exits non-zero; it never shows a traceback for them.
+Exit status: 0 all done, 1 some inputs or files failed (the rest was still mirrored),
+2 bad usage or configuration (nothing was done).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+import trio
+
+from airsync import __version__, config, gomod, gosum, log, modpath
+from airsync.errors import AirsyncError, ConfigError, InputError, ModulePathError
+from airsync.fetch import FetchSettings, Stats
+from airsync.retry import RetryPolicy
+from airsync.upstream import DEFAULT_GOPROXY, parse_goproxy
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+@dataclass
+class Inputs:
+    sum_lines: list = field(default_factory=list)
+    requires: list = field(default_factory=list)
+    modules: list = field(default_factory=list)  # (ModuleVersion, origin)
+    problems: list[InputError] = field(default_factory=list)
+
+
+def _read(path: Path, inputs: Inputs) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        inputs.problems.append(InputError(str(path), None, f"cannot read: {e.strerror or e}"))
+        return None
+
+
+def read_inputs(go_sums: list[str], go_mods: list[str], module_files: list[str], modules: list[str]) -> Inputs:
+    """Parse every input; problems are collected, never raised, so the rest still runs."""
+    inputs = Inputs()
+    for name in go_sums:
+        data = _read(Path(name), inputs)
+        if data is not None:
+            lines, problems = gosum.parse_gosum(data, name)
+            inputs.sum_lines += lines
+            inputs.problems += problems
+    for name in go_mods:
+        data = _read(Path(name), inputs)
+        if data is not None:
+            parsed, problems = gomod.parse_gomod(data, name)
+            inputs.requires += list(parsed.requires) + list(parsed.replacements)
+            inputs.problems += problems
+    for name in module_files:
+        data = _read(Path(name), inputs)
+        if data is None:
+            continue
+        for lineno, raw in enumerate(data.split(b"\n"), 1):
+            text = raw.split(b"#", 1)[0].strip()
+            if text:
+                _add_module(inputs, text.decode("utf-8", "replace"), name, lineno)
+    for arg in modules:
+        _add_module(inputs, arg, "--module", None)
+    return inputs
+
+
+def _add_module(inputs: Inputs, text: str, source: str, lineno: int | None) -> None:
+    try:
+        mv = modpath.parse_module_version(text)
+    except ModulePathError as e:
+        inputs.problems.append(InputError(source, lineno, str(e)))
+        return
+    inputs.modules.append((mv, f"{source}:{lineno}" if lineno else f"{source} {text}"))
+
+
+def _settings(args: argparse.Namespace, conf: dict) -> FetchSettings:
+    def pick(name: str, default):
+        v = getattr(args, name, None)
+        return v if v is not None else conf.get(name, default)
+
+    d = FetchSettings()
+    rate = pick("limit_rate", None)
+    return FetchSettings(
+        concurrency=int(pick("concurrency", d.concurrency)),
+        per_host=int(pick("per_host", d.per_host)),
+        chunk_size=config.parse_size(pick("chunk_size", d.chunk_size), "chunk size"),
+        split_threshold=config.parse_size(pick("split_threshold", d.split_threshold), "split threshold"),
+        limit_rate=None if rate is None else config.parse_rate(str(rate)),
+        http2=bool(pick("http2", d.http2)),
+        read_timeout=float(pick("read_timeout", d.read_timeout)),
+        file_deadline=float(pick("file_deadline", d.file_deadline)),
+        retry=RetryPolicy(attempts=int(pick("retries", RetryPolicy().attempts))),
+    )
+
+
+def cmd_mirror(args: argparse.Namespace) -> int:
+    from airsync import progress, wants
+    from airsync.mirror import MirrorJob
+
+    conf = config.load(Path(args.config)) if args.config else {}
+    to = args.to or conf.get("to")
+    if not to:
+        raise ConfigError("no mirror directory: give --to DIR (or mirror.to in the config)")
+    upstreams = parse_goproxy(args.upstream or conf.get("upstream") or DEFAULT_GOPROXY)
+    settings = _settings(args, conf)
+    for name in ("concurrency", "per_host", "retries"):
+        v = getattr(settings, name, None) if name != "retries" else settings.retry.attempts
+        if v < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
+
+    inputs = read_inputs(args.go_sum, args.go_mod, args.modules_file, args.module)
+    for p in inputs.problems:
+        print(f"airsync: {p}", file=sys.stderr)
+    plan = wants.plan(inputs.sum_lines, inputs.requires, inputs.modules)
+    if not plan and not inputs.problems:
+        raise ConfigError("nothing to mirror: give --go-sum, --go-mod, --modules-file or --module")
+
+    stats = Stats()
+    job = MirrorJob(Path(to), upstreams, settings, stats)
+
+    async def main():
+        async with trio.open_nursery() as nursery:
+            if args.progress:
+                nursery.start_soon(progress.show, stats)
+            summary = await job.run(plan)
+            nursery.cancel_scope.cancel()
+        return summary
+
+    summary = trio.run(main)
+    structlog.get_logger("airsync").info(
+        "summary",
+        fetched=summary.fetched,
+        skipped=summary.skipped,
+        failed=len(summary.failures),
+        bytes=summary.bytes,
+        resumed_bytes=summary.resumed_bytes,
+        retries=summary.retries,
+        seconds=round(summary.seconds, 3),
+        unpinned=len(summary.unpinned),
+        input_problems=len(inputs.problems),
+    )
+    print(progress.summary_text(summary))
+    if inputs.problems:
+        print(f"airsync: {len(inputs.problems)} input problem(s), see above", file=sys.stderr)
+    return EXIT_OK if summary.ok and not inputs.problems else EXIT_FAILED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="airsync", description="Verified, resumable Go module mirrors for air gaps.")
+    p.add_argument("--version", action="version", version=f"airsync {__version__}")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-format", default="auto", choices=["auto", "json", "console"])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    m = sub.add_parser("mirror", help="fetch, verify and publish module files into a GOPROXY tree")
+    m.add_argument("--go-sum", action="append", default=[], metavar="FILE", help="go.sum file (repeatable)")
+    m.add_argument("--go-mod", action="append", default=[], metavar="FILE", help="go.mod file (repeatable)")
+    m.add_argument("--module", action="append", default=[], metavar="PATH@VERSION", help="a module version (repeatable)")
+    m.add_argument("--modules-file", action="append", default=[], metavar="FILE", help="file of PATH@VERSION lines")
+    m.add_argument("--to", metavar="MIRROR", help="mirror directory (created if missing)")
+    m.add_argument("--upstream", metavar="URL", help=f"GOPROXY-style list (default {DEFAULT_GOPROXY})")
+    m.add_argument("--config", metavar="FILE", help="TOML config file ([mirror] table)")
+    m.add_argument("--concurrency", type=int, help="files downloaded at once")
+    m.add_argument("--per-host", type=int, help="requests in flight per upstream host")
+    m.add_argument("--chunk-size", help="parallel range size for large files (e.g. 8M)")
+    m.add_argument("--split-threshold", help="files above this size are split into ranges")
+    m.add_argument("--limit-rate", help="overall rate limit in bytes/s (e.g. 500k, 2M)")
+    m.add_argument("--http2", action=argparse.BooleanOptionalAction, default=None, help="use HTTP/2 if offered")
+    m.add_argument("--read-timeout", type=float, help="seconds a read may stall")
+    m.add_argument("--file-deadline", type=float, help="seconds one file may take")
+    m.add_argument("--retries", type=int, help="attempts per request")
+    m.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=None, help="live progress (default: on a terminal)"
+    )
+    m.set_defaults(func=cmd_mirror)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "progress", False) is None:
+        args.progress = sys.stderr.isatty()
+    # With a live display on the terminal, only warnings and errors interrupt it.
+    level = args.log_level if not getattr(args, "progress", False) or args.log_level != "info" else "warning"
+    log.setup(level, args.log_format)
+    try:
+        return args.func(args)
+    except AirsyncError as e:
+        print(f"airsync: {e}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(e, ConfigError) else EXIT_FAILED
+    except KeyboardInterrupt:
+        print("airsync: interrupted; a rerun resumes where this stopped", file=sys.stderr)
+        return 130

@@ -1,0 +1,432 @@
+"""Downloading one upstream file into a durable, resumable partial file (trio + httpx).
+
+The first request for a file is ranged (``bytes=0-<probe>``): a 206 tells the size and the
+validator (strong ETag or Last-Modified) that every later request sends as ``If-Range``, so a
+file that changes upstream restarts instead of being spliced from two versions. A 200 means the
+server ignores ranges: the body is then streamed whole. Files above ``split_threshold`` are cut
+into aligned ``chunk_size`` spans fetched in parallel, each a stream that writes with ``pwrite``
+at its own offset. ``Accept-Encoding: identity`` and ``aiter_raw`` keep the bytes exact.
+
+Durability: a ``SpanWriter`` per file fsyncs the partial file every ``checkpoint`` bytes and only
+then records each stream's progress ``[start, end)`` with the xxh3-64 of those bytes in the state
+database. After a kill -9 the recorded spans are re-hashed (a torn write is dropped) and only the
+gaps are fetched. Within one run, a retried stream continues from the last byte it wrote.
+
+Failure policy (retry.py): connection errors, truncated bodies, read stalls (httpx's per-read
+timeout), 5xx and 429 (Retry-After honoured) are retried with jittered exponential backoff;
+404/410 mean "not at this upstream" and move on down the GOPROXY list; a per-file deadline
+bounds everything, so a stalled server cannot hang a job.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import structlog
+import trio
+import xxhash
+
+from airsync import rangeplan, retry
+from airsync.errors import NotFoundError, UpstreamError
+from airsync.rangeplan import Span
+from airsync.ratelimit import TokenBucket
+from airsync.state import SpanRecord, StateDB
+from airsync.store import MirrorStore
+from airsync.upstream import Upstream
+
+log = structlog.get_logger("airsync.fetch")
+
+USER_AGENT = "airsync/0.1 (+Go module mirror)"
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    concurrency: int = 32  # files in flight
+    per_host: int = 8  # requests in flight per upstream host
+    chunk_size: int = 8 << 20
+    split_threshold: int = 16 << 20
+    probe_size: int = 1 << 20
+    checkpoint: int = 1 << 20  # fsync + record progress after this many new bytes per file
+    connect_timeout: float = 15.0
+    read_timeout: float = 30.0  # per read: a stalled body fails after this long
+    file_deadline: float = 3600.0
+    limit_rate: int | None = None  # bytes per second, all downloads together
+    http2: bool = False
+    retry: retry.RetryPolicy = field(default_factory=retry.RetryPolicy)
+
+
+@dataclass
+class Stats:
+    """Live counters for progress display and the summary (mutated by the fetcher)."""
+
+    files_total: int = 0
+    files_done: int = 0
+    files_skipped: int = 0
+    files_failed: int = 0
+    bytes_received: int = 0
+    bytes_resumed: int = 0  # bytes found intact on disk from an earlier run
+    retries: int = 0
+    requests: int = 0
+
+
+class _Retryable(Exception):
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class FileChanged(Exception):
+    """The upstream file is no longer the one whose bytes we hold: start it over."""
+
+
+class SpanWriter:
+    """Writes the streams of one file and checkpoints their progress durably."""
+
+    def __init__(self, fd: int, relpath: str, state: StateDB, checkpoint: int) -> None:
+        self.fd = fd
+        self.relpath = relpath
+        self.state = state
+        self.checkpoint_every = checkpoint
+        self._streams: dict[int, _Stream] = {}
+        self._unsynced = 0
+        self._syncing = False
+
+    def stream(self, start: int) -> _Stream:
+        s = _Stream(start)
+        self._streams[start] = s
+        return s
+
+    async def write(self, s: _Stream, data: bytes) -> None:
+        os.pwrite(self.fd, data, s.end)
+        s.hasher.update(data)
+        s.end += len(data)
+        self._unsynced += len(data)
+        if self._unsynced >= self.checkpoint_every and not self._syncing:
+            await self.checkpoint()
+
+    async def checkpoint(self) -> None:
+        # Snapshot before the fsync: the fsync covers every byte written before it started.
+        snap = [SpanRecord(Span(s.start, s.end), s.hasher.hexdigest()) for s in self._streams.values() if s.end > s.start]
+        self._unsynced = 0
+        self._syncing = True
+        try:
+            await trio.to_thread.run_sync(os.fsync, self.fd)
+        finally:
+            self._syncing = False
+        self.state.record_spans(self.relpath, snap)
+
+
+class _Stream:
+    __slots__ = ("start", "end", "hasher")
+
+    def __init__(self, start: int) -> None:
+        self.start = start
+        self.end = start
+        self.hasher = xxhash.xxh3_64()
+
+
+def _intact_spans(fd: int, records: list[SpanRecord]) -> tuple[list[Span], list[int]]:
+    """Re-hash recorded spans on disk; returns (intact spans, starts of torn ones)."""
+    good: list[Span] = []
+    torn: list[int] = []
+    for r in records:
+        h = xxhash.xxh3_64()
+        pos = r.span.start
+        while pos < r.span.end:
+            piece = os.pread(fd, min(1 << 20, r.span.end - pos), pos)
+            if not piece:
+                break
+            h.update(piece)
+            pos += len(piece)
+        (good.append(r.span) if pos == r.span.end and h.hexdigest() == r.xxh3 else torn.append(r.span.start))
+    return good, torn
+
+
+def _copy_durable(src: Path, dst: Path, max_size: int) -> None:
+    with open(src, "rb") as f, open(dst, "wb") as out:
+        if os.fstat(f.fileno()).st_size > max_size:
+            raise UpstreamError(f"{src}: larger than the {max_size} byte limit")
+        shutil.copyfileobj(f, out, 1 << 20)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+class Fetcher:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        upstreams: list[Upstream],
+        store: MirrorStore,
+        state: StateDB,
+        settings: FetchSettings,
+        stats: Stats,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.client = client
+        self.upstreams = upstreams
+        self.store = store
+        self.state = state
+        self.settings = settings
+        self.stats = stats
+        self.rand = rand
+        self._hosts: dict[str, trio.CapacityLimiter] = {}
+        self._bucket = (
+            TokenBucket(settings.limit_rate, max(settings.limit_rate / 4, 64 << 10)) if settings.limit_rate else None
+        )
+
+    async def fetch(self, relpath: str, max_size: int) -> Path:
+        """Fetch ``relpath`` from the first upstream that has it; returns the fsynced partial file."""
+        tried: list[str] = []
+        for i, up in enumerate(self.upstreams):
+            last = i == len(self.upstreams) - 1
+            try:
+                if up.is_file:
+                    return await self._from_file(up, relpath, max_size)
+                return await self._from_http(up.url + "/" + relpath, relpath, max_size)
+            except NotFoundError:
+                tried.append(f"{up.url}: not found")
+            except UpstreamError as e:
+                if not up.next_on_any_error or last:
+                    raise
+                tried.append(f"{up.url}: {e}")
+                log.warning("upstream failed, trying next", file=relpath, upstream=up.url, error=str(e))
+        raise NotFoundError(f"{relpath}: not found upstream ({'; '.join(tried)})")
+
+    async def _from_file(self, up: Upstream, relpath: str, max_size: int) -> Path:
+        src = up.file_root / relpath
+        if not src.is_file():
+            raise NotFoundError(f"{src}: no such file")
+        dst = self.store.partial_path(relpath)
+        await trio.to_thread.run_sync(_copy_durable, src, dst, max_size)
+        self.stats.bytes_received += dst.stat().st_size
+        return dst
+
+    async def _from_http(self, url: str, relpath: str, max_size: int) -> Path:
+        partial = self.store.partial_path(relpath)
+        try:
+            with trio.fail_after(self.settings.file_deadline):
+                for _ in range(3):
+                    try:
+                        await self._download(url, relpath, partial, max_size)
+                        return partial
+                    except FileChanged as e:
+                        log.warning("upstream file changed during download, starting over", url=url, reason=str(e))
+                        self.state.start_download(relpath, url, None, None)
+        except trio.TooSlowError:
+            raise UpstreamError(f"{url}: not complete after the {self.settings.file_deadline:g} s file deadline") from None
+        raise UpstreamError(f"{url}: the file kept changing while it was downloaded")
+
+    async def _download(self, url: str, relpath: str, partial: Path, max_size: int) -> None:
+        fd = os.open(partial, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            rec = self.state.download(relpath)
+            writer = SpanWriter(fd, relpath, self.state, self.settings.checkpoint)
+            if rec is not None and rec.url == url and rec.size is not None:
+                size, validator = rec.size, rec.validator
+                done, torn = await trio.to_thread.run_sync(_intact_spans, fd, self.state.spans(relpath))
+                self.state.forget_spans(relpath, torn)
+                self.stats.bytes_resumed += sum(len(s) for s in done)
+                if torn:
+                    log.info("torn spans dropped on resume", file=relpath, count=len(torn))
+            else:
+                size, validator, got = await self._probe(url, relpath, fd, writer, max_size)
+                if size is None:  # streamed whole from a 200
+                    await writer.checkpoint()
+                    return
+                done = [Span(0, got)]
+            os.ftruncate(fd, size)
+            todo = rangeplan.plan(size, done, self.settings.chunk_size, self.settings.split_threshold)
+            if todo:
+                try:
+                    async with trio.open_nursery() as nursery:
+                        for span in todo:
+                            nursery.start_soon(self._fetch_span, url, span, size, validator, writer)
+                except BaseExceptionGroup as eg:
+                    raise _most_telling(eg) from None
+            await writer.checkpoint()
+        finally:
+            os.close(fd)
+
+    def _host_limiter(self, url: str) -> trio.CapacityLimiter:
+        host = urlsplit(url).netloc
+        if host not in self._hosts:
+            self._hosts[host] = trio.CapacityLimiter(self.settings.per_host)
+        return self._hosts[host]
+
+    async def _throttle(self, n: int) -> None:
+        if self._bucket is not None:
+            wait = self._bucket.reserve(n, trio.current_time())
+            if wait > 0:
+                await trio.sleep(wait)
+
+    async def _backoff(self, attempt: int, url: str, err: _Retryable | httpx.TransportError) -> None:
+        self.stats.retries += 1
+        if self.settings.retry.gives_up(attempt):
+            raise UpstreamError(f"{url}: giving up after {attempt} attempts: {_describe(err)}")
+        ra = err.retry_after if isinstance(err, _Retryable) else None
+        delay = self.settings.retry.delay(attempt, ra, self.rand())
+        log.info("retrying", url=url, attempt=attempt, delay=round(delay, 3), reason=_describe(err))
+        await trio.sleep(delay)
+
+    async def _probe(
+        self, url: str, relpath: str, fd: int, writer: SpanWriter, max_size: int
+    ) -> tuple[int | None, str | None, int]:
+        """First request: learn size and validator, and keep the first bytes it brings.
+
+        Returns (size, validator, bytes kept from offset 0); size is None when a 200 streamed
+        the whole file.
+        """
+        attempt = 0
+        while True:
+            headers = {"Range": f"bytes=0-{self.settings.probe_size - 1}", "Accept-Encoding": "identity"}
+            try:
+                async with self._host_limiter(url):
+                    self.stats.requests += 1
+                    async with self.client.stream("GET", url, headers=headers) as resp:
+                        status = resp.status_code
+                        if status == 206:
+                            start, end, total = _content_range(url, resp)
+                            if start != 0 or total is None:
+                                raise _Retryable(f"unusable Content-Range {resp.headers.get('content-range')!r}")
+                            _check_size(url, total, max_size)
+                            validator = rangeplan.if_range_value(resp.headers.get("etag"), resp.headers.get("last-modified"))
+                            self.state.start_download(relpath, url, validator, total)
+                            os.ftruncate(fd, total)
+                            s = writer.stream(0)
+                            await self._read_body(url, resp, writer, s, end)
+                            return total, validator, s.end
+                        if status == 200:
+                            self.state.start_download(relpath, url, None, None)
+                            os.ftruncate(fd, 0)
+                            length = resp.headers.get("content-length")
+                            if length is not None and length.isdigit():
+                                _check_size(url, int(length), max_size)
+                            s = writer.stream(0)
+                            await self._read_body(url, resp, writer, s, None, max_size=max_size)
+                            if length is not None and length.isdigit() and s.end != int(length):
+                                raise _Retryable(f"body ended after {s.end} of {length} bytes")
+                            return None, None, s.end
+                        if status == 416:
+                            # Range past the end: the file is empty ("bytes */0").
+                            cr = resp.headers.get("content-range", "")
+                            if cr.replace(" ", "") == "bytes*/0":
+                                self.state.start_download(relpath, url, None, 0)
+                                os.ftruncate(fd, 0)
+                                return 0, None, 0
+                            raise UpstreamError(f"{url}: HTTP 416 for the first bytes of the file ({cr!r})")
+                        self._raise_for_status(url, resp)
+            except (_Retryable, httpx.TransportError) as e:
+                # A half-read probe keeps what it wrote in memory only; the probe is cheap to redo.
+                writer._streams.pop(0, None)
+                attempt += 1
+                await self._backoff(attempt, url, e)
+
+    async def _fetch_span(self, url: str, span: Span, size: int, validator: str | None, writer: SpanWriter) -> None:
+        s = writer.stream(span.start)
+        attempt = 0
+        while s.end < span.end:
+            want = Span(s.end, span.end)
+            headers = {"Range": rangeplan.range_header(want), "Accept-Encoding": "identity"}
+            if validator:
+                headers["If-Range"] = validator
+            before = s.end
+            try:
+                async with self._host_limiter(url):
+                    self.stats.requests += 1
+                    async with self.client.stream("GET", url, headers=headers) as resp:
+                        if resp.status_code == 200:
+                            raise FileChanged("a ranged request got the whole file (If-Range did not match)")
+                        if resp.status_code != 206:
+                            self._raise_for_status(url, resp)
+                        try:
+                            got = rangeplan.check_partial(want, resp.headers.get("content-range", ""), size)
+                        except ValueError as e:
+                            raise _Retryable(f"bad Content-Range: {e}") from None
+                        etag = resp.headers.get("etag")
+                        if validator and rangeplan.is_strong_etag(validator) and etag and etag != validator:
+                            raise FileChanged(f"ETag changed from {validator} to {etag}")
+                        await self._read_body(url, resp, writer, s, got.end)
+            except (_Retryable, httpx.TransportError) as e:
+                attempt = 1 if s.end > before else attempt + 1  # progress resets the budget
+                await self._backoff(attempt, url, e)
+
+    async def _read_body(
+        self,
+        url: str,
+        resp: httpx.Response,
+        writer: SpanWriter,
+        s: _Stream,
+        end: int | None,
+        max_size: int | None = None,
+    ) -> None:
+        """Stream a response body into the file at the stream's position, up to ``end``."""
+        enc = resp.headers.get("content-encoding", "identity").lower()
+        if enc not in ("identity", ""):
+            raise UpstreamError(f"{url}: upstream sent Content-Encoding {enc} although identity was asked for")
+        async for chunk in resp.aiter_raw():
+            if end is not None and s.end + len(chunk) > end:
+                chunk = chunk[: end - s.end]
+            if max_size is not None and s.end + len(chunk) > max_size:
+                raise UpstreamError(f"{url}: larger than the {max_size} byte limit")
+            await writer.write(s, chunk)
+            self.stats.bytes_received += len(chunk)
+            await self._throttle(len(chunk))
+            if end is not None and s.end >= end:
+                break
+        if end is not None and s.end < end:
+            raise _Retryable(f"body ended at byte {s.end}, expected {end}")
+
+    def _raise_for_status(self, url: str, resp: httpx.Response) -> None:
+        outcome = retry.classify_status(resp.status_code)
+        if outcome is retry.Outcome.NOT_FOUND:
+            raise NotFoundError(f"{url}: HTTP {resp.status_code}")
+        if outcome is retry.Outcome.RETRY:
+            ra = retry.parse_retry_after(resp.headers.get("retry-after"), time.time())
+            raise _Retryable(f"HTTP {resp.status_code}", ra)
+        raise UpstreamError(f"{url}: HTTP {resp.status_code} {resp.reason_phrase}")
+
+
+def _most_telling(eg: BaseExceptionGroup) -> BaseException:
+    """The one error of a failed span nursery worth reporting (siblings only got cancelled)."""
+    leaves: list[BaseException] = []
+
+    def walk(e: BaseException) -> None:
+        if isinstance(e, BaseExceptionGroup):
+            for sub in e.exceptions:
+                walk(sub)
+        else:
+            leaves.append(e)
+
+    walk(eg)
+    if any(not isinstance(e, Exception) for e in leaves):
+        return eg  # cancellation or KeyboardInterrupt: let trio see the group as it is
+    for kind in (FileChanged, NotFoundError, UpstreamError):
+        for e in leaves:
+            if isinstance(e, kind):
+                return e
+    return leaves[0]
+
+
+def _content_range(url: str, resp: httpx.Response) -> tuple[int, int, int | None]:
+    try:
+        return rangeplan.parse_content_range(resp.headers.get("content-range", ""))
+    except ValueError as e:
+        raise _Retryable(f"bad Content-Range: {e}") from None
+
+
+def _check_size(url: str, size: int, max_size: int) -> None:
+    if size > max_size:
+        raise UpstreamError(f"{url}: {size} bytes is over the {max_size} byte limit for this kind of file")
+
+
+def _describe(err: BaseException) -> str:
+    text = str(err)
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__

@@ -1,0 +1,44 @@
+"""Structured logging setup (structlog).
+
+JSON lines when stderr is not a terminal (journald, files, CI), readable key=value lines on a
+terminal. Under systemd (``JOURNAL_STREAM`` set) each JSON line is prefixed with the syslog
+priority (``<3>`` for errors) so journald files it at the right level.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import structlog
+
+_PRIORITY = {"critical": 2, "error": 3, "warning": 4, "info": 6, "debug": 7}
+
+
+
+def setup(level: str = "info", fmt: str = "auto") -> None:
+    """Configure structlog once for the process. ``fmt``: auto, json or console."""
+    if fmt == "auto":
+        fmt = "console" if sys.stderr.isatty() else "json"
+    processors: list = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if fmt == "json":
+        processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+        if os.environ.get("JOURNAL_STREAM"):
+            processors.append(_prefix_priority)
+    else:
+        processors.append(structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()))
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def _prefix_priority(_logger, method_name, rendered: str) -> str:
+    return f"<{_PRIORITY.get(method_name, 6)}>{rendered}"

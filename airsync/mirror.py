@@ -1,0 +1,207 @@
+"""A mirror job: fetch, verify and publish every file a plan of module versions needs.
+
+For each wanted module version the job fetches the ``.mod``, ``.info`` and (when wanted) the
+``.zip`` concurrently, bounded by a global limit on files in flight. A file already in the tree
+costs nothing: it was verified when it was published, so it is skipped without any request.
+Each downloaded file is verified before it becomes visible (``verify_file``): the ``.zip``
+passes the module zip rules and its h1 must equal a go.sum hash, the ``.mod`` must match the
+``/go.mod`` hash and name the module, the ``.info`` must be JSON naming the version. Bytes that
+fail are moved aside (``.airsync/rejected``) and reported with module, expected and actual
+hash. Once a version's files are all present it is added to ``@v/list``.
+
+One failing module never stops the others; a failure of the mirror's own disk (ENOSPC, EIO,
+EROFS) stops the whole job, since nothing else could be published either.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import structlog
+import trio
+
+from airsync import dirhash, gomod, modpath, modzip
+from airsync.errors import AirsyncError, HashMismatch, UpstreamError, VerifyError
+from airsync.fetch import USER_AGENT, Fetcher, FetchSettings, Stats
+from airsync.state import StateDB
+from airsync.store import MirrorStore, StoreError
+from airsync.upstream import Upstream
+from airsync.wants import ModuleWant
+
+log = structlog.get_logger("airsync.mirror")
+
+MAX_SIZE = {"zip": modzip.MAX_ZIP_FILE, "mod": modzip.MAX_GO_MOD, "info": 1 << 20}
+
+_FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS}
+
+
+@dataclass(frozen=True)
+class Failure:
+    module: str
+    file: str
+    message: str
+
+
+@dataclass
+class Summary:
+    fetched: int = 0
+    skipped: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    bytes: int = 0
+    resumed_bytes: int = 0
+    retries: int = 0
+    seconds: float = 0.0
+    unpinned: list[str] = field(default_factory=list)
+    fatal: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and self.fatal is None
+
+
+def verify_file(ext: str, path: Path, want: ModuleWant) -> None:
+    """Raise VerifyError unless the downloaded file is exactly what the plan pins."""
+    mv = want.module
+    if ext == "zip":
+        actual = modzip.check_zip(path, mv)
+        if want.zip_h1 and actual not in want.zip_h1:
+            raise HashMismatch(str(mv), "zip", " or ".join(sorted(want.zip_h1)), actual)
+        return
+    data = path.read_bytes()
+    if ext == "mod":
+        actual = dirhash.hash_gomod(data)
+        if want.mod_h1 and actual not in want.mod_h1:
+            raise HashMismatch(str(mv), "go.mod", " or ".join(sorted(want.mod_h1)), actual)
+        parsed, problems = gomod.parse_gomod(data, f"{mv}.mod")
+        if problems:
+            raise VerifyError(str(mv), f".mod does not parse: {problems[0]}")
+        if parsed.module_path is not None and parsed.module_path != mv.path:
+            raise VerifyError(str(mv), f".mod declares module {parsed.module_path!r}, not {mv.path!r}")
+        return
+    if ext == "info":
+        try:
+            info = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise VerifyError(str(mv), f".info is not valid JSON: {e}") from None
+        if not isinstance(info, dict) or info.get("Version") != mv.version:
+            got = info.get("Version") if isinstance(info, dict) else None
+            raise VerifyError(str(mv), f".info names version {got!r}, expected {mv.version!r}")
+        return
+    raise ValueError(ext)
+
+
+class MirrorJob:
+    def __init__(
+        self,
+        root: Path,
+        upstreams: list[Upstream],
+        settings: FetchSettings,
+        stats: Stats | None = None,
+    ) -> None:
+        self.store = MirrorStore(root)
+        self.state = StateDB(self.store.state_path)
+        self.upstreams = upstreams
+        self.settings = settings
+        self.stats = stats or Stats()
+        self.summary = Summary()
+        self._list_locks: dict[str, trio.Lock] = {}
+        self._files = trio.CapacityLimiter(settings.concurrency)
+
+    async def run(self, wants: list[ModuleWant]) -> Summary:
+        started = time.monotonic()
+        self.stats.files_total = sum(len(w.files()) for w in wants)
+        hosts = {u.url for u in self.upstreams if not u.is_file}
+        limits = httpx.Limits(
+            max_connections=self.settings.per_host * max(1, len(hosts)),
+            max_keepalive_connections=self.settings.per_host * max(1, len(hosts)),
+        )
+        timeout = httpx.Timeout(
+            connect=self.settings.connect_timeout, read=self.settings.read_timeout, write=30.0, pool=None
+        )
+        try:
+            async with httpx.AsyncClient(
+                http2=self.settings.http2,
+                limits=limits,
+                timeout=timeout,
+                follow_redirects=True,
+                headers={"User-Agent": USER_AGENT},
+            ) as client:
+                fetcher = Fetcher(client, self.upstreams, self.store, self.state, self.settings, self.stats)
+                async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
+                    for want in wants:
+                        nursery.start_soon(self._module, fetcher, want)
+        finally:
+            self.state.close()
+        s = self.summary
+        s.bytes = self.stats.bytes_received
+        s.resumed_bytes = self.stats.bytes_resumed
+        s.retries = self.stats.retries
+        s.seconds = time.monotonic() - started
+        return s
+
+    async def _module(self, fetcher: Fetcher, want: ModuleWant) -> None:
+        results: dict[str, bool] = {}
+        async with trio.open_nursery() as nursery:
+            for ext, relpath in want.files():
+                nursery.start_soon(self._file, fetcher, want, ext, relpath, results)
+        if all(results.values()):
+            if not want.pinned:
+                self.state.mark_unpinned(want.module.path, want.module.version)
+                self.summary.unpinned.append(str(want.module))
+            if want.need_zip:
+                await self._add_to_list(want)
+
+    async def _file(self, fetcher: Fetcher, want: ModuleWant, ext: str, relpath: str, results: dict[str, bool]) -> None:
+        results[ext] = False
+        if self.store.is_published(relpath):
+            self.stats.files_skipped += 1
+            self.summary.skipped += 1
+            results[ext] = True
+            return
+        mv = str(want.module)
+        try:
+            async with self._files:
+                partial = await fetcher.fetch(relpath, MAX_SIZE[ext])
+                try:
+                    await trio.to_thread.run_sync(verify_file, ext, partial, want)
+                except VerifyError as e:
+                    kept = self.store.reject(partial, relpath)
+                    self.state.finish_download(relpath)
+                    raise VerifyError(mv, f"{e.detail} (bytes kept in {kept})") from None
+                await trio.to_thread.run_sync(self.store.publish, partial, relpath)
+                self.state.finish_download(relpath)
+        except (AirsyncError, UpstreamError) as e:
+            self._fail(mv, relpath, str(e))
+            return
+        except OSError as e:
+            if e.errno in _FATAL_ERRNOS:
+                self.summary.fatal = f"mirror disk error on {relpath}: {e.strerror}"
+                log.error("stopping: mirror disk error", file=relpath, error=e.strerror)
+                self._nursery.cancel_scope.cancel()
+                return
+            self._fail(mv, relpath, f"{e.strerror or e}")
+            return
+        self.stats.files_done += 1
+        self.summary.fetched += 1
+        results[ext] = True
+        log.debug("published", file=relpath)
+
+    def _fail(self, module: str, relpath: str, message: str) -> None:
+        self.stats.files_failed += 1
+        self.summary.failures.append(Failure(module, relpath, message))
+        log.error("file failed", module=module, file=relpath, error=message)
+
+    async def _add_to_list(self, want: ModuleWant) -> None:
+        path = want.module.path
+        lock = self._list_locks.setdefault(path, trio.Lock())
+        async with lock:
+            await trio.to_thread.run_sync(self.store.add_to_list, modpath.list_file(path), want.module.version)
+
+
+__all__ = ["MirrorJob", "Summary", "Failure", "verify_file", "StoreError"]

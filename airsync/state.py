@@ -1,0 +1,136 @@
+"""The mirror's state database: resume records and what has been published.
+
+A SQLite file at ``MIRROR/.airsync/state.db`` (WAL mode) remembers, for every file being
+downloaded, where it comes from (URL and the If-Range validator), its size once known, and
+the byte spans already on disk with an xxh3-64 hash of each span. A span is recorded only
+after the bytes it covers were fsynced, so after a kill -9 every recorded span is either
+intact or detectably torn (its hash no longer matches) and a rerun fetches only the rest.
+It also records which published module versions are not pinned by any go.sum line, so a
+later checksum-database pass (and ``status``) can say what nothing vouched for.
+
+WAL with ``synchronous=NORMAL`` survives a killed process without losing committed rows;
+a power cut may lose the newest commits, which only costs refetching those spans.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from airsync.rangeplan import Span
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS downloads (
+    relpath   TEXT PRIMARY KEY,
+    url       TEXT NOT NULL,
+    validator TEXT,
+    size      INTEGER,
+    started   REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS spans (
+    relpath TEXT NOT NULL,
+    start   INTEGER NOT NULL,
+    end     INTEGER NOT NULL,
+    xxh3    TEXT NOT NULL,
+    PRIMARY KEY (relpath, start)
+);
+CREATE TABLE IF NOT EXISTS unpinned (
+    module  TEXT NOT NULL,
+    version TEXT NOT NULL,
+    since   REAL NOT NULL,
+    PRIMARY KEY (module, version)
+);
+"""
+
+
+@dataclass(frozen=True)
+class Download:
+    """Resume record of one file in flight."""
+
+    relpath: str
+    url: str
+    validator: str | None
+    size: int | None
+
+
+@dataclass(frozen=True)
+class SpanRecord:
+    span: Span
+    xxh3: str
+
+
+class StateDB:
+    """Thin synchronous wrapper; every call is one short transaction."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # downloads -------------------------------------------------------------------------
+
+    def download(self, relpath: str) -> Download | None:
+        row = self._db.execute(
+            "SELECT relpath, url, validator, size FROM downloads WHERE relpath = ?", (relpath,)
+        ).fetchone()
+        return Download(*row) if row else None
+
+    def start_download(self, relpath: str, url: str, validator: str | None, size: int | None) -> None:
+        """(Re)start a download: any spans recorded for an older start are forgotten."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM spans WHERE relpath = ?", (relpath,))
+            self._db.execute(
+                "INSERT OR REPLACE INTO downloads (relpath, url, validator, size, started)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (relpath, url, validator, size, time.time()),
+            )
+
+    def spans(self, relpath: str) -> list[SpanRecord]:
+        rows = self._db.execute(
+            "SELECT start, end, xxh3 FROM spans WHERE relpath = ? ORDER BY start", (relpath,)
+        ).fetchall()
+        return [SpanRecord(Span(s, e), h) for s, e, h in rows]
+
+    def record_spans(self, relpath: str, records: list[SpanRecord]) -> None:
+        """Record spans whose bytes are already fsynced (a span keyed by its start grows)."""
+        if not records:
+            return
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO spans (relpath, start, end, xxh3) VALUES (?, ?, ?, ?)",
+                [(relpath, r.span.start, r.span.end, r.xxh3) for r in records],
+            )
+
+    def forget_spans(self, relpath: str, starts: list[int]) -> None:
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "DELETE FROM spans WHERE relpath = ? AND start = ?", [(relpath, s) for s in starts]
+            )
+
+    def finish_download(self, relpath: str) -> None:
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM spans WHERE relpath = ?", (relpath,))
+            self._db.execute("DELETE FROM downloads WHERE relpath = ?", (relpath,))
+
+    # pinning ---------------------------------------------------------------------------
+
+    def mark_unpinned(self, module: str, version: str) -> None:
+        self._db.execute(
+            "INSERT OR IGNORE INTO unpinned (module, version, since) VALUES (?, ?, ?)",
+            (module, version, time.time()),
+        )
+
+    def unpinned(self) -> list[tuple[str, str]]:
+        return self._db.execute("SELECT module, version FROM unpinned ORDER BY 1, 2").fetchall()

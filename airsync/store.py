@@ -1,0 +1,133 @@
+"""The mirror on disk: a GOPROXY tree plus airsync's private workspace.
+
+Layout::
+
+    MIRROR/<escaped module>/@v/{list,<v>.info,<v>.mod,<v>.zip}   what the go command reads
+    MIRROR/.airsync/state.db                                     resume state (state.py)
+    MIRROR/.airsync/partial/<key>.part                           downloads in progress
+    MIRROR/.airsync/rejected/<flattened path>.<time>             bytes that failed verification
+
+A module path element can never begin with a dot, so ``.airsync`` never collides with a module.
+Downloads are staged inside the same file system as the tree, so publishing is one
+``os.replace``: the file is fsynced first and the directory after, and a crash at any moment
+leaves either the old state or the complete, verified file, never a partial one in the tree.
+Directories created on the way are fsynced into their parents for the same reason.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import xxhash
+
+from airsync import semver
+from airsync.errors import AirsyncError
+
+WORKDIR = ".airsync"
+
+
+class StoreError(AirsyncError):
+    """The mirror directory cannot be used (not writable, not a directory, ...)."""
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def makedirs_durable(path: Path) -> None:
+    """mkdir -p that fsyncs each new directory's parent, so the new entries survive a crash."""
+    missing: list[Path] = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir()
+        except FileExistsError:
+            continue
+        fsync_dir(d.parent)
+
+
+def write_durable(path: Path, data: bytes, staging_dir: Path) -> None:
+    """Atomically replace ``path`` with ``data`` (staged, fsynced, renamed, dir fsynced)."""
+    makedirs_durable(path.parent)
+    tmp = staging_dir / f"{xxhash.xxh3_64_hexdigest(str(path).encode())}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+class MirrorStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.work = root / WORKDIR
+        self.partial_dir = self.work / "partial"
+        self.rejected_dir = self.work / "rejected"
+        try:
+            for d in (self.partial_dir, self.rejected_dir):
+                makedirs_durable(d)
+        except OSError as e:
+            raise StoreError(f"cannot use {root} as a mirror: {e.strerror}") from e
+        if not os.access(self.root, os.W_OK):
+            raise StoreError(f"cannot use {root} as a mirror: not writable")
+
+    @property
+    def state_path(self) -> Path:
+        return self.work / "state.db"
+
+    def path(self, relpath: str) -> Path:
+        return self.root / relpath
+
+    def is_published(self, relpath: str) -> bool:
+        return (self.root / relpath).is_file()
+
+    def partial_path(self, relpath: str) -> Path:
+        # Hashed names keep partial files flat and free of any path syntax from upstream names.
+        return self.partial_dir / f"{xxhash.xxh3_128_hexdigest(relpath.encode())}.part"
+
+    def publish(self, partial: Path, relpath: str) -> None:
+        """Move a verified, already fsynced partial file into the tree."""
+        final = self.root / relpath
+        makedirs_durable(final.parent)
+        os.replace(partial, final)
+        fsync_dir(final.parent)
+        fsync_dir(partial.parent)
+
+    def reject(self, partial: Path, relpath: str) -> Path:
+        """Keep bytes that failed verification for inspection, outside the tree."""
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        dest = self.rejected_dir / f"{relpath.replace('/', '__')}.{stamp}"
+        os.replace(partial, dest)
+        return dest
+
+    def add_to_list(self, list_relpath: str, version: str) -> bool:
+        """Add ``version`` to a module's ``@v/list`` (semver order, atomic rewrite).
+
+        Returns False when it was already listed. Callers serialize per module.
+        """
+        path = self.root / list_relpath
+        try:
+            lines = path.read_text("utf-8").splitlines()
+        except FileNotFoundError:
+            lines = []
+        versions = {line.split()[0] for line in lines if line.strip()}
+        if version in versions:
+            return False
+        versions.add(version)
+        text = "".join(v + "\n" for v in sorted(versions, key=semver.sort_key))
+        write_durable(path, text.encode(), self.partial_dir)
+        return True
