@@ -1,0 +1,365 @@
+"""The fetcher and mirror job against our fault-injecting server (real sockets, real files).
+
+Small chunk sizes make a 3 MiB zip take the multi-range path; a fast retry policy keeps the
+suite quick. Every test checks the published bytes against the upstream's, byte for byte.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+
+from airsync import gosum, modpath, sample, wants
+from airsync.fetch import Fetcher, FetchSettings, Stats
+from airsync.mirror import MirrorJob
+from airsync.retry import RetryPolicy
+from airsync.state import StateDB
+from airsync.store import MirrorStore
+from airsync.upstream import parse_goproxy
+from faultserver import FOREVER, Fault, FaultServer
+
+BIG = "example.com/big"
+BIG_ZIP = f"{BIG}/@v/v1.0.0.zip"
+SMALL_ZIP = "example.com/lib/strs/@v/v1.1.0.zip"
+
+FAST = FetchSettings(
+    concurrency=8,
+    per_host=4,
+    chunk_size=256 << 10,
+    split_threshold=512 << 10,
+    probe_size=64 << 10,
+    checkpoint=128 << 10,
+    read_timeout=1.0,
+    file_deadline=60.0,
+    retry=RetryPolicy(attempts=5, base=0.01, cap=0.05),
+)
+
+
+def _modules():
+    return [sample.big_module(BIG, "v1.0.0", 3 << 20, seed=7)] + sample.demo_modules()
+
+
+@pytest.fixture
+def upstream(tmp_path: Path) -> Path:
+    root = tmp_path / "upstream"
+    sample.build_proxy_tree(root, _modules())
+    return root
+
+
+def plan_for(modules=None, pinned: bool = True):
+    modules = modules if modules is not None else _modules()
+    if pinned:
+        lines, problems = gosum.parse_gosum(sample.gosum_lines(modules).encode(), "test.sum")
+        assert not problems
+        return wants.plan(lines, [], [])
+    mvs = [(modpath.ModuleVersion(m.path, m.version), "test") for m in modules]
+    return wants.plan([], [], mvs)
+
+
+def run_job(mirror: Path, url: str, plan, settings: FetchSettings = FAST):
+    job = MirrorJob(mirror, parse_goproxy(url), settings)
+    return trio.run(job.run, plan)
+
+
+def assert_same_tree(upstream: Path, mirror: Path, plan) -> None:
+    for want in plan:
+        for _ext, rel in want.files():
+            assert (mirror / rel).read_bytes() == (upstream / rel).read_bytes(), rel
+
+
+def test_happy_path_splits_large_files_into_ranges(upstream, tmp_path):
+    plan = plan_for()
+    with FaultServer(upstream) as srv:
+        s = run_job(tmp_path / "m", srv.url, plan)
+        big_reqs = srv.requests_for("/" + BIG_ZIP)
+        big_bytes = srv.bytes_sent["/" + BIG_ZIP]
+    assert s.ok, s.failures
+    assert_same_tree(upstream, tmp_path / "m", plan)
+    size = (upstream / BIG_ZIP).stat().st_size
+    assert all(r.range and r.range.startswith("bytes=") for r in big_reqs)
+    assert len(big_reqs) >= size // FAST.chunk_size  # really split
+    assert big_bytes == size  # no byte fetched twice
+    assert s.fetched == sum(len(w.files()) for w in plan)
+
+
+def test_second_run_makes_no_requests(upstream, tmp_path):
+    plan = plan_for()
+    with FaultServer(upstream) as srv:
+        assert run_job(tmp_path / "m", srv.url, plan).ok
+        srv.reset_counters()
+        s = run_job(tmp_path / "m", srv.url, plan)
+        assert srv.requests == []
+    assert s.ok and s.fetched == 0 and s.skipped == sum(len(w.files()) for w in plan)
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault(times=3, reset_after=30_000),
+        Fault(times=3, truncate_after=30_000),
+        Fault(times=2, status=500),
+        Fault(times=2, status=503),
+        Fault(times=1, status=502),
+    ],
+    ids=["reset", "truncate", "500", "503", "502"],
+)
+def test_transient_faults_are_retried(upstream, tmp_path, fault):
+    plan = plan_for()
+    with FaultServer(upstream) as srv:
+        rule = srv.add_fault(BIG_ZIP, fault)
+        s = run_job(tmp_path / "m", srv.url, plan)
+    assert rule.hits == fault.times
+    assert s.ok, s.failures
+    assert s.retries >= fault.times
+    assert_same_tree(upstream, tmp_path / "m", plan)
+
+
+def test_429_retry_after_is_honoured(upstream, tmp_path):
+    plan = plan_for()
+    with FaultServer(upstream) as srv:
+        srv.add_fault(SMALL_ZIP, Fault(times=1, status=429, retry_after=1))
+        t0 = time.monotonic()
+        s = run_job(tmp_path / "m", srv.url, plan)
+        elapsed = time.monotonic() - t0
+    assert s.ok, s.failures
+    # Behaviour, not speed: the policy's own backoff is at most 0.05 s, so only the header explains this.
+    assert elapsed >= 0.95
+
+
+def test_stalled_body_times_out_and_resumes(upstream, tmp_path):
+    plan = plan_for()
+    with FaultServer(upstream) as srv:
+        rule = srv.add_fault(BIG_ZIP, Fault(times=2, stall_after=20_000, stall_seconds=20))
+        t0 = time.monotonic()
+        s = run_job(tmp_path / "m", srv.url, plan)
+        elapsed = time.monotonic() - t0
+    assert rule.hits == 2
+    assert s.ok, s.failures
+    assert elapsed < 15  # the 20 s stalls were abandoned after the 1 s read timeout
+    assert_same_tree(upstream, tmp_path / "m", plan)
+
+
+def test_server_that_ignores_range_is_streamed_whole(upstream, tmp_path):
+    plan = plan_for()
+    with FaultServer(upstream) as srv:
+        srv.add_fault("*", Fault(times=FOREVER, ignore_range=True))
+        s = run_job(tmp_path / "m", srv.url, plan)
+        big = srv.requests_for("/" + BIG_ZIP)
+    assert s.ok, s.failures
+    assert [r.status for r in big] == [200]
+    assert_same_tree(upstream, tmp_path / "m", plan)
+
+
+def test_persistent_5xx_fails_that_file_only(upstream, tmp_path):
+    plan = plan_for()
+    with FaultServer(upstream) as srv:
+        srv.add_fault(SMALL_ZIP, Fault(times=FOREVER, status=503))
+        s = run_job(tmp_path / "m", srv.url, plan)
+    assert [f.file for f in s.failures] == [SMALL_ZIP]
+    assert "503" in s.failures[0].message
+    assert not (tmp_path / "m" / SMALL_ZIP).exists()
+    assert (tmp_path / "m" / BIG_ZIP).exists()
+
+
+def test_corrupted_bytes_are_rejected_and_kept_aside(upstream, tmp_path):
+    plan = plan_for()
+    mirror = tmp_path / "m"
+    with FaultServer(upstream) as srv:
+        srv.add_fault(SMALL_ZIP, Fault(times=FOREVER, corrupt=True))
+        s = run_job(mirror, srv.url, plan)
+        assert len(s.failures) == 1
+        msg = s.failures[0].message
+        assert "example.com/lib/strs@v1.1.0" in msg
+        assert not (mirror / SMALL_ZIP).exists()
+        rejected = list((mirror / ".airsync" / "rejected").iterdir())
+        assert len(rejected) == 1
+        # The list only names versions whose files are all present.
+        assert "v1.1.0" not in (mirror / "example.com/lib/strs/@v/list").read_text() if (
+            mirror / "example.com/lib/strs/@v/list"
+        ).exists() else True
+        srv.clear_faults()
+        s2 = run_job(mirror, srv.url, plan)
+    assert s2.ok and s2.fetched == 1
+    assert_same_tree(upstream, mirror, plan)
+    assert "v1.1.0" in (mirror / "example.com/lib/strs/@v/list").read_text().split()
+
+
+def test_hash_mismatch_names_module_and_both_hashes(upstream, tmp_path):
+    plan = plan_for()
+    bad = next(w for w in plan if w.module.path == "example.com/lib/strs" and w.module.version == "v1.1.0")
+    fake = "h1:" + "A" * 43 + "="
+    plan = [w if w is not bad else wants.ModuleWant(**{**bad.__dict__, "zip_h1": frozenset([fake])}) for w in plan]
+    with FaultServer(upstream) as srv:
+        s = run_job(tmp_path / "m", srv.url, plan)
+    (f,) = s.failures
+    assert fake in f.message and sample.module_h1(_find(_modules(), bad.module)) in f.message
+    assert "example.com/lib/strs@v1.1.0" in f.message
+
+
+def _find(modules, mv):
+    return next(m for m in modules if (m.path, m.version) == (mv.path, mv.version))
+
+
+def test_resume_after_failure_fetches_only_the_rest(upstream, tmp_path):
+    plan = plan_for()
+    mirror = tmp_path / "m"
+    size = (upstream / BIG_ZIP).stat().st_size
+    with FaultServer(upstream) as srv:
+        srv.add_fault(BIG_ZIP, Fault(times=4))  # probe + 3 ranges are served...
+        srv.add_fault(BIG_ZIP, Fault(times=FOREVER, status=500))  # ...then the upstream breaks
+        s1 = run_job(mirror, srv.url, plan)
+        assert [f.file for f in s1.failures] == [BIG_ZIP]
+        first = srv.bytes_sent["/" + BIG_ZIP]
+        db = StateDB(mirror / ".airsync" / "state.db")
+        recorded = sum(len(r.span) for r in db.spans(BIG_ZIP))
+        db.close()
+        assert recorded > 0
+        srv.clear_faults()
+        srv.reset_counters()
+        s2 = run_job(mirror, srv.url, plan)
+        second = srv.bytes_sent["/" + BIG_ZIP]
+        second_ranges = [r.range for r in srv.requests_for("/" + BIG_ZIP)]
+    assert s2.ok, s2.failures
+    assert s2.resumed_bytes == recorded
+    assert second == size - recorded  # only the gaps crossed the wire again
+    assert all("bytes=0-" not in r for r in second_ranges)
+    assert first + second - size <= first - recorded  # refetched only what was never made durable
+    assert_same_tree(upstream, mirror, plan)
+
+
+def test_torn_span_is_detected_on_resume(upstream, tmp_path):
+    plan = plan_for()
+    mirror = tmp_path / "m"
+    with FaultServer(upstream) as srv:
+        srv.add_fault(BIG_ZIP, Fault(times=4))
+        srv.add_fault(BIG_ZIP, Fault(times=FOREVER, status=500))
+        run_job(mirror, srv.url, plan)
+        # Simulate a torn write: bytes the database says are intact are not.
+        part = MirrorStore(mirror).partial_path(BIG_ZIP)
+        with open(part, "r+b") as f:
+            f.seek(10)
+            f.write(b"\xff" * 16)
+        srv.clear_faults()
+        s2 = run_job(mirror, srv.url, plan)
+    assert s2.ok, s2.failures
+    assert_same_tree(upstream, mirror, plan)
+
+
+def test_file_changed_between_runs_restarts_instead_of_splicing(upstream, tmp_path):
+    modules = _modules()
+    plan = plan_for(modules, pinned=False)  # unpinned, so a new upstream file can be published
+    mirror = tmp_path / "m"
+    new = sample.zip_bytes(sample.big_module(BIG, "v1.0.0", 3 << 20, seed=99))
+    with FaultServer(upstream) as srv:
+        srv.add_fault(BIG_ZIP, Fault(times=4))
+        srv.add_fault(BIG_ZIP, Fault(times=FOREVER, status=500))
+        run_job(mirror, srv.url, plan)
+        srv.clear_faults()
+        srv.replace_file(BIG_ZIP, new)
+        srv.reset_counters()
+        s2 = run_job(mirror, srv.url, plan)
+        statuses = [r.status for r in srv.requests_for("/" + BIG_ZIP)]
+    assert s2.ok, s2.failures
+    assert 200 in statuses  # the If-Range of the resumed request did not match
+    assert (mirror / BIG_ZIP).read_bytes() == new
+
+
+def test_file_changed_during_download_restarts(upstream, tmp_path):
+    plan = plan_for(pinned=False)
+    mirror = tmp_path / "m"
+    new = sample.zip_bytes(sample.big_module(BIG, "v1.0.0", 3 << 20, seed=5))
+    with FaultServer(upstream) as srv:
+        srv.add_fault(BIG_ZIP, Fault(times=1))  # the probe goes through at once
+        srv.add_fault(BIG_ZIP, Fault(times=FOREVER, delay=0.5))  # later ranges wait...
+
+        def swap():  # ...while the file changes under them
+            deadline = time.monotonic() + 10
+            while not srv.requests_for("/" + BIG_ZIP) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            srv.replace_file(BIG_ZIP, new)
+
+        t = threading.Thread(target=swap)
+        t.start()
+        s = run_job(mirror, srv.url, plan)
+        t.join()
+    assert s.ok, s.failures
+    assert (mirror / BIG_ZIP).read_bytes() == new
+
+
+def test_not_found_moves_down_the_list(upstream, tmp_path):
+    (tmp_path / "empty").mkdir()
+    plan = plan_for()
+    with FaultServer(upstream) as good, FaultServer(tmp_path / "empty") as empty:
+        s = run_job(tmp_path / "m", f"{empty.url},{good.url}", plan)
+        assert all(r.status == 404 for r in empty.requests)
+    assert s.ok, s.failures
+    assert_same_tree(upstream, tmp_path / "m", plan)
+
+
+def test_pipe_moves_on_after_errors_but_comma_does_not(upstream, tmp_path):
+    plan = plan_for(sample.demo_modules())
+    with FaultServer(upstream) as good, FaultServer(upstream) as broken:
+        broken.add_fault("*", Fault(times=FOREVER, status=500))
+        s = run_job(tmp_path / "a", f"{broken.url}|{good.url}", plan)
+        assert s.ok, s.failures
+        s = run_job(tmp_path / "b", f"{broken.url},{good.url}", plan)
+        assert s.failures and all("500" in f.message for f in s.failures)
+        assert good.requests_for("/" + SMALL_ZIP)[-1:] and len(good.requests_for("/" + SMALL_ZIP)) == 1
+
+
+def test_file_upstream(upstream, tmp_path):
+    plan = plan_for()
+    s = run_job(tmp_path / "m", upstream.as_uri(), plan)
+    assert s.ok, s.failures
+    assert_same_tree(upstream, tmp_path / "m", plan)
+
+
+def test_missing_everywhere_is_a_clear_failure(upstream, tmp_path):
+    plan = plan_for() + wants.plan([], [], [(modpath.ModuleVersion("example.com/nope", "v1.0.0"), "--module")])
+    with FaultServer(upstream) as srv:
+        s = run_job(tmp_path / "m", srv.url, plan)
+    assert {f.module for f in s.failures} == {"example.com/nope@v1.0.0"}
+    assert all("not found" in f.message for f in s.failures)
+
+
+def test_limit_rate_slows_the_transfer(upstream, tmp_path):
+    from dataclasses import replace
+
+    plan = plan_for()
+    size = sum((upstream / rel).stat().st_size for w in plan for _, rel in w.files())
+    with FaultServer(upstream) as srv:
+        t0 = time.monotonic()
+        s = run_job(tmp_path / "m", srv.url, plan, replace(FAST, limit_rate=2 << 20))
+        elapsed = time.monotonic() - t0
+    assert s.ok
+    # 3+ MiB at 2 MiB/s (burst 512 KiB) cannot finish in under a second: the limit is in force.
+    assert elapsed >= (size - (512 << 10)) / (2 << 20) * 0.9
+
+
+def test_cancelled_downloads_leave_the_client_usable(upstream, tmp_path):
+    """httpcore could leak pool connections after cancellation (#830, #961): cancel, then reuse."""
+    store = MirrorStore(tmp_path / "m")
+    state = StateDB(store.state_path)
+
+    async def main():
+        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=2)) as client:
+            with FaultServer(upstream) as srv:
+                srv.add_fault(BIG_ZIP, Fault(times=6, stall_after=1000, stall_seconds=30))
+                f = Fetcher(client, parse_goproxy(srv.url), store, state, FAST, Stats())
+                with trio.move_on_after(0.3):
+                    await f.fetch(BIG_ZIP, 1 << 30)
+                srv.clear_faults()
+                with trio.fail_after(20):
+                    for _ in range(3):  # more fetches than the pool has connections
+                        path = await f.fetch(SMALL_ZIP, 1 << 30)
+                        assert path.read_bytes() == (upstream / SMALL_ZIP).read_bytes()
+                    path = await f.fetch(BIG_ZIP, 1 << 30)
+                    assert path.read_bytes() == (upstream / BIG_ZIP).read_bytes()
+
+    trio.run(main)
+    state.close()
