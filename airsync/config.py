@@ -78,10 +78,13 @@ def load(path: Path) -> dict[str, Any]:
         if not isinstance(value, spec.types) or (isinstance(value, bool) and bool not in spec.types):
             want = " or ".join(t.__name__ for t in spec.types)
             raise ConfigError(f"{path}: mirror.{key} must be {want}, got {value!r}")
-        if key == "limit_rate":
-            parse_rate(str(value))
-        elif key in ("chunk_size", "split_threshold"):
-            parse_size(value, f"mirror.{key}")
-        elif isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
+        try:
+            if key == "limit_rate":
+                parse_rate(str(value))
+            elif key in ("chunk_size", "split_threshold"):
+                parse_size(value, f"mirror.{key}")
+        except ConfigError as e:
+            raise ConfigError(f"{path}: mirror.{key}: {e}") from None
+        if key not in ("limit_rate", "chunk_size", "split_threshold") and isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
             raise ConfigError(f"{path}: mirror.{key} must be positive, got {value!r}")
     return mirror

@@ -1,0 +1,51 @@
+import pytest
+
+from airsync.store import MirrorStore, StoreError, write_durable
+
+
+def test_publish_is_a_rename_into_the_tree(tmp_path):
+    st = MirrorStore(tmp_path / "m")
+    part = st.partial_path("example.com/a/@v/v1.0.0.zip")
+    part.write_bytes(b"zip")
+    st.publish(part, "example.com/a/@v/v1.0.0.zip")
+    assert (tmp_path / "m/example.com/a/@v/v1.0.0.zip").read_bytes() == b"zip"
+    assert not part.exists()
+    assert st.is_published("example.com/a/@v/v1.0.0.zip")
+
+
+def test_partial_paths_are_flat_and_inside_the_workdir(tmp_path):
+    st = MirrorStore(tmp_path / "m")
+    p = st.partial_path("example.com/a/@v/v1.0.0.zip")
+    assert p.parent == tmp_path / "m/.airsync/partial" and "/" not in p.name
+    assert p != st.partial_path("example.com/a/@v/v1.0.0.mod")
+
+
+def test_reject_keeps_bytes_outside_the_tree(tmp_path):
+    st = MirrorStore(tmp_path / "m")
+    part = st.partial_path("example.com/a/@v/v1.0.0.zip")
+    part.write_bytes(b"bad")
+    kept = st.reject(part, "example.com/a/@v/v1.0.0.zip")
+    assert kept.read_bytes() == b"bad" and kept.parent == tmp_path / "m/.airsync/rejected"
+    assert not st.is_published("example.com/a/@v/v1.0.0.zip")
+
+
+def test_list_is_semver_sorted_deduplicated_and_atomic(tmp_path):
+    st = MirrorStore(tmp_path / "m")
+    for v in ("v1.10.0", "v1.2.0", "v1.2.0-rc.1", "v1.2.0"):
+        st.add_to_list("example.com/a/@v/list", v)
+    assert (tmp_path / "m/example.com/a/@v/list").read_text() == "v1.2.0-rc.1\nv1.2.0\nv1.10.0\n"
+    assert not st.add_to_list("example.com/a/@v/list", "v1.10.0")
+    assert list((tmp_path / "m/.airsync/partial").iterdir()) == []  # no staging leftovers
+
+
+def test_write_durable_replaces(tmp_path):
+    (tmp_path / "s").mkdir()
+    write_durable(tmp_path / "d/x", b"1", tmp_path / "s")
+    write_durable(tmp_path / "d/x", b"22", tmp_path / "s")
+    assert (tmp_path / "d/x").read_bytes() == b"22"
+
+
+def test_mirror_path_that_is_a_file_is_a_clear_error(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(StoreError, match="cannot use"):
+        MirrorStore(tmp_path / "f")
