@@ -73,6 +73,7 @@ class Stats:
     files_failed: int = 0
     bytes_received: int = 0
     bytes_resumed: int = 0  # bytes found intact on disk from an earlier run
+    bytes_expected: int = 0  # sizes of the files whose size is known so far
     retries: int = 0
     requests: int = 0
 
@@ -206,7 +207,9 @@ class Fetcher:
             raise NotFoundError(f"{src}: no such file")
         dst = self.store.partial_path(relpath)
         await trio.to_thread.run_sync(_copy_durable, src, dst, max_size)
-        self.stats.bytes_received += dst.stat().st_size
+        size = dst.stat().st_size
+        self.stats.bytes_received += size
+        self.stats.bytes_expected += size
         return dst
 
     async def _from_http(self, url: str, relpath: str, max_size: int) -> Path:
@@ -231,6 +234,7 @@ class Fetcher:
             writer = SpanWriter(fd, relpath, self.state, self.settings.checkpoint)
             if rec is not None and rec.url == url and rec.size is not None:
                 size, validator = rec.size, rec.validator
+                self.stats.bytes_expected += size
                 done, torn = await trio.to_thread.run_sync(_intact_spans, fd, self.state.spans(relpath))
                 self.state.forget_spans(relpath, torn)
                 self.stats.bytes_resumed += sum(len(s) for s in done)
@@ -297,6 +301,7 @@ class Fetcher:
                             if start != 0 or total is None:
                                 raise _Retryable(f"unusable Content-Range {resp.headers.get('content-range')!r}")
                             _check_size(url, total, max_size)
+                            self.stats.bytes_expected += total
                             validator = rangeplan.if_range_value(resp.headers.get("etag"), resp.headers.get("last-modified"))
                             self.state.start_download(relpath, url, validator, total)
                             os.ftruncate(fd, total)
@@ -309,6 +314,7 @@ class Fetcher:
                             length = resp.headers.get("content-length")
                             if length is not None and length.isdigit():
                                 _check_size(url, int(length), max_size)
+                                self.stats.bytes_expected += int(length)
                             s = writer.stream(0)
                             await self._read_body(url, resp, writer, s, None, max_size=max_size)
                             if length is not None and length.isdigit() and s.end != int(length):

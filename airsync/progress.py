@@ -33,7 +33,10 @@ def _line(stats: Stats, elapsed: float, rate: float) -> Text:
     filled = int(width * done / total)
     eta = ""
     if rate > 0 and 0 < done < total and elapsed > 1:
-        eta = f"  ETA {max(0.0, elapsed * (total - done) / done):.0f}s"
+        # Files not yet started have unknown sizes, so take the larger of the byte-based and
+        # the file-count-based estimates.
+        left = stats.bytes_expected - stats.bytes_received - stats.bytes_resumed
+        eta = f"  ETA {max(left / rate, elapsed * (total - done) / done, 0.0):.0f}s"
     return Text(
         f"[{'#' * filled}{'.' * (width - filled)}] {done}/{stats.files_total} files  "
         f"{human_bytes(stats.bytes_received)}  {human_bytes(rate)}/s  "
