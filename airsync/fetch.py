@@ -97,6 +97,7 @@ class SpanWriter:
         self.state = state
         self.checkpoint_every = checkpoint
         self._streams: dict[int, _Stream] = {}
+        self._dirty: set[int] = set()
         self._unsynced = 0
         self._syncing = False
 
@@ -109,13 +110,19 @@ class SpanWriter:
         os.pwrite(self.fd, data, s.end)
         s.hasher.update(data)
         s.end += len(data)
+        self._dirty.add(s.start)
         self._unsynced += len(data)
         if self._unsynced >= self.checkpoint_every and not self._syncing:
             await self.checkpoint()
 
     async def checkpoint(self) -> None:
         # Snapshot before the fsync: the fsync covers every byte written before it started.
-        snap = [SpanRecord(Span(s.start, s.end), s.hasher.hexdigest()) for s in self._streams.values() if s.end > s.start]
+        snap = [
+            SpanRecord(Span(s.start, s.end), s.hasher.hexdigest())
+            for s in (self._streams[k] for k in self._dirty)
+            if s.end > s.start
+        ]
+        self._dirty.clear()
         self._unsynced = 0
         self._syncing = True
         try:
@@ -194,9 +201,11 @@ class Fetcher:
                 return await self._from_http(up.url + "/" + relpath, relpath, max_size)
             except NotFoundError:
                 tried.append(f"{up.url}: not found")
-            except UpstreamError as e:
+            except (UpstreamError, httpx.HTTPError) as e:
+                if isinstance(e, httpx.HTTPError):  # e.g. too many redirects, a bad redirect URL
+                    e = UpstreamError(f"{up.url}/{relpath}: {_describe(e)}")
                 if not up.next_on_any_error or last:
-                    raise
+                    raise e from None
                 tried.append(f"{up.url}: {e}")
                 log.warning("upstream failed, trying next", file=relpath, upstream=up.url, error=str(e))
         raise NotFoundError(f"{relpath}: not found upstream ({'; '.join(tried)})")
@@ -232,7 +241,8 @@ class Fetcher:
         try:
             rec = self.state.download(relpath)
             writer = SpanWriter(fd, relpath, self.state, self.settings.checkpoint)
-            if rec is not None and rec.url == url and rec.size is not None:
+            # Resuming across runs needs a validator: without one a changed file could be spliced.
+            if rec is not None and rec.url == url and rec.size is not None and rec.validator:
                 size, validator = rec.size, rec.validator
                 self.stats.bytes_expected += size
                 done, torn = await trio.to_thread.run_sync(_intact_spans, fd, self.state.spans(relpath))
@@ -350,8 +360,13 @@ class Fetcher:
                     async with self.client.stream("GET", url, headers=headers) as resp:
                         if resp.status_code == 200:
                             raise FileChanged("a ranged request got the whole file (If-Range did not match)")
+                        if resp.status_code == 416:
+                            raise FileChanged("the file is shorter than it was")
                         if resp.status_code != 206:
                             self._raise_for_status(url, resp)
+                        _, _, total = _content_range(url, resp)
+                        if total is not None and total != size:
+                            raise FileChanged(f"its size changed from {size} to {total}")
                         try:
                             got = rangeplan.check_partial(want, resp.headers.get("content-range", ""), size)
                         except ValueError as e:
