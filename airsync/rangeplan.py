@@ -254,7 +254,8 @@ def is_strong_etag(etag: str | None) -> bool:
     return _STRONG_ETAG.fullmatch(etag.strip(_OWS)) is not None
 
 
-def _http_date(value: str) -> float | None:
+def http_date(value: str) -> float | None:
+    """An HTTP-date (any of the three RFC 9110 forms) as a POSIX timestamp, or None."""
     try:
         parsed = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):
@@ -283,11 +284,11 @@ def if_range_value(etag: str | None, last_modified: str | None, date: str | None
         return etag.strip(_OWS)
     if last_modified is None:
         return None
-    modified = _http_date(last_modified)
+    modified = http_date(last_modified)
     if modified is None:
         return None
     if date is not None:
-        sent = _http_date(date)
+        sent = http_date(date)
         if sent is None or modified > sent - 1:
             return None
     return last_modified.strip(_OWS)

@@ -11,13 +11,12 @@ the current time and the random number, and does the sleeping.
 from __future__ import annotations
 
 import enum
-import email.utils
 import math
 import re
 from dataclasses import dataclass
-from datetime import timezone
 
 from airsync.errors import ConfigError
+from airsync.rangeplan import http_date
 
 __all__ = ["Outcome", "classify_status", "parse_retry_after", "RetryPolicy"]
 
@@ -68,14 +67,8 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
             return float(int(text))
         except OverflowError:
             return math.inf
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when.tzinfo is None:
-        # asctime dates carry no zone; HTTP dates are always GMT.
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, when.timestamp() - now)
+    when = http_date(text)
+    return None if when is None else max(0.0, when - now)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from test_modzip import patch_bytes
 
 from airsync import dirhash
 from airsync.dirhash import ZipReadError, hash1, hash1_digests, hash_gomod, hash_zip
@@ -33,14 +34,6 @@ def write_zip(path: Path, files, compression=zipfile.ZIP_DEFLATED, level=None) -
         for name, data in files:
             zf.writestr(name, data)
     return path
-
-
-def patch_once(path: Path, old: bytes, new: bytes, count: int = 2) -> None:
-    """Replace bytes in place (same length), e.g. a name in both the local and the central header."""
-    assert len(old) == len(new)
-    data = path.read_bytes()
-    assert data.count(old) == count, data.count(old)
-    path.write_bytes(data.replace(old, new))
 
 
 # --- Hash1 -----------------------------------------------------------------------------------------
@@ -154,7 +147,7 @@ def test_hash_zip_counts_directory_entries_as_empty_files(tmp_path):
 def test_hash_zip_cp437_name_fixed_to_utf8(tmp_path):
     # Go keeps a name's raw bytes; zipfile decodes names without the UTF-8 flag as CP437.
     z = write_zip(tmp_path / "n.zip", [("p@v1.0.0/caf__.go", b"x")])
-    patch_once(z, b"caf__.go", "café.go".encode("utf-8"))  # raw UTF-8 bytes, flag not set
+    patch_bytes(z, b"caf__.go", "café.go".encode("utf-8"))  # raw UTF-8 bytes, flag not set
     with zipfile.ZipFile(z) as zf:
         info = zf.infolist()[0]
         assert not info.flag_bits & 0x800
@@ -170,7 +163,7 @@ def test_hash_zip_utf8_flagged_name(tmp_path):
 
 def test_hash_zip_non_utf8_name_uses_raw_bytes(tmp_path):
     z = write_zip(tmp_path / "n.zip", [("p@v1.0.0/caf_.go", b"x")])
-    patch_once(z, b"caf_.go", b"caf\x82.go")
+    patch_bytes(z, b"caf_.go", b"caf\x82.go")
     summary = f"{sha(b'x')}  ".encode() + b"p@v1.0.0/caf\x82.go\n"
     assert hash_zip(z) == summary_h1(summary)
 
@@ -215,7 +208,7 @@ def test_hash_zip_not_a_zip(tmp_path):
 
 def test_hash_zip_crc_error(tmp_path):
     z = write_zip(tmp_path / "c.zip", [("p@v1.0.0/a.txt", b"hello world")], zipfile.ZIP_STORED)
-    patch_once(z, b"hello world", b"hellO world", count=1)
+    patch_bytes(z, b"hello world", b"hellO world", count=1)
     with pytest.raises(ZipReadError, match="checksum"):
         hash_zip(z)
 
