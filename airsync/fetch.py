@@ -20,6 +20,8 @@ bounds everything, so a stalled server cannot hang a job.
 
 from __future__ import annotations
 
+import contextvars
+import dataclasses
 import os
 import random
 import shutil
@@ -76,6 +78,14 @@ class Stats:
     bytes_expected: int = 0  # sizes of the files whose size is known so far
     retries: int = 0
     requests: int = 0
+
+
+# The retry policy of the upstream being tried (set per file, read by every stream of that file).
+_policy: contextvars.ContextVar[retry.RetryPolicy] = contextvars.ContextVar("policy")
+
+# After '|' the next upstream is a real alternative: give up on this one after a few attempts,
+# as the go command moves on at the first error.
+FALLBACK_ATTEMPTS = 2
 
 
 class _Retryable(Exception):
@@ -198,7 +208,14 @@ class Fetcher:
             try:
                 if up.is_file:
                     return await self._from_file(up, relpath, max_size)
-                return await self._from_http(up.url + "/" + relpath, relpath, max_size)
+                policy = self.settings.retry
+                if up.next_on_any_error and not last:
+                    policy = dataclasses.replace(policy, attempts=min(policy.attempts, FALLBACK_ATTEMPTS))
+                token = _policy.set(policy)
+                try:
+                    return await self._from_http(up.url + "/" + relpath, relpath, max_size)
+                finally:
+                    _policy.reset(token)
             except NotFoundError:
                 tried.append(f"{up.url}: not found")
             except (UpstreamError, httpx.HTTPError) as e:
@@ -282,11 +299,12 @@ class Fetcher:
                 await trio.sleep(wait)
 
     async def _backoff(self, attempt: int, url: str, err: _Retryable | httpx.TransportError) -> None:
-        self.stats.retries += 1
-        if self.settings.retry.gives_up(attempt):
+        policy = _policy.get(self.settings.retry)
+        if policy.gives_up(attempt):
             raise UpstreamError(f"{url}: giving up after {attempt} attempts: {_describe(err)}")
+        self.stats.retries += 1
         ra = err.retry_after if isinstance(err, _Retryable) else None
-        delay = self.settings.retry.delay(attempt, ra, self.rand())
+        delay = policy.delay(attempt, ra, self.rand())
         log.info("retrying", url=url, attempt=attempt, delay=round(delay, 3), reason=_describe(err))
         await trio.sleep(delay)
 

@@ -109,8 +109,10 @@ class MirrorStore:
 
     def reject(self, partial: Path, relpath: str) -> Path:
         """Keep bytes that failed verification for inspection, outside the tree."""
+        # The flattened name is for people; the hash and nanosecond stamp keep every copy apart.
         stamp = time.strftime("%Y%m%dT%H%M%S")
-        dest = self.rejected_dir / f"{relpath.replace('/', '__')}.{stamp}"
+        key = xxhash.xxh3_64_hexdigest(relpath.encode())
+        dest = self.rejected_dir / f"{relpath.replace('/', '__')}.{key}.{stamp}.{time.time_ns() % 10**9:09d}"
         os.replace(partial, dest)
         return dest
 

@@ -363,3 +363,23 @@ def test_cancelled_downloads_leave_the_client_usable(upstream, tmp_path):
 
     trio.run(main)
     state.close()
+
+
+def test_retries_count_only_retries_made(upstream, tmp_path):
+    plan = plan_for(sample.demo_modules())
+    with FaultServer(upstream) as srv:
+        srv.add_fault(SMALL_ZIP, Fault(times=FOREVER, status=503))
+        s = run_job(tmp_path / "m", srv.url, plan)
+    assert s.retries == FAST.retry.attempts - 1  # 5 attempts = 4 retries, then it gives up
+
+
+def test_pipe_fallback_gives_up_on_a_dead_upstream_quickly(upstream, tmp_path):
+    from airsync.fetch import FALLBACK_ATTEMPTS
+
+    plan = plan_for(sample.demo_modules())
+    files = sum(len(w.files()) for w in plan)
+    with FaultServer(upstream) as good, FaultServer(upstream) as broken:
+        broken.add_fault("*", Fault(times=FOREVER, status=500))
+        s = run_job(tmp_path / "m", f"{broken.url}|{good.url}", plan)
+        assert len(broken.requests) == files * FALLBACK_ATTEMPTS
+    assert s.ok and s.retries == files * (FALLBACK_ATTEMPTS - 1)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from airsync import sample
+from gotool import go_env, require_go
 from airsync.dirhash import hash1, hash_gomod, hash_zip
 from airsync.modpath import ModuleVersion, proxy_file
 from airsync.sample import (
@@ -265,43 +265,9 @@ def test_write_main_module(tmp_path: Path) -> None:
 
 # --- against the real go command -------------------------------------------------------------------
 
-def find_go() -> str | None:
-    return shutil.which("go") or next((p for p in ("/usr/bin/go", "/usr/lib/go/bin/go") if os.path.exists(p)), None)
-
-
-def go_env(tmp: Path, proxy: str, goflags: str = "-mod=mod") -> dict[str, str]:
-    """An environment in which the go command can only reach `proxy` (a file:// or 127.0.0.1 URL)."""
-    assert proxy.startswith(("file://", "http://127.0.0.1"))
-    return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(tmp / "home"),
-        "GOPROXY": proxy,
-        "GOSUMDB": "off",
-        "GONOSUMDB": "*",
-        "GOTOOLCHAIN": "local",
-        "GOFLAGS": goflags,
-        "GOPATH": str(tmp / "gopath"),
-        "GOMODCACHE": str(tmp / "gomodcache"),
-        "GOCACHE": str(tmp.parent / "gocache"),  # shared: build cache only, safe to share
-        "GOENV": "off",
-        "GOWORK": "off",
-        "GONOPROXY": "",
-        "GOPRIVATE": "",
-        "GOINSECURE": "",
-        "GIT_TERMINAL_PROMPT": "0",
-        "CGO_ENABLED": "0",
-    }
-
-
 @pytest.fixture(scope="module")
 def go() -> str:
-    go = find_go()
-    if go is None:
-        msg = "the go command is not installed (apt-get install golang-go)"
-        if os.environ.get("AIRSYNC_REQUIRE_GO"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return go
+    return require_go()
 
 
 def run_go(go: str, args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

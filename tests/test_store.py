@@ -49,3 +49,13 @@ def test_mirror_path_that_is_a_file_is_a_clear_error(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(StoreError, match="cannot use"):
         MirrorStore(tmp_path / "f")
+
+
+def test_repeated_rejections_keep_every_copy(tmp_path):
+    st = MirrorStore(tmp_path / "m")
+    for data in (b"one", b"two", b"three"):
+        part = st.partial_path("example.com/a/@v/v1.0.0.zip")
+        part.write_bytes(data)
+        st.reject(part, "example.com/a/@v/v1.0.0.zip")
+    kept = sorted(p.read_bytes() for p in (tmp_path / "m/.airsync/rejected").iterdir())
+    assert kept == [b"one", b"three", b"two"]

@@ -1,0 +1,70 @@
+"""Running the real go command in tests without any chance of reaching the internet (a helper).
+
+``require_go()`` returns the go binary or fails the test (it never skips: CI installs go).
+``go_env(tmp, goproxy)`` is a complete environment, built from nothing (like ``env -i``), in which the
+go command can only read ``goproxy``: a ``file://`` URL or an ``http://127.0.0.1:PORT`` URL (anything else
+is refused here). HOME, GOPATH, GOMODCACHE and GOCACHE all live under ``tmp``, the checksum database is
+off, toolchain downloads are off (GOTOOLCHAIN=local), no go.env/GOENV file or workspace is read, and cgo
+is off so no C compiler is needed. ``run_go`` runs it with a timeout and captured output.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+__all__ = ["require_go", "go_env", "run_go"]
+
+_CANDIDATES = ("/usr/bin/go", "/usr/lib/go/bin/go", "/usr/local/go/bin/go")
+
+
+def require_go() -> str:
+    """The path of the go binary, or fail the test (never skip)."""
+    found = shutil.which("go") or next((p for p in _CANDIDATES if os.access(p, os.X_OK)), None)
+    if found is None:
+        pytest.fail("go not installed: apt-get install golang-go", pytrace=False)
+    return found
+
+
+def _check_proxy(goproxy: str) -> None:
+    for entry in goproxy.replace("|", ",").split(","):
+        entry = entry.strip()
+        if entry == "off":
+            continue
+        if not (entry.startswith("file:///") or entry.startswith("http://127.0.0.1:")):
+            raise ValueError(f"go_env: GOPROXY entry {entry!r} could reach the network; use file:// or http://127.0.0.1")
+
+
+def go_env(tmp: Path, goproxy: str, goflags: str = "-mod=mod") -> dict[str, str]:
+    """A minimal environment for the go command that only ever reads ``goproxy``."""
+    _check_proxy(goproxy)
+    tmp = Path(tmp).resolve()
+    go = require_go()
+    path_dirs = [os.path.dirname(os.path.realpath(go)), os.path.dirname(go), "/usr/bin", "/bin"]
+    env = {
+        "PATH": os.pathsep.join(dict.fromkeys(path_dirs)),
+        "HOME": str(tmp / "home"),
+        "GOPATH": str(tmp / "gopath"),
+        "GOMODCACHE": str(tmp / "gomodcache"),
+        "GOCACHE": str(tmp / "gocache"),
+        "GOPROXY": goproxy,
+        "GOSUMDB": "off",
+        "GOTOOLCHAIN": "local",
+        "GOFLAGS": goflags,
+        "GOENV": "off",
+        "GOWORK": "off",
+        "CGO_ENABLED": "0",
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_ALLOW_PROTOCOL": "none",
+    }
+    for d in ("home", "gopath", "gomodcache", "gocache"):
+        (tmp / d).mkdir(parents=True, exist_ok=True)
+    return env
+
+
+def run_go(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([require_go(), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
