@@ -367,18 +367,11 @@ def test_concurrent_counters(srv: FaultServer) -> None:
 
 @pytest.mark.e2e
 def test_go_command_through_faultserver(tmp_path: Path) -> None:
-    try:
-        from test_sample import find_go, go_env
-    except ImportError:
-        from tests.test_sample import find_go, go_env
+    from gotool import go_env, require_go
 
     from airsync.sample import app_gosum, build_proxy_tree, demo_app_requires, demo_modules, write_main_module
 
-    go = find_go()
-    if go is None:
-        if os.environ.get("AIRSYNC_REQUIRE_GO"):
-            pytest.fail("the go command is not installed")
-        pytest.skip("the go command is not installed (apt-get install golang-go)")
+    go = require_go()
     tree = tmp_path / "tree"
     build_proxy_tree(tree, demo_modules())
     app = tmp_path / "app"
