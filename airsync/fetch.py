@@ -41,7 +41,7 @@ from airsync.errors import NotFoundError, UpstreamError
 from airsync.rangeplan import Span
 from airsync.ratelimit import TokenBucket
 from airsync.state import SpanRecord, StateDB
-from airsync.store import MirrorStore
+from airsync.store import MirrorStore, write_fsynced
 from airsync.upstream import Upstream
 
 log = structlog.get_logger("airsync.fetch")
@@ -110,6 +110,8 @@ class SpanWriter:
         self._dirty: set[int] = set()
         self._unsynced = 0
         self._syncing = False
+        # Set once the file has a resume record (size and validator known, more than one response).
+        self.resumable = False
 
     def stream(self, start: int) -> _Stream:
         s = _Stream(start)
@@ -122,10 +124,11 @@ class SpanWriter:
         s.end += len(data)
         self._dirty.add(s.start)
         self._unsynced += len(data)
-        if self._unsynced >= self.checkpoint_every and not self._syncing:
+        if self._unsynced >= self.checkpoint_every and not self._syncing and self.resumable:
             await self.checkpoint()
 
-    async def checkpoint(self) -> None:
+    async def checkpoint(self, record: bool = True) -> None:
+        """fsync, then record every stream's progress (``record=False``: just make it durable)."""
         # Snapshot before the fsync: the fsync covers every byte written before it started.
         snap = [
             SpanRecord(Span(s.start, s.end), s.hasher.hexdigest())
@@ -139,7 +142,8 @@ class SpanWriter:
             await trio.to_thread.run_sync(os.fsync, self.fd)
         finally:
             self._syncing = False
-        self.state.record_spans(self.relpath, snap)
+        if record:
+            self.state.record_spans(self.relpath, snap)
 
 
 class _Stream:
@@ -254,37 +258,60 @@ class Fetcher:
         raise UpstreamError(f"{url}: the file kept changing while it was downloaded")
 
     async def _download(self, url: str, relpath: str, partial: Path, max_size: int) -> None:
-        fd = os.open(partial, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            rec = self.state.download(relpath)
-            writer = SpanWriter(fd, relpath, self.state, self.settings.checkpoint)
-            # Resuming across runs needs a validator: without one a changed file could be spliced.
-            if rec is not None and rec.url == url and rec.size is not None and rec.validator:
-                size, validator = rec.size, rec.validator
-                self.stats.bytes_expected += size
+        rec = self.state.download(relpath)
+        # Resuming across runs needs a validator: without one a changed file could be spliced.
+        if rec is not None and rec.url == url and rec.size is not None and rec.validator:
+            size, validator = rec.size, rec.validator
+            self.stats.bytes_expected += size
+            fd = await trio.to_thread.run_sync(_open_partial, partial)
+            try:
                 done, torn = await trio.to_thread.run_sync(_intact_spans, fd, self.state.spans(relpath))
                 self.state.forget_spans(relpath, torn)
                 self.stats.bytes_resumed += sum(len(s) for s in done)
                 if torn:
                     log.info("torn spans dropped on resume", file=relpath, count=len(torn))
-            else:
-                size, validator, got = await self._probe(url, relpath, fd, writer, max_size)
-                if size is None:  # streamed whole from a 200
-                    await writer.checkpoint()
-                    return
-                done = [Span(0, got)]
-            os.ftruncate(fd, size)
-            todo = rangeplan.plan(size, done, self.settings.chunk_size, self.settings.split_threshold)
-            if todo:
-                try:
-                    async with trio.open_nursery() as nursery:
-                        for span in todo:
-                            nursery.start_soon(self._fetch_span, url, span, size, validator, writer)
-                except BaseExceptionGroup as eg:
-                    raise _most_telling(eg) from None
-            await writer.checkpoint()
+                await self._fetch_rest(url, relpath, fd, size, validator, done)
+            finally:
+                os.close(fd)
+            return
+        probe = await self._probe(url, partial, max_size)
+        if probe is None:  # a 200 streamed the whole file to disk already
+            return
+        size, validator, body = probe
+        if len(body) == size:
+            # Whole in one response (small files): nothing to resume, so nothing to record;
+            # one worker-thread call creates, writes and fsyncs it off the event loop.
+            await trio.to_thread.run_sync(write_fsynced, partial, body)
+            return
+        self.state.start_download(relpath, url, validator, size)
+        fd = await trio.to_thread.run_sync(_open_partial, partial)
+        try:
+            os.pwrite(fd, body, 0)
+            await self._fetch_rest(url, relpath, fd, size, validator, [Span(0, len(body))], body)
         finally:
             os.close(fd)
+
+    async def _fetch_rest(
+        self, url: str, relpath: str, fd: int, size: int, validator: str | None, done: list[Span], head: bytes = b""
+    ) -> None:
+        """Fetch the gaps of a resumable file in parallel spans, checkpointing as they go."""
+        writer = SpanWriter(fd, relpath, self.state, self.settings.checkpoint)
+        writer.resumable = True
+        if head:  # the probe's bytes, already written: make them part of the first checkpoint
+            s = writer.stream(0)
+            s.hasher.update(head)
+            s.end = len(head)
+            writer._dirty.add(0)
+        os.ftruncate(fd, size)
+        todo = rangeplan.plan(size, done, self.settings.chunk_size, self.settings.split_threshold)
+        if todo:
+            try:
+                async with trio.open_nursery() as nursery:
+                    for span in todo:
+                        nursery.start_soon(self._fetch_span, url, span, size, validator, writer)
+            except BaseExceptionGroup as eg:
+                raise _most_telling(eg) from None
+        await writer.checkpoint()
 
     def _host_limiter(self, url: str) -> trio.CapacityLimiter:
         host = urlsplit(url).netloc
@@ -308,13 +335,12 @@ class Fetcher:
         log.info("retrying", url=url, attempt=attempt, delay=round(delay, 3), reason=_describe(err))
         await trio.sleep(delay)
 
-    async def _probe(
-        self, url: str, relpath: str, fd: int, writer: SpanWriter, max_size: int
-    ) -> tuple[int | None, str | None, int]:
+    async def _probe(self, url: str, partial: Path, max_size: int) -> tuple[int, str | None, bytes] | None:
         """First request: learn size and validator, and keep the first bytes it brings.
 
-        Returns (size, validator, bytes kept from offset 0); size is None when a 200 streamed
-        the whole file.
+        Returns (size, validator, first bytes) from a 206, held in memory (at most
+        ``probe_size``); or None when the server ignored the range and its 200 was streamed
+        whole into ``partial`` (and fsynced).
         """
         attempt = 0
         while True:
@@ -331,37 +357,54 @@ class Fetcher:
                             _check_size(url, total, max_size)
                             self.stats.bytes_expected += total
                             validator = rangeplan.if_range_value(resp.headers.get("etag"), resp.headers.get("last-modified"))
-                            self.state.start_download(relpath, url, validator, total)
-                            os.ftruncate(fd, total)
-                            s = writer.stream(0)
-                            await self._read_body(url, resp, writer, s, end)
-                            return total, validator, s.end
+                            return total, validator, await self._read_small(url, resp, end)
                         if status == 200:
-                            self.state.start_download(relpath, url, None, None)
-                            os.ftruncate(fd, 0)
                             length = resp.headers.get("content-length")
                             if length is not None and length.isdigit():
                                 _check_size(url, int(length), max_size)
                                 self.stats.bytes_expected += int(length)
-                            s = writer.stream(0)
-                            await self._read_body(url, resp, writer, s, None, max_size=max_size)
-                            if length is not None and length.isdigit() and s.end != int(length):
-                                raise _Retryable(f"body ended after {s.end} of {length} bytes")
-                            return None, None, s.end
+                            await self._stream_whole(url, resp, partial, length, max_size)
+                            return None
                         if status == 416:
                             # Range past the end: the file is empty ("bytes */0").
                             cr = resp.headers.get("content-range", "")
                             if cr.replace(" ", "") == "bytes*/0":
-                                self.state.start_download(relpath, url, None, 0)
-                                os.ftruncate(fd, 0)
-                                return 0, None, 0
+                                return 0, None, b""
                             raise UpstreamError(f"{url}: HTTP 416 for the first bytes of the file ({cr!r})")
                         self._raise_for_status(url, resp)
             except (_Retryable, httpx.TransportError) as e:
-                # A half-read probe keeps what it wrote in memory only; the probe is cheap to redo.
-                writer._streams.pop(0, None)
                 attempt += 1
                 await self._backoff(attempt, url, e)
+
+    async def _read_small(self, url: str, resp: httpx.Response, end: int) -> bytes:
+        _check_identity(url, resp)
+        parts: list[bytes] = []
+        got = 0
+        async for chunk in resp.aiter_raw():
+            got += len(chunk)
+            if got > end:
+                raise _Retryable(f"body runs past byte {end} that its Content-Range announced")
+            parts.append(chunk)
+            self.stats.bytes_received += len(chunk)
+            await self._throttle(len(chunk))
+        if got < end:
+            raise _Retryable(f"body ended at byte {got}, expected {end}")
+        return b"".join(parts)
+
+    async def _stream_whole(
+        self, url: str, resp: httpx.Response, partial: Path, length: str | None, max_size: int
+    ) -> None:
+        fd = await trio.to_thread.run_sync(_open_partial, partial)
+        try:
+            os.ftruncate(fd, 0)
+            writer = SpanWriter(fd, "", self.state, self.settings.checkpoint)  # not resumable: no records
+            s = writer.stream(0)
+            await self._read_body(url, resp, writer, s, None, max_size=max_size)
+            if length is not None and length.isdigit() and s.end != int(length):
+                raise _Retryable(f"body ended after {s.end} of {length} bytes")
+            await writer.checkpoint(record=False)
+        finally:
+            os.close(fd)
 
     async def _fetch_span(self, url: str, span: Span, size: int, validator: str | None, writer: SpanWriter) -> None:
         s = writer.stream(span.start)
@@ -407,19 +450,17 @@ class Fetcher:
         max_size: int | None = None,
     ) -> None:
         """Stream a response body into the file at the stream's position, up to ``end``."""
-        enc = resp.headers.get("content-encoding", "identity").lower()
-        if enc not in ("identity", ""):
-            raise UpstreamError(f"{url}: upstream sent Content-Encoding {enc} although identity was asked for")
+        _check_identity(url, resp)
+        # Read to the end of the message, never break early: a body left unread makes httpcore
+        # close the connection instead of returning it to the pool.
         async for chunk in resp.aiter_raw():
             if end is not None and s.end + len(chunk) > end:
-                chunk = chunk[: end - s.end]
+                raise _Retryable(f"body runs past byte {end} that its Content-Range announced")
             if max_size is not None and s.end + len(chunk) > max_size:
                 raise UpstreamError(f"{url}: larger than the {max_size} byte limit")
             await writer.write(s, chunk)
             self.stats.bytes_received += len(chunk)
             await self._throttle(len(chunk))
-            if end is not None and s.end >= end:
-                break
         if end is not None and s.end < end:
             raise _Retryable(f"body ended at byte {s.end}, expected {end}")
 
@@ -459,6 +500,16 @@ def _content_range(url: str, resp: httpx.Response) -> tuple[int, int, int | None
         return rangeplan.parse_content_range(resp.headers.get("content-range", ""))
     except ValueError as e:
         raise _Retryable(f"bad Content-Range: {e}") from None
+
+
+def _check_identity(url: str, resp: httpx.Response) -> None:
+    enc = resp.headers.get("content-encoding", "identity").lower()
+    if enc not in ("identity", ""):
+        raise UpstreamError(f"{url}: upstream sent Content-Encoding {enc} although identity was asked for")
+
+
+def _open_partial(path: Path) -> int:
+    return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
 
 
 def _check_size(url: str, size: int, max_size: int) -> None:

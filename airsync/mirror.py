@@ -37,6 +37,8 @@ log = structlog.get_logger("airsync.mirror")
 
 MAX_SIZE = {"zip": modzip.MAX_ZIP_FILE, "mod": modzip.MAX_GO_MOD, "info": 1 << 20}
 
+SMALL_FILE = 64 << 10  # .info/.mod below this are verified on the event loop
+
 _FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS}
 
 
@@ -147,9 +149,12 @@ class MirrorJob:
 
     async def _module(self, fetcher: Fetcher, want: ModuleWant) -> None:
         results: dict[str, bool] = {}
+        dirs: set[Path] = set()
         async with trio.open_nursery() as nursery:
             for ext, relpath in want.files():
-                nursery.start_soon(self._file, fetcher, want, ext, relpath, results)
+                nursery.start_soon(self._file, fetcher, want, ext, relpath, results, dirs)
+        if dirs:
+            await trio.to_thread.run_sync(self.store.sync_dirs, dirs)
         if all(results.values()):
             if not want.pinned:
                 self.state.mark_unpinned(want.module.path, want.module.version)
@@ -157,7 +162,9 @@ class MirrorJob:
             if want.need_zip:
                 await self._add_to_list(want)
 
-    async def _file(self, fetcher: Fetcher, want: ModuleWant, ext: str, relpath: str, results: dict[str, bool]) -> None:
+    async def _file(
+        self, fetcher: Fetcher, want: ModuleWant, ext: str, relpath: str, results: dict[str, bool], dirs: set[Path]
+    ) -> None:
         results[ext] = False
         if self.store.is_published(relpath):
             self.stats.files_skipped += 1
@@ -169,12 +176,15 @@ class MirrorJob:
             async with self._files:
                 partial = await fetcher.fetch(relpath, MAX_SIZE[ext])
                 try:
-                    await trio.to_thread.run_sync(verify_file, ext, partial, want)
+                    if ext == "zip" or partial.stat().st_size > SMALL_FILE:
+                        await trio.to_thread.run_sync(verify_file, ext, partial, want)
+                    else:  # microseconds of work: not worth a thread hop
+                        verify_file(ext, partial, want)
                 except VerifyError as e:
                     kept = self.store.reject(partial, relpath)
                     self.state.finish_download(relpath)
                     raise VerifyError(mv, f"{e.detail} (bytes kept in {kept})") from None
-                await trio.to_thread.run_sync(self.store.publish, partial, relpath)
+                dirs |= await trio.to_thread.run_sync(self.store.publish, partial, relpath)
                 self.state.finish_download(relpath)
         except (AirsyncError, UpstreamError) as e:
             self._fail(mv, relpath, str(e))

@@ -40,33 +40,46 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def makedirs_durable(path: Path) -> None:
-    """mkdir -p that fsyncs each new directory's parent, so the new entries survive a crash."""
+def makedirs(path: Path) -> list[Path]:
+    """mkdir -p; returns the directories whose entries changed (parents of new directories)."""
     missing: list[Path] = []
     p = path
     while not p.exists():
         missing.append(p)
         p = p.parent
+    changed: list[Path] = []
     for d in reversed(missing):
         try:
             d.mkdir()
         except FileExistsError:
             continue
-        fsync_dir(d.parent)
+        changed.append(d.parent)
+    return changed
+
+
+def makedirs_durable(path: Path) -> None:
+    """mkdir -p that fsyncs each new directory's parent, so the new entries survive a crash."""
+    for d in makedirs(path):
+        fsync_dir(d)
+
+
+def write_fsynced(path: Path, data: bytes) -> None:
+    """Create or truncate ``path`` with ``data`` and fsync it (not yet atomic: see write_durable)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_durable(path: Path, data: bytes, staging_dir: Path) -> None:
     """Atomically replace ``path`` with ``data`` (staged, fsynced, renamed, dir fsynced)."""
     makedirs_durable(path.parent)
     tmp = staging_dir / f"{xxhash.xxh3_64_hexdigest(str(path).encode())}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_fsynced(tmp, data)
     os.replace(tmp, path)
     fsync_dir(path.parent)
 
@@ -99,13 +112,25 @@ class MirrorStore:
         # Hashed names keep partial files flat and free of any path syntax from upstream names.
         return self.partial_dir / f"{xxhash.xxh3_128_hexdigest(relpath.encode())}.part"
 
-    def publish(self, partial: Path, relpath: str) -> None:
-        """Move a verified, already fsynced partial file into the tree."""
+    def publish(self, partial: Path, relpath: str) -> set[Path]:
+        """Move a verified, already fsynced partial file into the tree.
+
+        The file's bytes are durable before the rename, so it is never visible half-written.
+        The rename itself becomes durable when its directory is fsynced: that is left to
+        ``sync_dirs`` over the returned directories, once for all files of a module version.
+        A crash before that can only lose the entry, and a rerun then fetches the file again.
+        """
         final = self.root / relpath
-        makedirs_durable(final.parent)
+        dirs = set(makedirs(final.parent))
         os.replace(partial, final)
-        fsync_dir(final.parent)
-        fsync_dir(partial.parent)
+        dirs.add(final.parent)
+        return dirs
+
+    @staticmethod
+    def sync_dirs(dirs: set[Path]) -> None:
+        # Deepest first, so that a parent is synced after the entries below it exist.
+        for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
+            fsync_dir(d)
 
     def reject(self, partial: Path, relpath: str) -> Path:
         """Keep bytes that failed verification for inspection, outside the tree."""
