@@ -29,7 +29,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import structlog
@@ -40,13 +39,12 @@ from airsync import rangeplan, retry
 from airsync.errors import NotFoundError, UpstreamError
 from airsync.rangeplan import Span
 from airsync.ratelimit import TokenBucket
+from airsync.slots import ClientSlots
 from airsync.state import SpanRecord, StateDB
 from airsync.store import MirrorStore, write_fsynced
 from airsync.upstream import Upstream
 
 log = structlog.get_logger("airsync.fetch")
-
-USER_AGENT = "airsync/0.1 (+Go module mirror)"
 
 
 @dataclass(frozen=True)
@@ -184,7 +182,7 @@ def _copy_durable(src: Path, dst: Path, max_size: int) -> None:
 class Fetcher:
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        slots: ClientSlots,
         upstreams: list[Upstream],
         store: MirrorStore,
         state: StateDB,
@@ -192,14 +190,13 @@ class Fetcher:
         stats: Stats,
         rand: Callable[[], float] = random.random,
     ) -> None:
-        self.client = client
+        self.slots = slots
         self.upstreams = upstreams
         self.store = store
         self.state = state
         self.settings = settings
         self.stats = stats
         self.rand = rand
-        self._hosts: dict[str, trio.CapacityLimiter] = {}
         self._bucket = (
             TokenBucket(settings.limit_rate, max(settings.limit_rate / 4, 64 << 10)) if settings.limit_rate else None
         )
@@ -313,12 +310,6 @@ class Fetcher:
                 raise _most_telling(eg) from None
         await writer.checkpoint()
 
-    def _host_limiter(self, url: str) -> trio.CapacityLimiter:
-        host = urlsplit(url).netloc
-        if host not in self._hosts:
-            self._hosts[host] = trio.CapacityLimiter(self.settings.per_host)
-        return self._hosts[host]
-
     async def _throttle(self, n: int) -> None:
         if self._bucket is not None:
             wait = self._bucket.reserve(n, trio.current_time())
@@ -346,9 +337,9 @@ class Fetcher:
         while True:
             headers = {"Range": f"bytes=0-{self.settings.probe_size - 1}", "Accept-Encoding": "identity"}
             try:
-                async with self._host_limiter(url):
+                async with self.slots.slot(url) as client:
                     self.stats.requests += 1
-                    async with self.client.stream("GET", url, headers=headers) as resp:
+                    async with client.stream("GET", url, headers=headers) as resp:
                         status = resp.status_code
                         if status == 206:
                             start, end, total = _content_range(url, resp)
@@ -416,9 +407,9 @@ class Fetcher:
                 headers["If-Range"] = validator
             before = s.end
             try:
-                async with self._host_limiter(url):
+                async with self.slots.slot(url) as client:
                     self.stats.requests += 1
-                    async with self.client.stream("GET", url, headers=headers) as resp:
+                    async with client.stream("GET", url, headers=headers) as resp:
                         if resp.status_code == 200:
                             raise FileChanged("a ranged request got the whole file (If-Range did not match)")
                         if resp.status_code == 416:

@@ -21,13 +21,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import structlog
 import trio
 
 from airsync import dirhash, gomod, modpath, modzip
 from airsync.errors import AirsyncError, HashMismatch, UpstreamError, VerifyError
-from airsync.fetch import USER_AGENT, Fetcher, FetchSettings, Stats
+from airsync.fetch import Fetcher, FetchSettings, Stats
+from airsync.slots import ClientSlots
 from airsync.state import StateDB
 from airsync.store import MirrorStore, StoreError
 from airsync.upstream import Upstream
@@ -112,32 +112,26 @@ class MirrorJob:
         self.stats = stats or Stats()
         self.summary = Summary()
         self._list_locks: dict[str, trio.Lock] = {}
+        self._unpinned: list[tuple[str, str]] = []
         self._files = trio.CapacityLimiter(settings.concurrency)
 
     async def run(self, wants: list[ModuleWant]) -> Summary:
         started = time.monotonic()
         self.stats.files_total = sum(len(w.files()) for w in wants)
-        hosts = {u.url for u in self.upstreams if not u.is_file}
-        limits = httpx.Limits(
-            max_connections=self.settings.per_host * max(1, len(hosts)),
-            max_keepalive_connections=self.settings.per_host * max(1, len(hosts)),
-        )
-        timeout = httpx.Timeout(
-            connect=self.settings.connect_timeout, read=self.settings.read_timeout, write=30.0, pool=None
+        slots = ClientSlots(
+            self.settings.per_host,
+            connect_timeout=self.settings.connect_timeout,
+            read_timeout=self.settings.read_timeout,
+            http2=self.settings.http2,
         )
         try:
-            async with httpx.AsyncClient(
-                http2=self.settings.http2,
-                limits=limits,
-                timeout=timeout,
-                follow_redirects=True,
-                headers={"User-Agent": USER_AGENT},
-            ) as client:
-                fetcher = Fetcher(client, self.upstreams, self.store, self.state, self.settings, self.stats)
+            async with slots:
+                fetcher = Fetcher(slots, self.upstreams, self.store, self.state, self.settings, self.stats)
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
                     for want in wants:
                         nursery.start_soon(self._module, fetcher, want)
+            self.state.mark_unpinned(self._unpinned)
         finally:
             self.state.close()
         s = self.summary
@@ -157,7 +151,7 @@ class MirrorJob:
             await trio.to_thread.run_sync(self.store.sync_dirs, dirs)
         if all(results.values()):
             if not want.pinned:
-                self.state.mark_unpinned(want.module.path, want.module.version)
+                self._unpinned.append((want.module.path, want.module.version))
                 self.summary.unpinned.append(str(want.module))
             if want.need_zip:
                 await self._add_to_list(want)

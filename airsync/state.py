@@ -62,7 +62,12 @@ class SpanRecord:
 
 
 class StateDB:
-    """Thin synchronous wrapper; every call is one short transaction."""
+    """Thin synchronous wrapper; every write is one short transaction.
+
+    The download records are also kept in memory (loaded once), because most files never get
+    one (they arrive whole in one response) and asking SQLite about each of them is the
+    costliest part of mirroring thousands of small files.
+    """
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -71,6 +76,10 @@ class StateDB:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=10000")
         self._db.executescript(SCHEMA)
+        self._downloads = {
+            row[0]: Download(*row)
+            for row in self._db.execute("SELECT relpath, url, validator, size FROM downloads")
+        }
 
     def close(self) -> None:
         self._db.close()
@@ -78,10 +87,7 @@ class StateDB:
     # downloads -------------------------------------------------------------------------
 
     def download(self, relpath: str) -> Download | None:
-        row = self._db.execute(
-            "SELECT relpath, url, validator, size FROM downloads WHERE relpath = ?", (relpath,)
-        ).fetchone()
-        return Download(*row) if row else None
+        return self._downloads.get(relpath)
 
     def start_download(self, relpath: str, url: str, validator: str | None, size: int | None) -> None:
         """(Re)start a download: any spans recorded for an older start are forgotten."""
@@ -93,6 +99,7 @@ class StateDB:
                 " VALUES (?, ?, ?, ?, ?)",
                 (relpath, url, validator, size, time.time()),
             )
+        self._downloads[relpath] = Download(relpath, url, validator, size)
 
     def spans(self, relpath: str) -> list[SpanRecord]:
         rows = self._db.execute(
@@ -119,6 +126,8 @@ class StateDB:
             )
 
     def finish_download(self, relpath: str) -> None:
+        if self._downloads.pop(relpath, None) is None:
+            return  # never recorded, so there are no spans either
         with self._db:
             self._db.execute("BEGIN")
             self._db.execute("DELETE FROM spans WHERE relpath = ?", (relpath,))
@@ -126,11 +135,15 @@ class StateDB:
 
     # pinning ---------------------------------------------------------------------------
 
-    def mark_unpinned(self, module: str, version: str) -> None:
-        self._db.execute(
-            "INSERT OR IGNORE INTO unpinned (module, version, since) VALUES (?, ?, ?)",
-            (module, version, time.time()),
-        )
+    def mark_unpinned(self, versions: list[tuple[str, str]]) -> None:
+        """Record (module, version) pairs that no go.sum line pins, in one transaction."""
+        now = time.time()
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR IGNORE INTO unpinned (module, version, since) VALUES (?, ?, ?)",
+                [(m, v, now) for m, v in versions],
+            )
 
     def unpinned(self) -> list[tuple[str, str]]:
         return self._db.execute("SELECT module, version FROM unpinned ORDER BY 1, 2").fetchall()

@@ -10,7 +10,6 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 import trio
 
@@ -18,6 +17,7 @@ from airsync import gosum, modpath, sample, wants
 from airsync.fetch import Fetcher, FetchSettings, Stats
 from airsync.mirror import MirrorJob
 from airsync.retry import RetryPolicy
+from airsync.slots import ClientSlots
 from airsync.state import StateDB
 from airsync.store import MirrorStore
 from airsync.upstream import parse_goproxy
@@ -342,15 +342,18 @@ def test_limit_rate_slows_the_transfer(upstream, tmp_path):
 
 
 def test_cancelled_downloads_leave_the_client_usable(upstream, tmp_path):
-    """httpcore could leak pool connections after cancellation (#830, #961): cancel, then reuse."""
+    """httpcore could leak pool connections after cancellation (#830, #961): cancel, then reuse.
+
+    Two slots, stalled downloads cancelled mid-body, then more fetches than there are slots.
+    """
     store = MirrorStore(tmp_path / "m")
     state = StateDB(store.state_path)
 
     async def main():
-        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=2)) as client:
+        async with ClientSlots(2, read_timeout=FAST.read_timeout) as slots:
             with FaultServer(upstream) as srv:
                 srv.add_fault(BIG_ZIP, Fault(times=6, stall_after=1000, stall_seconds=30))
-                f = Fetcher(client, parse_goproxy(srv.url), store, state, FAST, Stats())
+                f = Fetcher(slots, parse_goproxy(srv.url), store, state, FAST, Stats())
                 with trio.move_on_after(0.3):
                     await f.fetch(BIG_ZIP, 1 << 30)
                 srv.clear_faults()

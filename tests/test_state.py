@@ -24,10 +24,12 @@ def test_restart_forgets_old_spans_and_finish_forgets_all(tmp_path):
     assert db.spans("f") == [] and db.download("f").size == 12
     db.finish_download("f")
     assert db.download("f") is None
+    db.close()
+    assert StateDB(tmp_path / "s.db").download("f") is None  # gone from the file too
 
 
 def test_unpinned_is_idempotent(tmp_path):
     db = StateDB(tmp_path / "s.db")
-    db.mark_unpinned("example.com/a", "v1.0.0")
-    db.mark_unpinned("example.com/a", "v1.0.0")
+    db.mark_unpinned([("example.com/a", "v1.0.0")])
+    db.mark_unpinned([("example.com/a", "v1.0.0")])
     assert db.unpinned() == [("example.com/a", "v1.0.0")]
