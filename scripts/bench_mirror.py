@@ -1,0 +1,1354 @@
+#!/usr/bin/env python3
+"""Mirror benchmark: airsync against aria2c and ``go mod download``, over loopback only.
+
+Scenarios (each pair of tools runs side by side in one run, alternating A B A B for --rounds):
+
+  mix          a generated upstream of a few big (incompressible, stored) module zips and a few
+               hundred small module versions, served by nginx; ``airsync mirror --modules-file``
+               against ``aria2c -i urls.txt`` writing the same tree.
+  closure      the go.sum closure of an app over a generated dependency graph (go.sum made once
+               by ``go mod tidy`` against nginx); ``airsync mirror --go-sum --go-mod`` against
+               ``go mod download`` (fresh GOMODCACHE each run).
+  mix+delay,     the same through a small delaying reverse proxy (part of this script) that adds
+  closure+delay --delay-ms (50) before each response's headers, standing in for a WAN upstream.
+  kill         airsync on the mix, SIGKILLed at a random moment (20-80 % of its measured wall time),
+               then rerun to completion; bytes re-fetched = bytes nginx served in both runs - bytes
+               of the final files. The final mirror is compared with upstream by sha256.
+
+Wall time is Python's monotonic clock around each child; peak RSS is ``ru_maxrss`` from
+``os.wait4``. Bytes served are summed from nginx's access log ($body_bytes_sent). Every server
+listens on 127.0.0.1 only, and every child gets a minimal environment (no proxy variables).
+Results go to stdout and replace the ``## Mirror`` section of BENCHMARKS.md.
+
+    scripts/bench_mirror.py                 # full run (~5-10 minutes)
+    scripts/bench_mirror.py --quick         # small file set, 1 round (~1-2 minutes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import random
+import re
+import shlex
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+MB = 1e6  # all MB in this benchmark are 10^6 bytes
+MiB = 1 << 20
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# delaying reverse proxy (runs as a child process of this script: its own interpreter and GIL)
+# ---------------------------------------------------------------------------------------------
+
+class _UpstreamGone(Exception):
+    pass
+
+
+async def _copy_exact(r: asyncio.StreamReader, w: asyncio.StreamWriter, n: int) -> None:
+    while n > 0:
+        data = await r.read(min(n, 1 << 18))
+        if not data:
+            raise _UpstreamGone("upstream closed mid-body")
+        w.write(data)
+        n -= len(data)
+        await w.drain()
+
+
+async def _copy_chunked(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+    for _ in range(1 << 30):
+        line = await r.readuntil(b"\r\n")
+        w.write(line)
+        size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+        if size == 0:
+            for _ in range(1000):  # trailers, then the empty line
+                t = await r.readuntil(b"\r\n")
+                w.write(t)
+                if t == b"\r\n":
+                    break
+            await w.drain()
+            return
+        await _copy_exact(r, w, size + 2)
+
+
+async def _copy_to_eof(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+    while True:
+        data = await r.read(1 << 18)
+        if not data:
+            return
+        w.write(data)
+        await w.drain()
+
+
+def _parse_head(head: bytes) -> tuple[bytes, list[tuple[bytes, bytes, bytes]]]:
+    lines = head[:-4].split(b"\r\n")
+    out = []
+    for ln in lines[1:]:
+        name, _, value = ln.partition(b":")
+        out.append((name.strip().lower(), value.strip(), ln))
+    return lines[0], out
+
+
+async def _proxy_conn(cr, cw, up_host: str, up_port: int, delay: float) -> None:
+    ur = uw = None
+    try:
+        cw.transport.set_write_buffer_limits(high=1 << 20)
+        while True:
+            try:
+                head = await cr.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+                return
+            reqline, headers = _parse_head(head)
+            parts = reqline.split(b" ")
+            if len(parts) != 3:
+                return
+            method, target, version = parts
+            close = version == b"HTTP/1.0"
+            fwd = [method + b" " + target + b" HTTP/1.1"]
+            body_len = 0
+            for lname, value, raw in headers:
+                if lname == b"connection":
+                    toks = value.lower()
+                    if b"close" in toks:
+                        close = True
+                    elif b"keep-alive" in toks:
+                        close = False
+                    continue
+                if lname in (b"keep-alive", b"proxy-connection", b"te", b"upgrade"):
+                    continue
+                if lname == b"content-length":
+                    body_len = int(value)
+                fwd.append(raw)  # Range, If-Range, Accept-Encoding ... pass through untouched
+            fwd.append(b"Connection: keep-alive")
+            req = b"\r\n".join(fwd) + b"\r\n\r\n"
+            if body_len:
+                req += await cr.readexactly(body_len)
+            rhead = None
+            for attempt in range(2):  # a reused upstream connection may have been closed by nginx
+                if uw is None:
+                    ur, uw = await asyncio.open_connection(up_host, up_port, limit=1 << 20)
+                try:
+                    uw.write(req)
+                    await uw.drain()
+                    rhead = await ur.readuntil(b"\r\n\r\n")
+                    break
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    uw.close()
+                    ur = uw = None
+                    if attempt:
+                        return
+            statusline, rheaders = _parse_head(rhead)
+            status = int(statusline.split(b" ")[1])
+            clen, chunked, up_close = None, False, False
+            out = [statusline]
+            for lname, value, raw in rheaders:
+                if lname == b"connection":
+                    up_close = up_close or b"close" in value.lower()
+                    continue
+                if lname == b"keep-alive":
+                    continue
+                if lname == b"content-length":
+                    clen = int(value)
+                if lname == b"transfer-encoding" and b"chunked" in value.lower():
+                    chunked = True
+                out.append(raw)
+            no_body = method == b"HEAD" or status in (204, 304) or status < 200
+            until_eof = not no_body and clen is None and not chunked
+            close = close or until_eof
+            out.append(b"Connection: close" if close else b"Connection: keep-alive")
+            await asyncio.sleep(delay)  # the WAN: every response's headers arrive `delay` late
+            cw.write(b"\r\n".join(out) + b"\r\n\r\n")
+            if no_body:
+                pass
+            elif clen is not None:
+                await _copy_exact(ur, cw, clen)
+            elif chunked:
+                await _copy_chunked(ur, cw)
+            else:
+                await _copy_to_eof(ur, cw)
+                up_close = True
+            await cw.drain()
+            if up_close:
+                uw.close()
+                ur = uw = None
+            if close:
+                return
+    except (ConnectionError, asyncio.IncompleteReadError, _UpstreamGone, OSError):
+        return
+    finally:
+        for w in (uw, cw):
+            if w is not None:
+                try:
+                    w.close()
+                except Exception:
+                    pass
+
+
+def serve_delay_proxy(up_port: int, delay_ms: float) -> None:
+    async def main() -> None:
+        server = await asyncio.start_server(
+            lambda r, w: _proxy_conn(r, w, "127.0.0.1", up_port, delay_ms / 1000.0),
+            "127.0.0.1", 0, limit=1 << 20, backlog=1024)
+        port = server.sockets[0].getsockname()[1]
+        print(f"PORT {port}", flush=True)
+        async with server:
+            await server.serve_forever()
+
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    asyncio.run(main())
+
+
+# ---------------------------------------------------------------------------------------------
+# processes
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class RunResult:
+    wall: float
+    rss_kb: int
+    rc: int
+    killed: bool
+    stdout: str
+    stderr: str
+    utime: float = 0.0
+    stime: float = 0.0
+
+
+# The child that measures: a small interpreter (-S -I) spawns the tool with posix_spawn, times it
+# with time.monotonic and reaps it with os.wait4. Linux's ru_maxrss of a process includes the
+# peak RSS of the address space it was forked from (recorded at exec), so a tool spawned straight
+# from this (large) benchmark process would report this process's peak; spawned from the small
+# launcher it reports max(launcher's RSS, its own peak). The launcher's floor is measured with
+# /bin/true and reported.
+LAUNCHER = r"""
+import os, signal, sys, time
+res, out, err, cwd, limit = sys.argv[1:6]
+cmd = sys.argv[6:]
+state = {"pid": 0, "killed": 0}
+def on_alarm(*_):
+    try:
+        os.kill(state["pid"], signal.SIGKILL)
+        state["killed"] = 1
+    except ProcessLookupError:
+        pass
+signal.signal(signal.SIGALRM, on_alarm)
+if cwd != "-":
+    os.chdir(cwd)
+fi = os.open(os.devnull, os.O_RDONLY)
+fo = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+fe = os.open(err, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+acts = [(os.POSIX_SPAWN_DUP2, fi, 0), (os.POSIX_SPAWN_DUP2, fo, 1), (os.POSIX_SPAWN_DUP2, fe, 2)]
+start = time.monotonic()
+state["pid"] = os.posix_spawn(cmd[0], cmd, os.environ, file_actions=acts)
+signal.setitimer(signal.ITIMER_REAL, float(limit))
+_, status, ru = os.wait4(state["pid"], 0)
+wall = time.monotonic() - start
+signal.setitimer(signal.ITIMER_REAL, 0)
+with open(res, "w") as f:
+    f.write(f"{wall!r} {ru.ru_maxrss} {os.waitstatus_to_exitcode(status)} {ru.ru_utime!r} {ru.ru_stime!r} {state['killed']}\n")
+"""
+
+
+def run_measured(cmd: list[str], env: dict, cwd: Path | None = None, timeout: float = 600.0,
+                 kill_after: float | None = None) -> RunResult:
+    """Run cmd (absolute path first) under the launcher; see LAUNCHER.
+
+    kill_after: SIGKILL the child after that many seconds (the kill -9 scenario).
+    timeout: SIGKILL after that long in any case, so nothing hangs the benchmark.
+    """
+    with tempfile.TemporaryDirectory(prefix="run-") as d:
+        res, out, err = Path(d, "res"), Path(d, "out"), Path(d, "err")
+        limit = min(timeout, kill_after) if kill_after is not None else timeout
+        p = subprocess.Popen([sys.executable, "-S", "-I", "-c", LAUNCHER, str(res), str(out), str(err),
+                              str(cwd) if cwd else "-", repr(float(limit)), *cmd],
+                             env=env, stdin=subprocess.DEVNULL)
+        try:
+            p.wait(limit + 60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        try:
+            wall, rss, rc, ut, st, killed = res.read_text().split()
+        except (FileNotFoundError, ValueError):
+            raise RuntimeError(f"launcher failed (exit {p.returncode}) for {cmd}") from None
+        so = out.read_text("utf-8", "replace")
+        se = err.read_text("utf-8", "replace")
+    return RunResult(float(wall), int(rss), int(rc), killed == "1", so, se, float(ut), float(st))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, deadline: float = 10.0) -> None:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def rmtree(path: Path) -> None:
+    """rm -rf that also removes the read-only trees the go command leaves in GOMODCACHE."""
+    if not path.exists():
+        return
+
+    def onerror(func, p, exc):
+        try:
+            os.chmod(os.path.dirname(p), 0o755)
+            os.chmod(p, 0o755)
+        except OSError:
+            pass
+        func(p)
+
+    shutil.rmtree(path, onerror=onerror)
+
+
+def tool_version(cmd: list[str]) -> str:
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=20,
+                           env={"PATH": "/usr/sbin:/usr/bin:/bin", "HOME": "/nonexistent"})
+        return (r.stdout + r.stderr).strip().splitlines()[0]
+    except (OSError, IndexError, subprocess.TimeoutExpired) as e:
+        return f"unknown ({e})"
+
+
+# ---------------------------------------------------------------------------------------------
+# nginx
+# ---------------------------------------------------------------------------------------------
+
+NGINX_CONF = """\
+daemon off;
+master_process on;
+worker_processes {workers};
+{user}pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    types {{ application/zip zip; application/json info; text/plain mod; }}
+    default_type text/plain;
+    log_format bench '$msec $status $body_bytes_sent $request_time "$request" "$http_range"';
+    access_log {prefix}/access.log bench;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_timeout 600s;
+    keepalive_requests 1000000;
+    client_body_temp_path {prefix}/tmp/body;
+    proxy_temp_path {prefix}/tmp/proxy;
+    fastcgi_temp_path {prefix}/tmp/fastcgi;
+    uwsgi_temp_path {prefix}/tmp/uwsgi;
+    scgi_temp_path {prefix}/tmp/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        location / {{ }}
+    }}
+}}
+"""
+
+
+class Nginx:
+    def __init__(self, root: Path, prefix: Path, binary: str) -> None:
+        self.root, self.prefix, self.binary = root, prefix, binary
+        self.proc: subprocess.Popen | None = None
+        self.port = 0
+        self.access = prefix / "access.log"
+
+    def start(self) -> None:
+        (self.prefix / "tmp").mkdir(parents=True, exist_ok=True)
+        for attempt in range(5):
+            self.port = free_port()
+            conf = NGINX_CONF.format(
+                workers=max(1, min(4, os.cpu_count() or 1)),
+                user="user root root;\n" if os.geteuid() == 0 else "",
+                prefix=self.prefix, port=self.port, root=self.root)
+            (self.prefix / "nginx.conf").write_text(conf)
+            self.proc = subprocess.Popen(
+                [self.binary, "-p", str(self.prefix), "-c", str(self.prefix / "nginx.conf"),
+                 "-e", str(self.prefix / "error.log")],
+                stdout=subprocess.DEVNULL, stderr=open(self.prefix / "stderr.log", "ab"),
+                env={"PATH": "/usr/sbin:/usr/bin:/bin"})
+            try:
+                wait_port(self.port, 10)
+                return
+            except RuntimeError:
+                self.stop()
+        raise RuntimeError(f"nginx did not start; see {self.prefix}/error.log")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGQUIT)  # graceful: the log is complete
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def mark(self) -> int:
+        return self.access.stat().st_size if self.access.exists() else 0
+
+    def served_since(self, offset: int, settle: float = 0.3, limit: float = 10.0) -> tuple[int, int]:
+        """(bytes served, requests) logged after offset, once the log has been still for `settle` s."""
+        rows = self.rows_since(offset, settle, limit)
+        return sum(r[2] for r in rows), len(rows)
+
+    def rows_since(self, offset: int, settle: float = 0.3, limit: float = 10.0) -> list[tuple]:
+        """(end time, status, body bytes, request seconds, path) of each request logged after offset."""
+        end = time.monotonic() + limit
+        last, still_since = -1, time.monotonic()
+        while time.monotonic() < end:
+            size = self.mark()
+            if size != last:
+                last, still_since = size, time.monotonic()
+            elif time.monotonic() - still_since >= settle:
+                break
+            time.sleep(0.05)
+        with open(self.access, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+        rows = []
+        for line in data.decode("utf-8", "replace").splitlines():
+            fields = line.split(" ", 5)
+            if len(fields) >= 5 and fields[2].isdigit():
+                path = fields[5].split(" ")[0] if len(fields) > 5 else ""
+                rows.append((float(fields[0]), int(fields[1]), int(fields[2]), float(fields[3]), path))
+        return rows
+
+
+def overlap(rows: list[tuple], big_marker: str = "/big/") -> float | None:
+    """Share of the small files' requests that finished while big zips were being transferred."""
+    big = [(t - rt, t) for t, _, _, rt, path in rows if big_marker in path and path.endswith(".zip")]
+    small = [t for t, _, _, _, path in rows if big_marker not in path]
+    if not big or not small:
+        return None
+    lo, hi = min(b[0] for b in big), max(b[1] for b in big)
+    return sum(1 for t in small if lo <= t <= hi) / len(small)
+
+
+class DelayProxy:
+    def __init__(self, up_port: int, delay_ms: float) -> None:
+        self.up_port, self.delay_ms = up_port, delay_ms
+        self.proc: subprocess.Popen | None = None
+        self.port = 0
+        self.cpu = 0.0
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--serve-delay-proxy",
+             str(self.up_port), str(self.delay_ms)],
+            stdout=subprocess.PIPE, env={"PATH": "/usr/bin:/bin"})
+        line = b""
+        end = time.monotonic() + 15
+        import select
+        while time.monotonic() < end and not line.endswith(b"\n"):
+            r, _, _ = select.select([self.proc.stdout], [], [], 0.5)
+            if r:
+                ch = os.read(self.proc.stdout.fileno(), 64)
+                if not ch:
+                    break
+                line += ch
+        m = re.match(rb"PORT (\d+)", line)
+        if not m:
+            raise RuntimeError("delay proxy did not start")
+        self.port = int(m.group(1))
+        wait_port(self.port)
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.terminate()
+            _, _, ru = os.wait4(self.proc.pid, 0)
+            self.proc.returncode = 0
+            self.cpu = ru.ru_utime + ru.ru_stime
+            self.proc = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+# ---------------------------------------------------------------------------------------------
+# the file sets
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class FileSet:
+    name: str
+    files: dict[str, tuple[int, str]]  # relpath -> (size, sha256)
+
+    @property
+    def bytes(self) -> int:
+        return sum(s for s, _ in self.files.values())
+
+    @property
+    def count(self) -> int:
+        return len(self.files)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def describe_files(upstream: Path, relpaths: list[str], name: str) -> FileSet:
+    return FileSet(name, {r: ((upstream / r).stat().st_size, sha256_file(upstream / r)) for r in relpaths})
+
+
+def closure_graph(n: int, seed: int):
+    """n module paths example.com/dep/dNNN forming a DAG; every 5th also has a v1.1.0.
+
+    Modules require 0-3 later modules, sometimes at the older version of a two-version module,
+    so that go.sum gets /go.mod-only lines (the version that minimal version selection drops).
+    Every 4th module says go 1.16 (unpruned, as many older modules do), so the go command loads
+    its requirements' go.mod files too. Each module carries 2-48 KiB of Go-ish text so zips are not trivially small.
+    """
+    from airsync.sample import library_module
+
+    rng = random.Random(seed)
+    paths = [f"example.com/dep/d{i:03d}" for i in range(n)]
+    old_go = {i for i in range(n) if i % 4 == 1}  # go 1.16: unpruned, their go.mod graphs are loaded
+    two = {i for i in range(n) if i % 5 == 3}
+    reqs: dict[int, set[int]] = {i: set() for i in range(n)}
+    for i in range(n):
+        for j in rng.sample(range(i + 1, n), min(n - i - 1, rng.randint(0, 3))):
+            reqs[i].add(j)
+    n_roots = max(1, n // 8)
+    for j in range(n_roots, n):  # everything below the roots is required by someone above it
+        if not any(j in reqs[i] for i in range(j)):
+            reqs[rng.randrange(0, j)].add(j)
+    old_pref = {(i, j): rng.random() < 0.5 for i in range(n) for j in reqs[i] if j in two}
+
+    def ver_of(i: int, j: int, v: str) -> str:
+        old = (i in two and v == "v1.0.0") or old_pref.get((i, j), False)  # an older version requires older things
+        return "v1.0.0" if j not in two or old else "v1.1.0"
+
+    mods = []
+    for i in range(n):
+        versions = ["v1.0.0", "v1.1.0"] if i in two else ["v1.0.0"]
+        for v in versions:
+            req = [(paths[j], ver_of(i, j, v)) for j in sorted(reqs[i])]
+            filler = "".join(f"// {rng.randbytes(30).hex()}\n" for _ in range(rng.randint(32, 768)))
+            mods.append(library_module(paths[i], v, req, go="1.16" if i in old_go else "1.19", extra_files=[("filler.go", (
+                f"package {paths[i].rsplit('/', 1)[1]}\n\n{filler}").encode())]))
+    app_reqs = [(paths[i], "v1.1.0" if i in two else "v1.0.0") for i in range(n_roots)]
+    return mods, app_reqs
+
+
+def build_upstream(root: Path, args) -> tuple[list, list, list, list]:
+    from airsync.sample import big_module, build_proxy_tree, small_modules
+
+    big = [big_module(f"example.com/big/b{i:02d}", "v1.0.0", args.big_size_mb * MiB, args.seed_data + i)
+           for i in range(args.big_count)]
+    build_proxy_tree(root, big)
+    del big  # 128 MiB each in memory: keep only the names
+    big_keys = [(f"example.com/big/b{i:02d}", "v1.0.0") for i in range(args.big_count)]
+    small = small_modules(args.small_count, args.seed_data)
+    build_proxy_tree(root, small)
+    dep_mods, app_reqs = closure_graph(args.closure_count, args.seed_data)
+    build_proxy_tree(root, dep_mods)
+    return big_keys, [m.key for m in small], dep_mods, app_reqs
+
+
+def proxy_files(keys, exts=("info", "mod", "zip")) -> list[str]:
+    from airsync.modpath import ModuleVersion, proxy_file
+
+    return [proxy_file(ModuleVersion(p, v), e) for p, v in keys for e in exts]
+
+
+# ---------------------------------------------------------------------------------------------
+# tools
+# ---------------------------------------------------------------------------------------------
+
+def base_env(tmp: Path) -> dict:
+    home = tmp / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    return {"PATH": "/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8", "TMPDIR": str(tmp)}
+
+
+def go_env(tmp: Path, goproxy: str) -> dict:
+    go = shutil.which("go") or "/usr/bin/go"
+    env = base_env(tmp)
+    env["PATH"] = f"{Path(os.path.realpath(go)).parent}:/usr/bin:/bin"
+    env.update({
+        "GOPROXY": goproxy, "GOSUMDB": "off", "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod",
+        "GOENV": "off", "GO111MODULE": "on", "GOPATH": str(tmp / "gopath"),
+        "GOMODCACHE": str(tmp / "modcache"), "GOCACHE": str(tmp / "gocache"), "CGO_ENABLED": "0",
+        "GONOSUMDB": "", "GONOPROXY": "", "GOPRIVATE": "", "GOINSECURE": "",
+    })
+    return env
+
+
+@dataclass
+class Measure:
+    scenario: str
+    tool: str
+    round: int
+    wall: float
+    rss_mb: float
+    served: int
+    requests: int
+    files: int
+    bytes: int
+    rc: int
+    sync_after: float
+    cpu: float
+    note: str = ""
+    busy_before: float = 0.0
+    overlap: float | None = None  # mix: share of small-file requests done while big zips were in transfer
+
+    @property
+    def mbps(self) -> float:
+        return self.bytes / MB / self.wall
+
+    @property
+    def fps(self) -> float:
+        return self.files / self.wall
+
+
+@dataclass
+class Bench:
+    args: argparse.Namespace
+    work: Path
+    upstream: Path
+    nginx: Nginx
+    mix: FileSet
+    closure: FileSet
+    closure_zips: int
+    app_dir: Path
+    modules_file: Path
+    urls_file: Path
+    measures: list[Measure] = field(default_factory=list)
+    kills: list[dict] = field(default_factory=list)
+    commands: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    closure_gomod_only: int = 0
+    quiet: QuietWaiter | None = None
+    rss_floor_mb: float = 0.0
+    notes_proxy_cpu: float = 0.0
+
+    def airsync_cmd(self, dest: Path, url: str, inputs: list[str]) -> list[str]:
+        return ([sys.executable, "-m", "airsync", "mirror", *inputs, "--to", str(dest), "--upstream", url,
+                 "--no-progress"] + shlex.split(self.args.airsync_extra))
+
+    def verify_tree(self, dest: Path, fs: FileSet, deep: bool) -> str:
+        bad = []
+        for rel, (size, digest) in fs.files.items():
+            p = dest / rel
+            try:
+                st = p.stat()
+            except FileNotFoundError:
+                bad.append(f"missing {rel}")
+                continue
+            if st.st_size != size or (deep and sha256_file(p) != digest):
+                bad.append(f"differs {rel}")
+        return "" if not bad else f"{len(bad)} bad ({'; '.join(bad[:3])})"
+
+
+def cpu_busy(interval: float = 0.5) -> float:
+    """Fraction of all CPUs busy (anything: other users of a shared machine) over `interval` s."""
+    def sample():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + v[4]  # total, idle + iowait
+    try:
+        t1, i1 = sample()
+        time.sleep(interval)
+        t2, i2 = sample()
+        return 1.0 - (i2 - i1) / max(1, t2 - t1)
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+class QuietWaiter:
+    """Before each run, wait (bounded) until the machine is mostly idle; others may share it."""
+
+    def __init__(self, threshold: float, budget: float) -> None:
+        self.threshold, self.budget, self.waited = threshold, budget, 0.0
+        self.seen: list[float] = []
+
+    def __call__(self) -> float:
+        busy = cpu_busy()
+        while busy > self.threshold and self.waited < self.budget:
+            time.sleep(1.0)
+            self.waited += 1.5
+            busy = cpu_busy()
+        self.seen.append(busy)
+        return busy
+
+
+def timed_sync() -> float:
+    t = time.monotonic()
+    os.sync()
+    return time.monotonic() - t
+
+
+def run_airsync(b: Bench, scenario: str, rnd: int, fs: FileSet, url: str, inputs: list[str],
+                deep: bool, cwd: Path | None = None) -> Measure:
+    tmp = Path(tempfile.mkdtemp(prefix="as-", dir=b.work))
+    dest = tmp / "mirror"
+    cmd = b.airsync_cmd(dest, url, inputs)
+    busy = b.quiet()
+    mark = b.nginx.mark()
+    r = run_measured(cmd, base_env(tmp), cwd=cwd, timeout=b.args.run_timeout)
+    sync = timed_sync()
+    rows = b.nginx.rows_since(mark)
+    served, reqs = sum(x[2] for x in rows), len(rows)
+    note = b.verify_tree(dest, fs, deep)
+    if r.rc != 0:
+        note = (note + "; " if note else "") + f"exit {r.rc}: {(r.stdout + r.stderr).strip()[-300:]}"
+    rmtree(tmp)
+    m = Measure(scenario, "airsync", rnd, r.wall, r.rss_kb * 1024 / MB, served, reqs, fs.count, fs.bytes,
+                r.rc, sync, r.utime + r.stime, note, busy, overlap(rows) if fs is b.mix else None)
+    b.measures.append(m)
+    log(f"  {scenario:13s} airsync  round {rnd}: {m.wall:7.2f} s  {m.mbps:8.1f} MB/s  {m.fps:7.1f} files/s  "
+        f"RSS {m.rss_mb:6.1f} MB  cpu {m.cpu:5.2f} s  served {served / MB:.1f} MB / {reqs} req  sync {sync:.2f} s  busy-before {busy:.0%}"
+        + (f"  small-during-big {m.overlap:.0%}" if m.overlap is not None else "")
+        + (f"  !! {note}" if note else ""))
+    return m
+
+
+def run_aria2c(b: Bench, scenario: str, rnd: int, url: str, deep: bool) -> Measure:
+    tmp = Path(tempfile.mkdtemp(prefix="ar-", dir=b.work))
+    dest = tmp / "mirror"
+    dest.mkdir()
+    urls = tmp / "urls.txt"
+    urls.write_text(b.urls_file.read_text().replace("@UPSTREAM@", url))
+    cmd = [shutil.which("aria2c") or "aria2c", "-j16", "-x4", "-s4", "-i", str(urls), "-d", str(dest),
+           "--allow-overwrite=true", "--auto-file-renaming=false", "--console-log-level=warn",
+           "--summary-interval=0", "-q"]
+    busy = b.quiet()
+    mark = b.nginx.mark()
+    r = run_measured(cmd, base_env(tmp), timeout=b.args.run_timeout)
+    sync = timed_sync()
+    rows = b.nginx.rows_since(mark)
+    served, reqs = sum(x[2] for x in rows), len(rows)
+    fs = b.mix
+    note = b.verify_tree(dest, fs, deep)
+    if r.rc != 0:
+        note = (note + "; " if note else "") + f"exit {r.rc}: {(r.stdout + r.stderr).strip()[-300:]}"
+    rmtree(tmp)
+    m = Measure(scenario, "aria2c", rnd, r.wall, r.rss_kb * 1024 / MB, served, reqs, fs.count, fs.bytes,
+                r.rc, sync, r.utime + r.stime, note, busy, overlap(rows) if fs is b.mix else None)
+    b.measures.append(m)
+    log(f"  {scenario:13s} aria2c   round {rnd}: {m.wall:7.2f} s  {m.mbps:8.1f} MB/s  {m.fps:7.1f} files/s  "
+        f"RSS {m.rss_mb:6.1f} MB  cpu {m.cpu:5.2f} s  served {served / MB:.1f} MB / {reqs} req  sync {sync:.2f} s  busy-before {busy:.0%}"
+        + (f"  small-during-big {m.overlap:.0%}" if m.overlap is not None else "")
+        + (f"  !! {note}" if note else ""))
+    return m
+
+
+def run_go(b: Bench, scenario: str, rnd: int, url: str) -> Measure:
+    tmp = Path(tempfile.mkdtemp(prefix="go-", dir=b.work))
+    app = tmp / "app"
+    shutil.copytree(b.app_dir, app)
+    env = go_env(tmp, url)
+    cmd = [shutil.which("go") or "/usr/bin/go", "mod", "download"]
+    busy = b.quiet()
+    mark = b.nginx.mark()
+    r = run_measured(cmd, env, cwd=app, timeout=b.args.run_timeout)
+    sync = timed_sync()
+    served, reqs = b.nginx.served_since(mark)
+    zips = list((tmp / "modcache" / "cache" / "download").rglob("*.zip"))
+    note = "" if len(zips) == b.closure_zips else f"{len(zips)} zips in GOMODCACHE, expected {b.closure_zips}"
+    if r.rc != 0:
+        note = (note + "; " if note else "") + f"exit {r.rc}: {(r.stdout + r.stderr).strip()[-300:]}"
+    rmtree(tmp)
+    fs = b.closure
+    m = Measure(scenario, "go", rnd, r.wall, r.rss_kb * 1024 / MB, served, reqs, fs.count, fs.bytes,
+                r.rc, sync, r.utime + r.stime, note, busy)
+    b.measures.append(m)
+    log(f"  {scenario:13s} go       round {rnd}: {m.wall:7.2f} s  {m.fps:7.1f} files/s  RSS {m.rss_mb:6.1f} MB  "
+        f"cpu {m.cpu:5.2f} s  served {served / MB:.2f} MB / {reqs} req  sync {sync:.2f} s  busy-before {busy:.0%}"
+        + (f"  !! {note}" if note else ""))
+    return m
+
+
+def scenario_mix(b: Bench, name: str, url: str) -> None:
+    log(f"scenario {name}: airsync vs aria2c, {b.args.rounds} rounds")
+    for rnd in range(1, b.args.rounds + 1):
+        deep = rnd == 1
+        run_airsync(b, name, rnd, b.mix, url, ["--modules-file", str(b.modules_file)], deep)
+        run_aria2c(b, name, rnd, url, deep)
+
+
+def scenario_closure(b: Bench, name: str, url: str) -> None:
+    log(f"scenario {name}: airsync vs go mod download, {b.args.rounds} rounds")
+    inputs = ["--go-sum", str(b.app_dir / "go.sum"), "--go-mod", str(b.app_dir / "go.mod")]
+    for rnd in range(1, b.args.rounds + 1):
+        run_airsync(b, name, rnd, b.closure, url, inputs, deep=rnd == 1)
+        run_go(b, name, rnd, url)
+
+
+def durable_bytes(dest: Path, fs: FileSet, upstream: Path) -> dict:
+    """What a killed airsync run left: published bytes, recorded spans, and bytes on disk.
+
+    ``on_disk`` counts bytes of the partial files (those the state database names) that already
+    equal the upstream file at the same offset (4 KiB granularity; the big payloads are random, so
+    an unwritten block of zeros never matches). It tells bytes that reached the file from bytes
+    that nginx sent but the process never wrote (socket buffers, memory).
+    """
+    out = {"published": sum(s for rel, (s, _) in fs.files.items() if (dest / rel).is_file()),
+           "spans": 0, "on_disk": 0, "partials": 0}
+    db = dest / ".airsync" / "state.db"
+    if not db.exists():
+        return out
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        out["spans"] = con.execute("SELECT COALESCE(SUM(end - start), 0) FROM spans").fetchone()[0]
+        relpaths = [r[0] for r in con.execute("SELECT relpath FROM downloads")]
+    except sqlite3.Error:
+        out["spans"], relpaths = -1, []
+    finally:
+        con.close()
+    from airsync.store import MirrorStore
+
+    store = MirrorStore.__new__(MirrorStore)  # only for its partial file naming; no side effects
+    store.partial_dir = dest / ".airsync" / "partial"
+    for rel in relpaths:
+        part = store.partial_path(rel)
+        if not part.is_file() or not (upstream / rel).is_file() or (dest / rel).is_file():
+            continue
+        out["partials"] += 1
+        with open(part, "rb") as a, open(upstream / rel, "rb") as b:
+            while True:
+                x, y = a.read(1 << 20), b.read(1 << 20)
+                if not x or not y:
+                    break
+                if x == y[: len(x)]:
+                    out["on_disk"] += len(x)
+                    continue
+                for i in range(0, min(len(x), len(y)), 4096):
+                    if x[i:i + 4096] == y[i:i + 4096]:
+                        out["on_disk"] += len(x[i:i + 4096])
+    return out
+
+
+def socket_queues(port: int) -> int:
+    """Bytes queued in the kernel on TCP connections to 127.0.0.1:port (server Send-Q + client Recv-Q)."""
+    total = 0
+    try:
+        with open("/proc/net/tcp") as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                local, remote, tx_rx = fields[1], fields[2], fields[4]
+                tx, rx = (int(x, 16) for x in tx_rx.split(":"))
+                if int(local.split(":")[1], 16) == port and fields[3] == "01":
+                    total += tx  # nginx's side: sent by sendfile, not yet taken by the client
+                elif int(remote.split(":")[1], 16) == port and fields[3] == "01":
+                    total += rx  # the client's side: arrived, not yet read
+    except (OSError, ValueError, IndexError, StopIteration):
+        return -1
+    return total
+
+
+def scenario_kill(b: Bench, airsync_wall: float, seed: int) -> None:
+    rng = random.Random(seed)
+    log(f"scenario kill: {b.args.kills} x SIGKILL at 20-80 % of {airsync_wall:.2f} s (seed {seed})")
+    fs = b.mix
+    for k in range(1, b.args.kills + 1):
+        at = rng.uniform(0.2, 0.8) * airsync_wall
+        b.quiet()
+        tmp = Path(tempfile.mkdtemp(prefix="kill-", dir=b.work))
+        dest = tmp / "mirror"
+        cmd = b.airsync_cmd(dest, b.nginx.url, ["--modules-file", str(b.modules_file)])
+        mark = b.nginx.mark()
+        queued: list[int] = []
+        snap = threading.Timer(max(0.0, at - 0.01), lambda: queued.append(socket_queues(b.nginx.port)))
+        snap.daemon = True
+        snap.start()
+        r1 = run_measured(cmd, base_env(tmp), timeout=b.args.run_timeout, kill_after=at)
+        snap.cancel()
+        served1, reqs1 = b.nginx.served_since(mark)
+        left = durable_bytes(dest, fs, b.upstream)
+        published, spans = left["published"], left["spans"]
+        mark = b.nginx.mark()
+        r2 = run_measured(cmd, base_env(tmp), timeout=b.args.run_timeout)
+        served2, reqs2 = b.nginx.served_since(mark)
+        bad = b.verify_tree(dest, fs, deep=True)
+        lists_ok = all((dest / rel).read_bytes() == (b.upstream / rel).read_bytes()
+                       for rel in {r.rsplit("/@v/", 1)[0] + "/@v/list" for r in fs.files}
+                       if (dest / rel).exists()) if not bad else False
+        leftovers = sorted(p.name for p in (dest / ".airsync" / "partial").glob("*")) \
+            if (dest / ".airsync" / "partial").exists() else []
+        m = re.search(r"resumed ([0-9.]+ \w+)", r2.stdout)
+        refetched = served1 + served2 - fs.bytes
+        rec = {
+            "n": k, "kill_at": at, "killed": r1.killed, "rc1": r1.rc, "rc2": r2.rc,
+            "served1": served1, "reqs1": reqs1, "published": published, "spans": spans,
+            "served2": served2, "reqs2": reqs2, "wall2": r2.wall, "rss2_mb": r2.rss_kb * 1024 / MB,
+            "rss1_mb": r1.rss_kb * 1024 / MB,
+            "refetched": refetched, "pct": 100.0 * refetched / fs.bytes,
+            "lost_at_kill": served1 - published - max(spans, 0),
+            "on_disk": left["on_disk"], "partials_at_kill": left["partials"],
+            "socket_queues": queued[0] if queued else -1,
+            "never_written": served1 - published - left["on_disk"],
+            "written_not_recorded": left["on_disk"] - max(spans, 0),
+            "resumed_text": m.group(1) if m else "0",
+            "verified": not bad and lists_ok and r2.rc == 0, "problem": bad or ("" if lists_ok else "list differs"),
+            "leftover_partials": len(leftovers), "leftover_names": leftovers[:5],
+        }
+        b.kills.append(rec)
+        log(f"  kill {k}: SIGKILL at {at:.2f} s (killed={r1.killed}, rc {r1.rc}); run 1 served "
+            f"{served1 / MB:.1f} MB, durable at kill {(published + max(spans, 0)) / MB:.1f} MB "
+            f"(published {published / MB:.1f} + spans {spans / MB:.1f}); in {left['partials']} partial files "
+            f"{left['on_disk'] / MB:.1f} MB already equal upstream, so {rec['never_written'] / MB:.1f} MB sent by "
+            f"nginx never reached a file (kernel socket queues 10 ms before the kill: {rec['socket_queues'] / MB:.1f} MB) "
+            f"and {rec['written_not_recorded'] / MB:.1f} MB were written but not recorded; rerun {r2.wall:.2f} s rc {r2.rc} "
+            f"served {served2 / MB:.1f} MB; re-fetched {refetched} B = {rec['pct']:.3f} %; "
+            f"verified sha256: {rec['verified']} {rec['problem']}; leftover in .airsync/partial: {leftovers[:5]}")
+        if r2.rc != 0:
+            log("    rerun output: " + (r2.stdout + r2.stderr).strip()[-500:])
+        rmtree(tmp)
+
+
+# ---------------------------------------------------------------------------------------------
+# reporting
+# ---------------------------------------------------------------------------------------------
+
+def med(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def fmt_range(xs, f="{:.2f}"):
+    if not xs:
+        return "-"
+    return f"{f.format(med(xs))} ({f.format(min(xs))}-{f.format(max(xs))})"
+
+
+def source_digest() -> str:
+    h = hashlib.sha256()
+    for f in sorted((REPO / "airsync").glob("*.py")):
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def fmt_pct(xs) -> str:
+    return f"{med(xs):.0%} ({min(xs):.0%}-{max(xs):.0%})" if xs else "-"
+
+
+def machine_info() -> dict:
+    mem = "?"
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal:"):
+                mem = f"{int(line.split()[1]) / (1 << 20):.1f} GiB"
+    except OSError:
+        pass
+    cpu = "?"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=10).stdout.strip() or "none"
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "airsync"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        commit, dirty = "unknown", ""
+    from airsync import __version__
+    return {
+        "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu": cpu, "mem": mem, "kernel": platform.release(),
+        "python": platform.python_version(),
+        "aria2c": tool_version(["aria2c", "--version"]),
+        "go": tool_version([shutil.which("go") or "/usr/bin/go", "version"]),
+        "nginx": tool_version([shutil.which("nginx") or "/usr/sbin/nginx", "-v"]),
+        "airsync": f"{__version__} (git {commit}{', with uncommitted changes in airsync/' if dirty else ''}; "
+                   f"sha256 of airsync/*.py {source_digest()})",
+    }
+
+
+def summarize(b: Bench) -> tuple[list[str], dict]:
+    scen_order = []
+    for m in b.measures:
+        if m.scenario not in scen_order:
+            scen_order.append(m.scenario)
+    rows = ["| scenario | tool | wall s, median (min-max) | MB/s | files/s | peak RSS MB, median (max) "
+            "| CPU s | served MB | requests | sync after s | small files done during big transfers |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    ratios = ["| scenario | airsync / other wall time, median of per-round ratios | per round | "
+              "airsync / other peak RSS |", "|---|---|---|---|"]
+    result = {}
+    for sc in scen_order:
+        tools = []
+        for m in b.measures:
+            if m.scenario == sc and m.tool not in tools:
+                tools.append(m.tool)
+        by_tool = {t: [m for m in b.measures if m.scenario == sc and m.tool == t] for t in tools}
+        for t in tools:
+            ms = by_tool[t]
+            walls = [m.wall for m in ms]
+            rows.append(
+                f"| {sc} | {t} | {fmt_range(walls)} | {med([m.mbps for m in ms]):.1f} | {med([m.fps for m in ms]):.0f} "
+                f"| {med([m.rss_mb for m in ms]):.1f} ({max(m.rss_mb for m in ms):.1f}) | {med([m.cpu for m in ms]):.2f} "
+                f"| {med([m.served for m in ms]) / MB:.1f} | {med([m.requests for m in ms]):.0f} "
+                f"| {med([m.sync_after for m in ms]):.2f} "
+                f"| {fmt_pct([m.overlap for m in ms if m.overlap is not None])} |")
+        other = next((t for t in tools if t != "airsync"), None)
+        if other and "airsync" in by_tool:
+            pairs = list(zip(by_tool["airsync"], by_tool[other]))
+            rs = [a.wall / o.wall for a, o in pairs]
+            rr = [a.rss_mb / o.rss_mb for a, o in pairs]
+            result[sc] = {"ratio": med(rs), "other": other, "ratios": rs,
+                          "airsync_wall": med([m.wall for m in by_tool["airsync"]])}
+            ratios.append(f"| {sc} | **{med(rs):.2f}** (vs {other}) | {', '.join(f'{x:.2f}' for x in rs)} "
+                          f"| {med(rr):.2f} |")
+    return rows + [""] + ratios, result
+
+
+def targets(b: Bench, result: dict) -> list[tuple[str, str, str]]:
+    out = []
+    if "mix" in result:
+        r = result["mix"]["ratio"]
+        out.append(("faster than aria2c on the mix (ratio < 1)", f"ratio {r:.2f}", "met" if r < 1 else "NOT met"))
+    if "mix+delay" in result:
+        r = result["mix+delay"]["ratio"]
+        out.append(("(same, with latency) faster than aria2c on mix+delay", f"ratio {r:.2f}",
+                    "met" if r < 1 else "NOT met"))
+    if "closure" in result:
+        r = result["closure"]["ratio"]
+        out.append((">= 2x faster than go mod download on the closure (ratio <= 0.5)", f"ratio {r:.2f}",
+                    "met" if r <= 0.5 else "NOT met"))
+    if "closure+delay" in result:
+        r = result["closure+delay"]["ratio"]
+        out.append(("(same, with latency) >= 2x faster than go mod download", f"ratio {r:.2f}",
+                    "met" if r <= 0.5 else "NOT met"))
+    rss = [m.rss_mb for m in b.measures if m.tool == "airsync"]
+    rss += [k["rss1_mb"] for k in b.kills] + [k["rss2_mb"] for k in b.kills]
+    if rss:
+        out.append(("airsync peak RSS < 150 MB (every run)", f"max {max(rss):.1f} MB",
+                    "met" if max(rss) < 150 else "NOT met"))
+    if b.kills:
+        mx = max(k["pct"] for k in b.kills)
+        out.append(("re-fetched < 1 % after kill -9 (max of runs)", f"max {mx:.3f} %", "met" if mx < 1 else "NOT met"))
+        ok = all(k["verified"] for k in b.kills)
+        out.append(("final mirror equals upstream byte for byte after resume", "sha256 of every file",
+                    "met" if ok else "NOT met"))
+    return out
+
+
+def markdown(b: Bench, info: dict, started: str, elapsed: float, table: list[str], tg) -> str:
+    a = b.args
+    L = ["## Mirror", "",
+         f"Measured {started} by `scripts/bench_mirror.py {' '.join(a.argv)}`".rstrip() +
+         f" (whole run {elapsed / 60:.1f} min; seed {a.seed}, data seed {a.seed_data}).", "",
+         f"Machine: {info['nproc']} CPUs ({info['cpu']}), {info['mem']} RAM, Linux {info['kernel']}; "
+         f"Python {info['python']}; {info['aria2c']}; {info['go']}; {info['nginx']}; airsync {info['airsync']}. "
+         f"The machine was shared with other work during the run: {info['load']}.", "",
+         "Method: one nginx (sendfile, keep-alive, 127.0.0.1 only) serves a generated GOPROXY tree from the page "
+         "cache; every run writes into a fresh directory on the same disk. Tools alternate A B A B for "
+         f"{a.rounds} round(s). Wall time is Python's `time.monotonic()` around the child, peak RSS is `ru_maxrss` "
+         "from `os.wait4` (each tool is spawned by a small launcher interpreter, because Linux folds the "
+         f"forking process's RSS into the child's ru_maxrss; the floor this leaves, /bin/true's reported peak, "
+         f"is {b.rss_floor_mb:.1f} MB), CPU is the child's user+system time. After every run the script calls `sync` "
+         "(not timed; its duration is the last column: writeback that a tool left behind, e.g. because "
+         "it does not fsync). Bytes and requests served come from nginx's access log (`$body_bytes_sent`). "
+         "MB = 10^6 bytes. The `+delay` scenarios go through a small asyncio reverse proxy in the script "
+         f"that adds {a.delay_ms:g} ms before every response's headers (keep-alive, Range/If-Range passed "
+         f"through); it used {b.notes_proxy_cpu:.1f} s CPU over the delay scenarios.", "",
+         "### File sets", "",
+         f"- **mix**: {a.big_count} big modules `example.com/big/bNN@v1.0.0` with {a.big_size_mb} MiB of "
+         f"incompressible data (stored zip) + {a.small_count} small modules `example.com/small/mNNNN@v1.0.0` "
+         f"(airsync.sample); .info, .mod and .zip of each: {b.mix.count} files, {b.mix.bytes / MB:.1f} MB.",
+         f"- **closure**: an app (`write_main_module`) over a generated DAG of {a.closure_count} module paths "
+         f"`example.com/dep/dNNN` (every 5th also at v1.1.0, every 4th a go 1.16 module, 2-48 KiB of source each); go.mod/go.sum written once "
+         f"by `go mod tidy` against nginx: {b.closure_zips} modules with zips + "
+         f"{b.closure_gomod_only} /go.mod-only lines; airsync fetches {b.closure.count} files "
+         f"({b.closure.bytes / MB:.2f} MB).", "",
+         "### Commands", "", "```"]
+    for k, v in b.commands.items():
+        L.append(f"# {k}")
+        L.append(v)
+    L += ["```", "", "### Results", ""]
+    L += table
+    if b.kills:
+        L += ["", "### kill -9 and resume (mix)", "",
+              "| # | SIGKILL at s | served before kill MB (requests) | durable at kill MB (published + recorded spans) "
+              "| in partial files at kill MB | sent but never written MB | kernel socket queues 10 ms before the kill MB "
+              "| written, not recorded MB "
+              "| served by rerun MB | re-fetched bytes | % of total | rerun s | sha256 verified | left in .airsync/partial |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for k in b.kills:
+            L.append(f"| {k['n']} | {k['kill_at']:.2f}{'' if k['killed'] else ' (finished first)'} "
+                     f"| {k['served1'] / MB:.2f} ({k['reqs1']}) | {(k['published'] + max(k['spans'], 0)) / MB:.1f} "
+                     f"({k['published'] / MB:.1f} + {k['spans'] / MB:.1f}) | {k['on_disk'] / MB:.1f} "
+                     f"| {k['never_written'] / MB:.1f} | {k['socket_queues'] / MB:.1f} "
+                     f"| {k['written_not_recorded'] / MB:.1f} | {k['served2'] / MB:.1f} "
+                     f"| {k['refetched']} | {k['pct']:.3f} | {k['wall2']:.2f} | {'yes' if k['verified'] else 'NO ' + k['problem']} "
+                     f"| {k['leftover_partials']} |")
+        L.append(f"\nMax re-fetched: {max(k['refetched'] for k in b.kills)} bytes "
+                 f"({max(k['pct'] for k in b.kills):.3f} % of {b.mix.bytes} bytes). \"Sent but never written\" "
+                 "is what nginx counted as sent (sendfile returned) minus what was published or already in a "
+                 "partial file at the kill; it matches the bytes queued in the kernel's TCP buffers of the "
+                 "loopback connections, which no client checkpoint can keep. \"Written, not recorded\" is "
+                 "airsync's own loss: bytes in its partial files that its state database did not yet cover.")
+    L += ["", "### Targets", "", "| target | result | |", "|---|---|---|"]
+    L += [f"| {t} | {r} | {s} |" for t, r, s in tg]
+    if b.notes:
+        L += ["", "### Notes", ""] + [f"- {n}" for n in b.notes]
+    return "\n".join(L) + "\n"
+
+
+def write_section(path: Path, section: str) -> None:
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, l in enumerate(lines) if l.rstrip() == "## Mirror"), None)
+    if start is None:
+        new = text.rstrip("\n") + "\n\n" + section
+    else:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        tail = "".join(lines[end:])
+        new = "".join(lines[:start]) + section + ("\n" + tail if tail else "")
+    tmp = path.with_name(path.name + ".tmp-bench")
+    tmp.write_text(new)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# main
+# ---------------------------------------------------------------------------------------------
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true",
+                    help="small file set and 1 round (2 x 32 MiB + 60 small, closure of 30, 1 kill): ~1-2 min")
+    ap.add_argument("--big-count", type=int, help="big modules in the mix (default 3)")
+    ap.add_argument("--big-size-mb", type=int, help="MiB of data per big module (default 128)")
+    ap.add_argument("--small-count", type=int, help="small module versions in the mix (default 300)")
+    ap.add_argument("--closure-count", type=int, help="module paths in the closure graph (default 80)")
+    ap.add_argument("--rounds", type=int, help="A B rounds per scenario (default 3)")
+    ap.add_argument("--kills", type=int, help="kill -9 repetitions (default 3)")
+    ap.add_argument("--delay-ms", type=float, default=50.0, help="added latency per request (default 50)")
+    ap.add_argument("--seed", type=int, help="seed for the kill moments (default: from the clock, printed)")
+    ap.add_argument("--seed-data", type=int, default=1, help="seed of the generated modules")
+    ap.add_argument("--only", default="mix,closure,delay,kill",
+                    help="comma list of scenarios: mix, closure, delay, kill (default all)")
+    ap.add_argument("--airsync-extra", default="", help="extra airsync mirror options (for experiments)")
+    ap.add_argument("--quiet-threshold", type=float, default=0.4,
+                    help="before each run wait until at most this fraction of the CPUs is busy (default 0.4)")
+    ap.add_argument("--quiet-budget", type=float, default=120.0,
+                    help="give up waiting for a quiet machine after this many seconds in total (default 120)")
+    ap.add_argument("--run-timeout", type=float, default=300.0, help="seconds before any one run is killed")
+    ap.add_argument("--output", type=Path, default=REPO / "BENCHMARKS.md")
+    ap.add_argument("--no-write", action="store_true", help="print the section, do not touch BENCHMARKS.md")
+    ap.add_argument("--json", type=Path, help="also write raw measurements as JSON here")
+    ap.add_argument("--workdir", type=Path, help="parent of the temporary directory (default: system temp)")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--serve-delay-proxy", nargs=2, metavar=("UPSTREAM_PORT", "DELAY_MS"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    args.argv = list(argv)
+    q = args.quick
+    defaults = dict(big_count=(2, 3), big_size_mb=(32, 128), small_count=(60, 300), closure_count=(30, 80),
+                    rounds=(1, 3), kills=(1, 3))
+    for k, (quick, full) in defaults.items():
+        if getattr(args, k) is None:
+            setattr(args, k, quick if q else full)
+    if args.seed is None:
+        args.seed = int(time.time()) % 100000
+    args.only = {s.strip() for s in args.only.split(",") if s.strip()}
+    return args
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    if args.serve_delay_proxy:
+        serve_delay_proxy(int(args.serve_delay_proxy[0]), float(args.serve_delay_proxy[1]))
+        return 0
+    for tool in ("aria2c", "go"):
+        if not shutil.which(tool):
+            print(f"bench_mirror: {tool} not found on PATH", file=sys.stderr)
+            return 2
+    nginx_bin = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    if not nginx_bin:
+        print("bench_mirror: nginx not found", file=sys.stderr)
+        return 2
+
+    t0 = time.monotonic()
+    digest_start = source_digest()
+    started = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    log(f"bench_mirror {' '.join(argv)}: seed {args.seed} (kill moments), data seed {args.seed_data}")
+    work = Path(tempfile.mkdtemp(prefix="airsync-bench-", dir=args.workdir))
+    os.chmod(work, 0o755)
+    nginx = None
+    proxy = None
+    try:
+        upstream = work / "upstream"
+        log(f"building upstream in {upstream}: {args.big_count} x {args.big_size_mb} MiB + "
+            f"{args.small_count} small + closure graph of {args.closure_count}")
+        tb = time.monotonic()
+        big_keys, small_keys, dep_mods, app_reqs = build_upstream(upstream, args)
+        log(f"  built in {time.monotonic() - tb:.1f} s")
+        nginx = Nginx(upstream, work / "nginx", nginx_bin)
+        nginx.start()
+        log(f"nginx on {nginx.url}")
+
+        # The closure: go mod tidy once, against nginx.
+        from airsync.sample import app_gosum, write_main_module
+        app_dir = work / "app"
+        write_main_module(app_dir, app_reqs)
+        gtmp = work / "tidy"
+        gtmp.mkdir()
+        r = run_measured([shutil.which("go"), "mod", "tidy"], go_env(gtmp, nginx.url), cwd=app_dir, timeout=300)
+        if r.rc != 0:
+            raise RuntimeError(f"go mod tidy failed: {r.stderr[-2000:]}")
+        rmtree(gtmp)
+        gosum = (app_dir / "go.sum").read_text()
+        expect = app_gosum(dep_mods, app_reqs)
+        zip_keys, mod_only = [], []
+        for line in gosum.splitlines():
+            p, v, _ = line.split()
+            (mod_only if v.endswith("/go.mod") else zip_keys).append((p, v.removesuffix("/go.mod")))
+        zip_set = set(zip_keys)
+        mod_only = sorted(set(mod_only) - zip_set)
+        closure_files = proxy_files(sorted(zip_set)) + proxy_files(mod_only, ("info", "mod"))
+        log(f"closure: go mod tidy took {r.wall:.2f} s; go.sum has {len(zip_set)} zip lines and "
+            f"{len(mod_only)} go.mod-only versions; matches airsync.sample.app_gosum: {gosum == expect}")
+
+        modules_file = work / "modules.txt"
+        modules_file.write_text("".join(f"{p}@{v}\n" for p, v in big_keys + small_keys))
+        mix_rel = proxy_files(big_keys + small_keys)
+        urls_file = work / "urls.template.txt"
+        urls_file.write_text("".join(f"@UPSTREAM@/{rel}\n  out={rel}\n" for rel in mix_rel))
+        log("hashing the file sets")
+        mix = describe_files(upstream, mix_rel, "mix")
+        closure = describe_files(upstream, closure_files, "closure")
+        log(f"mix: {mix.count} files, {mix.bytes / MB:.1f} MB; closure: {closure.count} files, "
+            f"{closure.bytes / MB:.2f} MB")
+
+        b = Bench(args, work, upstream, nginx, mix, closure, len(zip_set), app_dir, modules_file, urls_file)
+        b.closure_gomod_only = len(mod_only)
+        b.quiet = QuietWaiter(args.quiet_threshold, args.quiet_budget)
+        load_start = os.getloadavg()
+        true = shutil.which("true") or "/bin/true"
+        b.rss_floor_mb = max(run_measured([true], base_env(work)).rss_kb for _ in range(3)) * 1024 / MB
+        log(f"RSS floor of the launcher (peak RSS reported for /bin/true): {b.rss_floor_mb:.1f} MB")
+        py = "python"
+        extra = (" " + args.airsync_extra) if args.airsync_extra else ""
+        b.commands = {
+            "mix, airsync": f"{py} -m airsync mirror --modules-file modules.txt --to $FRESH --upstream $UPSTREAM "
+                            f"--no-progress{extra}",
+            "mix, aria2c (urls.txt: one URL per file, each followed by '  out=<relative path>')":
+                "aria2c -j16 -x4 -s4 -i urls.txt -d $FRESH --allow-overwrite=true --auto-file-renaming=false "
+                "--console-log-level=warn --summary-interval=0 -q",
+            "closure, airsync": f"{py} -m airsync mirror --go-sum app/go.sum --go-mod app/go.mod --to $FRESH "
+                                f"--upstream $UPSTREAM --no-progress{extra}",
+            "closure, go (in a fresh copy of app/, fresh GOPATH/GOMODCACHE/GOCACHE/HOME each run)":
+                "env -i PATH=... GOPROXY=$UPSTREAM GOSUMDB=off GOTOOLCHAIN=local GOFLAGS=-mod=mod GOENV=off "
+                "GO111MODULE=on CGO_ENABLED=0 GOPATH=$T/gopath GOMODCACHE=$T/modcache GOCACHE=$T/gocache "
+                "go mod download",
+            "the closure's go.mod/go.sum, made once (same env)": "go mod tidy",
+            "kill -9": "the mix airsync command; SIGKILL after uniform(0.2, 0.8) x median mix airsync wall time; "
+                       "then the same command again to completion",
+            "$UPSTREAM": f"http://127.0.0.1:<nginx port>  (+delay: http://127.0.0.1:<proxy port>, proxy -> nginx)",
+        }
+
+        # Warm the page cache so the first run does not pay for reading the upstream from disk, and
+        # write the freshly generated upstream back so its writeback does not slow the first runs.
+        for rel in list(mix.files) + list(closure.files):
+            with open(upstream / rel, "rb") as f:
+                while f.read(1 << 20):
+                    pass
+        log(f"sync after building: {timed_sync():.2f} s")
+
+        if "mix" in args.only:
+            scenario_mix(b, "mix", nginx.url)
+        if "closure" in args.only:
+            scenario_closure(b, "closure", nginx.url)
+        if "delay" in args.only:
+            proxy = DelayProxy(nginx.port, args.delay_ms)
+            proxy.start()
+            log(f"delay proxy on {proxy.url} (+{args.delay_ms:g} ms per response)")
+            scenario_mix(b, "mix+delay", proxy.url)
+            scenario_closure(b, "closure+delay", proxy.url)
+            proxy.stop()
+            b.notes_proxy_cpu = proxy.cpu
+            proxy = None
+        if "kill" in args.only:
+            walls = [m.wall for m in b.measures if m.scenario == "mix" and m.tool == "airsync"]
+            if not walls:
+                log("measuring one airsync mix run for the kill moments")
+                walls = [run_airsync(b, "mix-ref", 1, mix, nginx.url,
+                                     ["--modules-file", str(modules_file)], False).wall]
+            scenario_kill(b, med(walls), args.seed)
+
+        for m in b.measures:
+            if m.note:
+                b.notes.append(f"{m.scenario} {m.tool} round {m.round}: {m.note}")
+        table, result = summarize(b)
+        tg = targets(b, result)
+        info = machine_info()
+        elapsed = time.monotonic() - t0
+        if source_digest() != digest_start:
+            b.notes.append(f"airsync's sources changed during this run (sha256 of airsync/*.py {digest_start} at "
+                           f"the start, {source_digest()} at the end): the runs may mix two versions.")
+        info["load"] = (f"load average {load_start[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end; "
+                        f"CPU busy just before each run (0.5 s sample; the script waits up to "
+                        f"{args.quiet_budget:g} s in total for <= {args.quiet_threshold:.0%} busy): median "
+                        f"{med(b.quiet.seen):.0%}, max {max(b.quiet.seen, default=0):.0%}; waited {b.quiet.waited:.0f} s")
+        section = markdown(b, info, started, elapsed, table, tg)
+        print()
+        print(section)
+        if args.json:
+            args.json.write_text(json.dumps({
+                "measures": [dict(vars(m), mbps=m.mbps, fps=m.fps) for m in b.measures],
+                "kills": b.kills, "machine": info, "args": args.argv}, indent=1, default=str))
+        if not args.no_write:
+            write_section(args.output, section)
+            log(f"wrote the ## Mirror section of {args.output}")
+        return 0
+    finally:
+        if proxy:
+            proxy.stop()
+        if nginx:
+            nginx.stop()
+        if args.keep:
+            log(f"kept {work}")
+        else:
+            rmtree(work)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
