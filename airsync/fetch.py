@@ -39,9 +39,9 @@ from airsync import rangeplan, retry
 from airsync.errors import NotFoundError, UpstreamError
 from airsync.rangeplan import Span
 from airsync.ratelimit import TokenBucket
-from airsync.slots import ClientSlots
+from airsync.slots import FILE_LANE, RANGE_LANE, ClientSlots
 from airsync.state import SpanRecord, StateDB
-from airsync.store import MirrorStore, write_fsynced
+from airsync.store import MirrorStore
 from airsync.upstream import Upstream
 
 log = structlog.get_logger("airsync.fetch")
@@ -49,8 +49,8 @@ log = structlog.get_logger("airsync.fetch")
 
 @dataclass(frozen=True)
 class FetchSettings:
-    concurrency: int = 32  # files in flight
-    per_host: int = 8  # requests in flight per upstream host
+    concurrency: int = 64  # files in flight
+    per_host: int = 16  # whole-file requests in flight per upstream host (+ half as many for ranges)
     chunk_size: int = 8 << 20
     split_threshold: int = 16 << 20
     probe_size: int = 1 << 20
@@ -201,8 +201,12 @@ class Fetcher:
             TokenBucket(settings.limit_rate, max(settings.limit_rate / 4, 64 << 10)) if settings.limit_rate else None
         )
 
-    async def fetch(self, relpath: str, max_size: int) -> Path:
-        """Fetch ``relpath`` from the first upstream that has it; returns the fsynced partial file."""
+    async def fetch(self, relpath: str, max_size: int) -> Path | bytes:
+        """Fetch ``relpath`` from the first upstream that has it.
+
+        Returns the fsynced partial file, or for a file that came whole in one response (most
+        module files) its bytes, for the caller to make durable together with publishing.
+        """
         tried: list[str] = []
         for i, up in enumerate(self.upstreams):
             last = i == len(self.upstreams) - 1
@@ -239,14 +243,14 @@ class Fetcher:
         self.stats.bytes_expected += size
         return dst
 
-    async def _from_http(self, url: str, relpath: str, max_size: int) -> Path:
+    async def _from_http(self, url: str, relpath: str, max_size: int) -> Path | bytes:
         partial = self.store.partial_path(relpath)
         try:
             with trio.fail_after(self.settings.file_deadline):
                 for _ in range(3):
                     try:
-                        await self._download(url, relpath, partial, max_size)
-                        return partial
+                        body = await self._download(url, relpath, partial, max_size)
+                        return partial if body is None else body
                     except FileChanged as e:
                         log.warning("upstream file changed during download, starting over", url=url, reason=str(e))
                         self.state.start_download(relpath, url, None, None)
@@ -254,7 +258,8 @@ class Fetcher:
             raise UpstreamError(f"{url}: not complete after the {self.settings.file_deadline:g} s file deadline") from None
         raise UpstreamError(f"{url}: the file kept changing while it was downloaded")
 
-    async def _download(self, url: str, relpath: str, partial: Path, max_size: int) -> None:
+    async def _download(self, url: str, relpath: str, partial: Path, max_size: int) -> bytes | None:
+        """Download into ``partial`` (returns None), or return a file that came whole."""
         rec = self.state.download(relpath)
         # Resuming across runs needs a validator: without one a changed file could be spliced.
         if rec is not None and rec.url == url and rec.size is not None and rec.validator:
@@ -270,16 +275,14 @@ class Fetcher:
                 await self._fetch_rest(url, relpath, fd, size, validator, done)
             finally:
                 os.close(fd)
-            return
+            return None
         probe = await self._probe(url, partial, max_size)
         if probe is None:  # a 200 streamed the whole file to disk already
-            return
+            return None
         size, validator, body = probe
         if len(body) == size:
-            # Whole in one response (small files): nothing to resume, so nothing to record;
-            # one worker-thread call creates, writes and fsyncs it off the event loop.
-            await trio.to_thread.run_sync(write_fsynced, partial, body)
-            return
+            # Whole in one response (small files): nothing to resume, so nothing to record.
+            return body
         self.state.start_download(relpath, url, validator, size)
         fd = await trio.to_thread.run_sync(_open_partial, partial)
         try:
@@ -287,6 +290,7 @@ class Fetcher:
             await self._fetch_rest(url, relpath, fd, size, validator, [Span(0, len(body))], body)
         finally:
             os.close(fd)
+        return None
 
     async def _fetch_rest(
         self, url: str, relpath: str, fd: int, size: int, validator: str | None, done: list[Span], head: bytes = b""
@@ -337,7 +341,7 @@ class Fetcher:
         while True:
             headers = {"Range": f"bytes=0-{self.settings.probe_size - 1}", "Accept-Encoding": "identity"}
             try:
-                async with self.slots.slot(url) as client:
+                async with self.slots.slot(url, FILE_LANE) as client:
                     self.stats.requests += 1
                     async with client.stream("GET", url, headers=headers) as resp:
                         status = resp.status_code
@@ -407,7 +411,7 @@ class Fetcher:
                 headers["If-Range"] = validator
             before = s.end
             try:
-                async with self.slots.slot(url) as client:
+                async with self.slots.slot(url, RANGE_LANE) as client:
                     self.stats.requests += 1
                     async with client.stream("GET", url, headers=headers) as resp:
                         if resp.status_code == 200:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,15 +30,13 @@ from airsync.errors import AirsyncError, HashMismatch, UpstreamError, VerifyErro
 from airsync.fetch import Fetcher, FetchSettings, Stats
 from airsync.slots import ClientSlots
 from airsync.state import StateDB
-from airsync.store import MirrorStore, StoreError
+from airsync.store import MirrorStore, StoreError, fsync_path, write_plain
 from airsync.upstream import Upstream
 from airsync.wants import ModuleWant
 
 log = structlog.get_logger("airsync.mirror")
 
 MAX_SIZE = {"zip": modzip.MAX_ZIP_FILE, "mod": modzip.MAX_GO_MOD, "info": 1 << 20}
-
-SMALL_FILE = 64 << 10  # .info/.mod below this are verified on the event loop
 
 _FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS}
 
@@ -142,70 +141,110 @@ class MirrorJob:
         return s
 
     async def _module(self, fetcher: Fetcher, want: ModuleWant) -> None:
-        results: dict[str, bool] = {}
-        dirs: set[Path] = set()
+        got: dict[str, Path | bytes] = {}
+        present: set[str] = set()
         async with trio.open_nursery() as nursery:
             for ext, relpath in want.files():
-                nursery.start_soon(self._file, fetcher, want, ext, relpath, results, dirs)
-        if dirs:
-            await trio.to_thread.run_sync(self.store.sync_dirs, dirs)
-        if all(results.values()):
-            if not want.pinned:
-                self._unpinned.append((want.module.path, want.module.version))
-                self.summary.unpinned.append(str(want.module))
-            if want.need_zip:
-                await self._add_to_list(want)
-
-    async def _file(
-        self, fetcher: Fetcher, want: ModuleWant, ext: str, relpath: str, results: dict[str, bool], dirs: set[Path]
-    ) -> None:
-        results[ext] = False
-        if self.store.is_published(relpath):
-            self.stats.files_skipped += 1
-            self.summary.skipped += 1
-            results[ext] = True
+                if self.store.is_published(relpath):
+                    present.add(ext)
+                    self.stats.files_skipped += 1
+                    self.summary.skipped += 1
+                else:
+                    nursery.start_soon(self._fetch, fetcher, want, ext, relpath, got)
+        exts = {ext for ext, _ in want.files()}
+        if self.summary.fatal:
             return
-        mv = str(want.module)
+        if got or (present == exts and want.need_zip):
+            # Versions of one module share @v/list: one lands at a time.
+            lock = self._list_locks.setdefault(want.module.path, trio.Lock())
+            try:
+                async with lock:
+                    landed = await trio.to_thread.run_sync(self._land, want, got, present == exts - set(got))
+            except OSError as e:
+                self._disk_error(e, str(want.module))
+                return
+            finally:
+                for ext in got:  # landed or set aside: either way not to be resumed
+                    self.state.finish_download(modpath.proxy_file(want.module, ext))
+            for ext, err in landed.items():
+                relpath = modpath.proxy_file(want.module, ext)
+                if err is None:
+                    present.add(ext)
+                    self.stats.files_done += 1
+                    self.summary.fetched += 1
+                else:
+                    self._fail(str(want.module), relpath, str(err))
+        if present == exts and not want.pinned:
+            self._unpinned.append((want.module.path, want.module.version))
+            self.summary.unpinned.append(str(want.module))
+
+    async def _fetch(
+        self, fetcher: Fetcher, want: ModuleWant, ext: str, relpath: str, got: dict[str, Path | bytes]
+    ) -> None:
         try:
             async with self._files:
-                partial = await fetcher.fetch(relpath, MAX_SIZE[ext])
-                try:
-                    if ext == "zip" or partial.stat().st_size > SMALL_FILE:
-                        await trio.to_thread.run_sync(verify_file, ext, partial, want)
-                    else:  # microseconds of work: not worth a thread hop
-                        verify_file(ext, partial, want)
-                except VerifyError as e:
-                    kept = self.store.reject(partial, relpath)
-                    self.state.finish_download(relpath)
-                    raise VerifyError(mv, f"{e.detail} (bytes kept in {kept})") from None
-                dirs |= await trio.to_thread.run_sync(self.store.publish, partial, relpath)
-                self.state.finish_download(relpath)
-        except (AirsyncError, UpstreamError) as e:
-            self._fail(mv, relpath, str(e))
-            return
+                got[ext] = await fetcher.fetch(relpath, MAX_SIZE[ext])
+        except AirsyncError as e:
+            self._fail(str(want.module), relpath, str(e))
         except OSError as e:
-            if e.errno in _FATAL_ERRNOS:
-                self.summary.fatal = f"mirror disk error on {relpath}: {e.strerror}"
-                log.error("stopping: mirror disk error", file=relpath, error=e.strerror)
-                self._nursery.cancel_scope.cancel()
-                return
-            self._fail(mv, relpath, f"{e.strerror or e}")
-            return
-        self.stats.files_done += 1
-        self.summary.fetched += 1
-        results[ext] = True
-        log.debug("published", file=relpath)
+            self._disk_error(e, relpath)
+
+    def _land(self, want: ModuleWant, got: dict[str, Path | bytes], rest_present: bool) -> dict[str, AirsyncError | None]:
+        """In a worker thread: verify a module version's new files and publish them together.
+
+        New files are written, verified, fsynced, renamed into the tree, and their directories
+        fsynced once; the version joins ``@v/list`` in the same pass when all its files are
+        there (``rest_present``: the ones not in ``got`` were already published). One worker
+        call and about two journal commits a module version: for thousands of small files the
+        thread hops and commits, not the bytes, are what costs. Bytes that fail verification
+        are set aside; the others are still published.
+        """
+        mv = want.module
+        partials: dict[str, Path] = {}
+        for ext, data in got.items():
+            if isinstance(data, bytes):
+                partials[ext] = self.store.partial_path(modpath.proxy_file(mv, ext))
+                write_plain(partials[ext], data)
+            else:
+                partials[ext] = data  # a large download, already fsynced
+        result: dict[str, AirsyncError | None] = {}
+        for ext, partial in partials.items():
+            try:
+                verify_file(ext, partial, want)
+                result[ext] = None
+            except VerifyError as e:
+                kept = self.store.reject(partial, modpath.proxy_file(mv, ext))
+                result[ext] = VerifyError(str(mv), f"{e.detail} (bytes kept in {kept})")
+        good = [ext for ext, err in result.items() if err is None]
+        listing = None
+        if want.need_zip and rest_present and len(good) == len(got):
+            listing = self.store.prepare_list(modpath.list_file(mv.path), mv.version)
+        for ext in good:
+            if isinstance(got[ext], bytes):
+                fsync_path(partials[ext])
+        if listing is not None:
+            fsync_path(listing[0])
+        dirs: set[Path] = set()
+        for ext in good:
+            dirs |= self.store.publish(partials[ext], modpath.proxy_file(mv, ext))
+        if listing is not None:
+            os.replace(*listing)
+            dirs.add(listing[1].parent)
+        self.store.sync_dirs(dirs)
+        return result
+
+    def _disk_error(self, e: OSError, where: str) -> None:
+        if e.errno in _FATAL_ERRNOS:
+            self.summary.fatal = f"mirror disk error on {where}: {e.strerror}"
+            log.error("stopping: mirror disk error", where=where, error=e.strerror)
+            self._nursery.cancel_scope.cancel()
+        else:
+            self._fail(where, where, f"{e.strerror or e}")
 
     def _fail(self, module: str, relpath: str, message: str) -> None:
         self.stats.files_failed += 1
         self.summary.failures.append(Failure(module, relpath, message))
         log.error("file failed", module=module, file=relpath, error=message)
-
-    async def _add_to_list(self, want: ModuleWant) -> None:
-        path = want.module.path
-        lock = self._list_locks.setdefault(path, trio.Lock())
-        async with lock:
-            await trio.to_thread.run_sync(self.store.add_to_list, modpath.list_file(path), want.module.version)
 
 
 __all__ = ["MirrorJob", "Summary", "Failure", "verify_file", "StoreError"]

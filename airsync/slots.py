@@ -1,6 +1,10 @@
 """Request slots per upstream host, each with a keep-alive connection of its own.
 
-A job bounds the requests in flight to one host (``per_host``). Each slot owns an httpx client
+A job bounds the requests in flight to one host, in two lanes: ``per_host`` slots for whole
+files and first requests (most module files fit in one), and half as many for the further
+ranges of large files. With one shared lane, whichever group queued first took every slot,
+and hundreds of small files waited for the large ones to finish (or the other way round).
+Each slot owns an httpx client
 whose pool holds one connection, so a request reuses the connection of its slot. One shared
 pool would do the same work with more bookkeeping: httpcore walks every pooled connection, and
 polls each idle one, at the start and end of every request, which for thousands of small files
@@ -17,6 +21,8 @@ import httpx
 import trio
 
 USER_AGENT = "airsync/0.1 (+Go module mirror)"
+FILE_LANE = "file"
+RANGE_LANE = "range"
 
 
 class ClientSlots:
@@ -32,8 +38,8 @@ class ClientSlots:
         self._ssl = httpx.create_ssl_context()  # honours SSL_CERT_FILE / SSL_CERT_DIR
         self._timeout = httpx.Timeout(connect=connect_timeout, read=read_timeout, write=30.0, pool=None)
         self._http2 = http2
-        self._limits: dict[str, trio.CapacityLimiter] = {}
-        self._free: dict[str, list[httpx.AsyncClient]] = {}
+        self._limits: dict[tuple[str, str], trio.CapacityLimiter] = {}
+        self._free: dict[tuple[str, str], list[httpx.AsyncClient]] = {}
         self._all: list[httpx.AsyncClient] = []
 
     def _new_client(self) -> httpx.AsyncClient:
@@ -50,15 +56,16 @@ class ClientSlots:
         return client
 
     @asynccontextmanager
-    async def slot(self, url: str) -> AsyncIterator[httpx.AsyncClient]:
-        """Wait for a free slot of ``url``'s host and lend its client."""
-        host = urlsplit(url).netloc
-        limiter = self._limits.get(host)
+    async def slot(self, url: str, lane: str = FILE_LANE) -> AsyncIterator[httpx.AsyncClient]:
+        """Wait for a free slot of ``url``'s host in ``lane`` and lend its client."""
+        key = (urlsplit(url).netloc, lane)
+        limiter = self._limits.get(key)
         if limiter is None:
-            limiter = self._limits[host] = trio.CapacityLimiter(self.per_host)
-            self._free[host] = []
+            size = self.per_host if lane == FILE_LANE else max(1, self.per_host // 2)
+            limiter = self._limits[key] = trio.CapacityLimiter(size)
+            self._free[key] = []
         async with limiter:
-            free = self._free[host]
+            free = self._free[key]
             client = free.pop() if free else self._new_client()
             try:
                 yield client

@@ -63,25 +63,25 @@ def makedirs_durable(path: Path) -> None:
         fsync_dir(d)
 
 
-def write_fsynced(path: Path, data: bytes) -> None:
-    """Create or truncate ``path`` with ``data`` and fsync it (not yet atomic: see write_durable)."""
+def write_plain(path: Path, data: bytes, fsync: bool = False) -> None:
+    """Create or truncate ``path`` with ``data`` (not atomic: publish by fsync and rename)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        os.fsync(fd)
+        if fsync:
+            os.fsync(fd)
     finally:
         os.close(fd)
 
 
-def write_durable(path: Path, data: bytes, staging_dir: Path) -> None:
-    """Atomically replace ``path`` with ``data`` (staged, fsynced, renamed, dir fsynced)."""
-    makedirs_durable(path.parent)
-    tmp = staging_dir / f"{xxhash.xxh3_64_hexdigest(str(path).encode())}.{os.getpid()}.tmp"
-    write_fsynced(tmp, data)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+def fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class MirrorStore:
@@ -141,10 +141,11 @@ class MirrorStore:
         os.replace(partial, dest)
         return dest
 
-    def add_to_list(self, list_relpath: str, version: str) -> bool:
-        """Add ``version`` to a module's ``@v/list`` (semver order, atomic rewrite).
+    def prepare_list(self, list_relpath: str, version: str) -> tuple[Path, Path] | None:
+        """Stage a module's ``@v/list`` with ``version`` added (semver order).
 
-        Returns False when it was already listed. Callers serialize per module.
+        Returns (staged file, list path) for the caller to fsync and rename, or None when the
+        version is already listed. Callers serialize per module.
         """
         path = self.root / list_relpath
         try:
@@ -153,8 +154,20 @@ class MirrorStore:
             lines = []
         versions = {line.split()[0] for line in lines if line.strip()}
         if version in versions:
-            return False
+            return None
         versions.add(version)
         text = "".join(v + "\n" for v in sorted(versions, key=semver.sort_key))
-        write_durable(path, text.encode(), self.partial_dir)
+        tmp = self.partial_dir / f"{xxhash.xxh3_64_hexdigest(list_relpath.encode())}.list.tmp"
+        write_plain(tmp, text.encode())
+        return tmp, path
+
+    def add_to_list(self, list_relpath: str, version: str) -> bool:
+        """Add ``version`` to ``@v/list`` durably on its own; False when it was listed already."""
+        staged = self.prepare_list(list_relpath, version)
+        if staged is None:
+            return False
+        fsync_path(staged[0])
+        makedirs_durable(staged[1].parent)
+        os.replace(*staged)
+        fsync_dir(staged[1].parent)
         return True

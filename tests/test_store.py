@@ -1,6 +1,6 @@
 import pytest
 
-from airsync.store import MirrorStore, StoreError, write_durable
+from airsync.store import MirrorStore, StoreError
 
 
 def test_publish_is_a_rename_into_the_tree(tmp_path):
@@ -36,13 +36,6 @@ def test_list_is_semver_sorted_deduplicated_and_atomic(tmp_path):
     assert (tmp_path / "m/example.com/a/@v/list").read_text() == "v1.2.0-rc.1\nv1.2.0\nv1.10.0\n"
     assert not st.add_to_list("example.com/a/@v/list", "v1.10.0")
     assert list((tmp_path / "m/.airsync/partial").iterdir()) == []  # no staging leftovers
-
-
-def test_write_durable_replaces(tmp_path):
-    (tmp_path / "s").mkdir()
-    write_durable(tmp_path / "d/x", b"1", tmp_path / "s")
-    write_durable(tmp_path / "d/x", b"22", tmp_path / "s")
-    assert (tmp_path / "d/x").read_bytes() == b"22"
 
 
 def test_mirror_path_that_is_a_file_is_a_clear_error(tmp_path):
