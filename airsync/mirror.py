@@ -106,6 +106,7 @@ class MirrorJob:
     ) -> None:
         self.store = MirrorStore(root)
         self.state = StateDB(self.store.state_path)
+        self.store.clean_partial(self.state.resumable())
         self.upstreams = upstreams
         self.settings = settings
         self.stats = stats or Stats()
@@ -133,6 +134,7 @@ class MirrorJob:
             self.state.mark_unpinned(self._unpinned)
         finally:
             self.state.close()
+            self.store.close()
         s = self.summary
         s.bytes = self.stats.bytes_received
         s.resumed_bytes = self.stats.bytes_resumed

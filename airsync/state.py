@@ -101,6 +101,9 @@ class StateDB:
             )
         self._downloads[relpath] = Download(relpath, url, validator, size)
 
+    def resumable(self) -> set[str]:
+        return set(self._downloads)
+
     def spans(self, relpath: str) -> list[SpanRecord]:
         rows = self._db.execute(
             "SELECT start, end, xxh3 FROM spans WHERE relpath = ? ORDER BY start", (relpath,)

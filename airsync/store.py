@@ -3,6 +3,7 @@
 Layout::
 
     MIRROR/<escaped module>/@v/{list,<v>.info,<v>.mod,<v>.zip}   what the go command reads
+    MIRROR/.airsync/lock                                         held by the one airsync using it
     MIRROR/.airsync/state.db                                     resume state (state.py)
     MIRROR/.airsync/partial/<key>.part                           downloads in progress
     MIRROR/.airsync/rejected/<flattened path>.<time>             bytes that failed verification
@@ -16,6 +17,7 @@ Directories created on the way are fsynced into their parents for the same reaso
 
 from __future__ import annotations
 
+import fcntl
 import os
 import time
 from pathlib import Path
@@ -97,6 +99,32 @@ class MirrorStore:
             raise StoreError(f"cannot use {root} as a mirror: {e.strerror}") from e
         if not os.access(self.root, os.W_OK):
             raise StoreError(f"cannot use {root} as a mirror: not writable")
+        # Two processes publishing into one mirror would race on @v/list and on resume state.
+        self._lock = os.open(self.work / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self._lock, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(self._lock)
+            raise StoreError(f"{root} is in use by another airsync process (pid {holder})") from None
+        os.ftruncate(self._lock, 0)
+        os.pwrite(self._lock, f"{os.getpid()}\n".encode(), 0)
+
+    def close(self) -> None:
+        if self._lock >= 0:
+            os.close(self._lock)  # releases the flock
+            self._lock = -1
+
+    def clean_partial(self, resumable: set[str]) -> int:
+        """Remove leftovers of killed runs: staged lists, and partial files no resume record
+        refers to (``resumable`` is the set of relpaths with one). Returns how many."""
+        keep = {self.partial_path(r).name for r in resumable}
+        removed = 0
+        for entry in os.scandir(self.partial_dir):
+            if entry.name not in keep and entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+                removed += 1
+        return removed
 
     @property
     def state_path(self) -> Path:

@@ -240,7 +240,9 @@ def test_torn_span_is_detected_on_resume(upstream, tmp_path):
         srv.add_fault(BIG_ZIP, Fault(times=FOREVER, status=500))
         run_job(mirror, srv.url, plan)
         # Simulate a torn write: bytes the database says are intact are not.
-        part = MirrorStore(mirror).partial_path(BIG_ZIP)
+        store = MirrorStore(mirror)
+        part = store.partial_path(BIG_ZIP)
+        store.close()
         with open(part, "r+b") as f:
             f.seek(10)
             f.write(b"\xff" * 16)
@@ -366,6 +368,7 @@ def test_cancelled_downloads_leave_the_client_usable(upstream, tmp_path):
 
     trio.run(main)
     state.close()
+    store.close()
 
 
 def test_retries_count_only_retries_made(upstream, tmp_path):

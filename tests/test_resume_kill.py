@@ -86,3 +86,25 @@ def test_kill9_mid_download_then_resume(tmp_path: Path, stall_after: int):
     # Only bytes not yet covered by a checkpoint (fsync + record, every 1 MiB per file) may
     # cross twice: anything more means durable progress was lost.
     assert 0 <= refetched <= FetchSettings().checkpoint
+
+
+@pytest.mark.e2e
+def test_a_second_run_on_the_same_mirror_is_refused(tmp_path: Path):
+    upstream = tmp_path / "upstream"
+    sample.build_proxy_tree(upstream, [sample.big_module(BIG, "v1.0.0", 4 << 20, seed=3)])
+    mirror = tmp_path / "mirror"
+    with FaultServer(upstream) as srv:
+        srv.add_fault(BIG_ZIP, Fault(times=FOREVER, stall_after=100_000, stall_seconds=30))
+        first = subprocess.Popen(_mirror_cmd(mirror, srv.url), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 30
+            while not srv.bytes_sent.get("/" + BIG_ZIP):
+                assert time.monotonic() < deadline and first.poll() is None
+                time.sleep(0.02)
+            r = subprocess.run(_mirror_cmd(mirror, srv.url), capture_output=True, text=True, timeout=60)
+        finally:
+            first.kill()
+            first.wait(timeout=10)
+    assert r.returncode == 1
+    assert f"in use by another airsync process (pid {first.pid})" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from airsync.store import MirrorStore, StoreError
@@ -52,3 +54,21 @@ def test_repeated_rejections_keep_every_copy(tmp_path):
         st.reject(part, "example.com/a/@v/v1.0.0.zip")
     kept = sorted(p.read_bytes() for p in (tmp_path / "m/.airsync/rejected").iterdir())
     assert kept == [b"one", b"three", b"two"]
+
+
+def test_one_process_at_a_time(tmp_path):
+    first = MirrorStore(tmp_path / "m")
+    with pytest.raises(StoreError, match=f"in use by another airsync process \\(pid {os.getpid()}\\)"):
+        MirrorStore(tmp_path / "m")
+    first.close()
+    MirrorStore(tmp_path / "m").close()  # free again
+
+
+def test_clean_partial_keeps_only_resumable_files(tmp_path):
+    st = MirrorStore(tmp_path / "m")
+    keep = st.partial_path("example.com/a/@v/v1.0.0.zip")
+    keep.write_bytes(b"resumable")
+    st.partial_path("example.com/b/@v/v1.0.0.zip").write_bytes(b"orphan")
+    (st.partial_dir / "0123.list.tmp").write_bytes(b"staged list of a killed run")
+    assert st.clean_partial({"example.com/a/@v/v1.0.0.zip"}) == 2
+    assert [p.name for p in st.partial_dir.iterdir()] == [keep.name]
