@@ -1,9 +1,11 @@
-"""Downloading one upstream file into a durable, resumable partial file (trio + httpx).
+"""Downloading one upstream file, resumably, into a partial file or memory (trio + httpx).
 
 The first request for a file is ranged (``bytes=0-<probe>``): a 206 tells the size and the
 validator (strong ETag or Last-Modified) that every later request sends as ``If-Range``, so a
-file that changes upstream restarts instead of being spliced from two versions. A 200 means the
-server ignores ranges: the body is then streamed whole. Files above ``split_threshold`` are cut
+file that changes upstream restarts instead of being spliced from two versions. A file that
+fits in that first response (most .info, .mod and .zip files) is handed back as bytes, for the
+caller to write, verify and publish in one go. A 200 means the server ignores ranges: the body
+is then streamed whole to the partial file. Files above ``split_threshold`` are cut
 into aligned ``chunk_size`` spans fetched in parallel, each a stream that writes with ``pwrite``
 at its own offset. ``Accept-Encoding: identity`` and ``aiter_raw`` keep the bytes exact.
 
@@ -115,6 +117,13 @@ class SpanWriter:
         s = _Stream(start)
         self._streams[start] = s
         return s
+
+    def adopt(self, start: int, data: bytes) -> None:
+        """Count ``data``, already written at ``start``, as a stream due at the next checkpoint."""
+        s = self.stream(start)
+        s.hasher.update(data)
+        s.end = start + len(data)
+        self._dirty.add(start)
 
     async def write(self, s: _Stream, data: bytes) -> None:
         os.pwrite(self.fd, data, s.end)
@@ -299,10 +308,7 @@ class Fetcher:
         writer = SpanWriter(fd, relpath, self.state, self.settings.checkpoint)
         writer.resumable = True
         if head:  # the probe's bytes, already written: make them part of the first checkpoint
-            s = writer.stream(0)
-            s.hasher.update(head)
-            s.end = len(head)
-            writer._dirty.add(0)
+            writer.adopt(0, head)
         os.ftruncate(fd, size)
         todo = rangeplan.plan(size, done, self.settings.chunk_size, self.settings.split_threshold)
         if todo:
