@@ -96,6 +96,17 @@ def verify_file(ext: str, path: Path, want: ModuleWant) -> None:
     raise ValueError(ext)
 
 
+@dataclass
+class _ModuleRun:
+    """One module version in flight: its fetched files, and which were there already."""
+
+    want: ModuleWant
+    got: dict[str, Path | bytes] = field(default_factory=dict)
+    present: set[str] = field(default_factory=set)
+    pending: int = 0
+    fetched: trio.Event = field(default_factory=trio.Event)
+
+
 class MirrorJob:
     def __init__(
         self,
@@ -129,8 +140,7 @@ class MirrorJob:
                 fetcher = Fetcher(slots, self.upstreams, self.store, self.state, self.settings, self.stats)
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
-                    for want in wants:
-                        nursery.start_soon(self._module, fetcher, want)
+                    await self._dispatch(nursery, fetcher, wants)
             self.state.mark_unpinned(self._unpinned)
         finally:
             self.state.close()
@@ -142,17 +152,34 @@ class MirrorJob:
         s.seconds = time.monotonic() - started
         return s
 
-    async def _module(self, fetcher: Fetcher, want: ModuleWant) -> None:
-        got: dict[str, Path | bytes] = {}
-        present: set[str] = set()
-        async with trio.open_nursery() as nursery:
+    async def _dispatch(self, nursery: trio.Nursery, fetcher: Fetcher, wants: list[ModuleWant]) -> None:
+        """Start file downloads in plan order, each as soon as a file slot is free.
+
+        trio runs new tasks in a deliberately shuffled order, so tasks that took their own
+        slots would start in random order: large files could wait behind every small one.
+        Each module version's task only waits for its files, then lands them together.
+        """
+        for want in wants:
+            run = _ModuleRun(want)
+            todo = []
             for ext, relpath in want.files():
                 if self.store.is_published(relpath):
-                    present.add(ext)
+                    run.present.add(ext)
                     self.stats.files_skipped += 1
                     self.summary.skipped += 1
                 else:
-                    nursery.start_soon(self._fetch, fetcher, want, ext, relpath, got)
+                    todo.append((ext, relpath))
+            run.pending = len(todo)
+            nursery.start_soon(self._module, run)
+            for ext, relpath in todo:
+                ticket = object()
+                await self._files.acquire_on_behalf_of(ticket)
+                nursery.start_soon(self._fetch, fetcher, run, ext, relpath, ticket)
+
+    async def _module(self, run: _ModuleRun) -> None:
+        if run.pending:
+            await run.fetched.wait()
+        want, got, present = run.want, run.got, run.present
         exts = {ext for ext, _ in want.files()}
         if self.summary.fatal:
             return
@@ -180,16 +207,18 @@ class MirrorJob:
             self._unpinned.append((want.module.path, want.module.version))
             self.summary.unpinned.append(str(want.module))
 
-    async def _fetch(
-        self, fetcher: Fetcher, want: ModuleWant, ext: str, relpath: str, got: dict[str, Path | bytes]
-    ) -> None:
+    async def _fetch(self, fetcher: Fetcher, run: _ModuleRun, ext: str, relpath: str, ticket: object) -> None:
         try:
-            async with self._files:
-                got[ext] = await fetcher.fetch(relpath, MAX_SIZE[ext])
+            run.got[ext] = await fetcher.fetch(relpath, MAX_SIZE[ext])
         except AirsyncError as e:
-            self._fail(str(want.module), relpath, str(e))
+            self._fail(str(run.want.module), relpath, str(e))
         except OSError as e:
             self._disk_error(e, relpath)
+        finally:
+            self._files.release_on_behalf_of(ticket)
+            run.pending -= 1
+            if run.pending == 0:
+                run.fetched.set()
 
     def _land(self, want: ModuleWant, got: dict[str, Path | bytes], rest_present: bool) -> dict[str, AirsyncError | None]:
         """In a worker thread: verify a module version's new files and publish them together.

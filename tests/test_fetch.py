@@ -389,3 +389,14 @@ def test_pipe_fallback_gives_up_on_a_dead_upstream_quickly(upstream, tmp_path):
         s = run_job(tmp_path / "m", f"{broken.url}|{good.url}", plan)
         assert len(broken.requests) == files * FALLBACK_ATTEMPTS
     assert s.ok and s.retries == files * (FALLBACK_ATTEMPTS - 1)
+
+
+def test_files_start_in_plan_order_even_one_at_a_time(upstream, tmp_path):
+    from dataclasses import replace
+
+    plan = plan_for(sample.demo_modules())
+    with FaultServer(upstream) as srv:
+        s = run_job(tmp_path / "m", srv.url, plan, replace(FAST, concurrency=1))
+        order = [r.path.lstrip("/") for r in srv.requests]
+    assert s.ok, s.failures
+    assert order == [rel for w in plan for _, rel in w.files()]
