@@ -19,7 +19,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from airsync.errors import AirsyncError
 from airsync.rangeplan import Span
+
+
+class StateError(AirsyncError):
+    """The state database cannot be used."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS downloads (
@@ -71,15 +76,22 @@ class StateDB:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=10000")
-        self._db.executescript(SCHEMA)
-        self._downloads = {
-            row[0]: Download(*row)
-            for row in self._db.execute("SELECT relpath, url, validator, size FROM downloads")
-        }
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=10000")
+            self._db.executescript(SCHEMA)
+            self._downloads = {
+                row[0]: Download(*row)
+                for row in self._db.execute("SELECT relpath, url, validator, size FROM downloads")
+            }
+        except sqlite3.DatabaseError as e:
+            # Only resume records live here: the published tree does not depend on it.
+            raise StateError(
+                f"{path}: the resume state cannot be read ({e}); move it aside to start over "
+                "(published files stay; downloads in progress start again)"
+            ) from None
 
     def close(self) -> None:
         self._db.close()

@@ -113,3 +113,11 @@ def test_json_logs_and_summary_event(tree, tmp_path):
 def test_python_dash_m_and_version():
     r = subprocess.run([sys.executable, "-m", "airsync", "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.startswith("airsync ")
+
+
+def test_corrupt_state_database_is_a_clear_error(tree, tmp_path):
+    (tmp_path / "m/.airsync").mkdir(parents=True)
+    (tmp_path / "m/.airsync/state.db").write_bytes(b"this is not a database" * 100)
+    r = run("mirror", "--module", "example.com/lib/strs@v1.0.0", "--to", str(tmp_path / "m"), "--upstream", tree.as_uri())
+    no_traceback(r)
+    assert r.returncode == 1 and "resume state cannot be read" in r.stderr and "state.db" in r.stderr
