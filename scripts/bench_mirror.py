@@ -722,25 +722,7 @@ def run_airsync(b: Bench, scenario: str, rnd: int, fs: FileSet, url: str, inputs
                 deep: bool, cwd: Path | None = None) -> Measure:
     tmp = Path(tempfile.mkdtemp(prefix="as-", dir=b.work))
     dest = tmp / "mirror"
-    cmd = b.airsync_cmd(dest, url, inputs)
-    busy = b.quiet()
-    mark = b.nginx.mark()
-    r = run_measured(cmd, base_env(tmp), cwd=cwd, timeout=b.args.run_timeout)
-    sync = timed_sync()
-    rows = b.nginx.rows_since(mark)
-    served, reqs = sum(x[2] for x in rows), len(rows)
-    note = b.verify_tree(dest, fs, deep)
-    if r.rc != 0:
-        note = (note + "; " if note else "") + f"exit {r.rc}: {(r.stdout + r.stderr).strip()[-300:]}"
-    rmtree(tmp)
-    m = Measure(scenario, "airsync", rnd, r.wall, r.rss_kb * 1024 / MB, served, reqs, fs.count, fs.bytes,
-                r.rc, sync, r.utime + r.stime, note, busy, overlap(rows) if fs is b.mix else None)
-    b.measures.append(m)
-    log(f"  {scenario:13s} airsync  round {rnd}: {m.wall:7.2f} s  {m.mbps:8.1f} MB/s  {m.fps:7.1f} files/s  "
-        f"RSS {m.rss_mb:6.1f} MB  cpu {m.cpu:5.2f} s  served {served / MB:.1f} MB / {reqs} req  sync {sync:.2f} s  busy-before {busy:.0%}"
-        + (f"  small-during-big {m.overlap:.0%}" if m.overlap is not None else "")
-        + (f"  !! {note}" if note else ""))
-    return m
+    return measure_download(b, scenario, "airsync", rnd, fs, b.airsync_cmd(dest, url, inputs), tmp, dest, deep, cwd)
 
 
 def run_aria2c(b: Bench, scenario: str, rnd: int, url: str, deep: bool) -> Measure:
@@ -752,21 +734,26 @@ def run_aria2c(b: Bench, scenario: str, rnd: int, url: str, deep: bool) -> Measu
     cmd = [shutil.which("aria2c") or "aria2c", "-j16", "-x4", "-s4", "-i", str(urls), "-d", str(dest),
            "--allow-overwrite=true", "--auto-file-renaming=false", "--console-log-level=warn",
            "--summary-interval=0", "-q"]
+    return measure_download(b, scenario, "aria2c", rnd, b.mix, cmd, tmp, dest, deep, None)
+
+
+def measure_download(b: Bench, scenario: str, tool: str, rnd: int, fs: FileSet, cmd: list[str], tmp: Path,
+                     dest: Path, deep: bool, cwd: Path | None) -> Measure:
+    """Run one download into ``dest``, check the tree, record and log the measure."""
     busy = b.quiet()
     mark = b.nginx.mark()
-    r = run_measured(cmd, base_env(tmp), timeout=b.args.run_timeout)
+    r = run_measured(cmd, base_env(tmp), cwd=cwd, timeout=b.args.run_timeout)
     sync = timed_sync()
     rows = b.nginx.rows_since(mark)
     served, reqs = sum(x[2] for x in rows), len(rows)
-    fs = b.mix
     note = b.verify_tree(dest, fs, deep)
     if r.rc != 0:
         note = (note + "; " if note else "") + f"exit {r.rc}: {(r.stdout + r.stderr).strip()[-300:]}"
     rmtree(tmp)
-    m = Measure(scenario, "aria2c", rnd, r.wall, r.rss_kb * 1024 / MB, served, reqs, fs.count, fs.bytes,
+    m = Measure(scenario, tool, rnd, r.wall, r.rss_kb * 1024 / MB, served, reqs, fs.count, fs.bytes,
                 r.rc, sync, r.utime + r.stime, note, busy, overlap(rows) if fs is b.mix else None)
     b.measures.append(m)
-    log(f"  {scenario:13s} aria2c   round {rnd}: {m.wall:7.2f} s  {m.mbps:8.1f} MB/s  {m.fps:7.1f} files/s  "
+    log(f"  {scenario:13s} {tool:8s} round {rnd}: {m.wall:7.2f} s  {m.mbps:8.1f} MB/s  {m.fps:7.1f} files/s  "
         f"RSS {m.rss_mb:6.1f} MB  cpu {m.cpu:5.2f} s  served {served / MB:.1f} MB / {reqs} req  sync {sync:.2f} s  busy-before {busy:.0%}"
         + (f"  small-during-big {m.overlap:.0%}" if m.overlap is not None else "")
         + (f"  !! {note}" if note else ""))

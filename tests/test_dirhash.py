@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from test_modzip import patch_bytes
+from test_modzip import patch_bytes, write_zip_with_descriptors
 
 from airsync import dirhash
 from airsync.dirhash import ZipReadError, hash1, hash1_digests, hash_gomod, hash_zip
@@ -169,22 +169,7 @@ def test_hash_zip_non_utf8_name_uses_raw_bytes(tmp_path):
 
 
 def test_hash_zip_with_data_descriptors(tmp_path):
-    # Writing to an unseekable stream makes zipfile emit data descriptors (flag 0x08).
-    class Stream:
-        def __init__(self, f):
-            self.f = f
-
-        def write(self, b):
-            return self.f.write(b)
-
-        def flush(self):
-            self.f.flush()
-
-    z = tmp_path / "dd.zip"
-    with open(z, "wb") as raw, zipfile.ZipFile(Stream(raw), "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in FILES[:3]:
-            with zf.open(name, "w") as w:
-                w.write(data)
+    z = write_zip_with_descriptors(tmp_path / "dd.zip", FILES[:3])
     with zipfile.ZipFile(z) as zf:
         assert all(i.flag_bits & 0x08 for i in zf.infolist())
     assert hash_zip(z) == hash1(FILES[:3])

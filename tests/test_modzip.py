@@ -47,6 +47,26 @@ def write_zip(path: Path, files, compression=zipfile.ZIP_DEFLATED) -> Path:
     return path
 
 
+def write_zip_with_descriptors(path: Path, files) -> Path:
+    """A zip written through an unseekable stream, so zipfile emits data descriptors (flag 0x08)."""
+
+    class Unseekable:
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, b):
+            return self.f.write(b)
+
+        def flush(self):
+            self.f.flush()
+
+    with open(path, "wb") as raw, zipfile.ZipFile(Unseekable(raw), "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in files:
+            with zf.open(name, "w") as w:
+                w.write(data)
+    return path
+
+
 def patch_bytes(path: Path, old: bytes, new: bytes, count: int = 2) -> None:
     """Replace same-length bytes in place (a name appears in the local and the central header)."""
     assert len(old) == len(new)
@@ -189,22 +209,8 @@ def test_cp437_name_without_utf8_flag(tmp_path):
 
 
 def test_data_descriptors(tmp_path):
-    class Stream:  # unseekable: zipfile then writes data descriptors
-        def __init__(self, f):
-            self.f = f
-
-        def write(self, b):
-            return self.f.write(b)
-
-        def flush(self):
-            self.f.flush()
-
     files = [GOMOD, (P + "a.go", b"package a\n" * 1000)]
-    z = tmp_path / "dd.zip"
-    with open(z, "wb") as raw, zipfile.ZipFile(Stream(raw), "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in files:
-            with zf.open(name, "w") as w:
-                w.write(data)
+    z = write_zip_with_descriptors(tmp_path / "dd.zip", files)
     assert check_zip(z, M) == hash1(files)
     # A descriptor CRC that disagrees with the central directory is a checksum error in Go.
     data = bytearray(z.read_bytes())
