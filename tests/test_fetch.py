@@ -400,3 +400,19 @@ def test_files_start_in_plan_order_even_one_at_a_time(upstream, tmp_path):
         order = [r.path.lstrip("/") for r in srv.requests]
     assert s.ok, s.failures
     assert order == [rel for w in plan for _, rel in w.files()]
+
+
+def test_file_deadline_bounds_a_slow_but_never_silent_download(upstream, tmp_path):
+    from dataclasses import replace
+
+    plan = plan_for()
+    with FaultServer(upstream) as srv:
+        # Each response pauses for less than the read timeout, so only the file deadline can end it.
+        srv.add_fault(BIG_ZIP, Fault(times=FOREVER, stall_after=1000, stall_seconds=0.8))
+        t0 = time.monotonic()
+        s = run_job(tmp_path / "m", srv.url, plan, replace(FAST, read_timeout=5.0, file_deadline=1.0))
+        elapsed = time.monotonic() - t0
+    assert [f.file for f in s.failures] == [BIG_ZIP]
+    assert "file deadline" in s.failures[0].message
+    assert elapsed < 10
+    assert not (tmp_path / "m" / BIG_ZIP).exists()
