@@ -141,7 +141,10 @@ class MirrorJob:
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
                     await self._dispatch(nursery, fetcher, wants)
-            self.state.mark_unpinned(self._unpinned)
+            try:
+                self.state.mark_unpinned(self._unpinned)
+            except OSError as e:
+                self.summary.fatal = self.summary.fatal or f"mirror disk error on {self.state.path}: {e.strerror}"
         finally:
             self.state.close()
             self.store.close()

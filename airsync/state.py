@@ -14,8 +14,11 @@ a power cut may lose the newest commits, which only costs refetching those spans
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +28,21 @@ from airsync.rangeplan import Span
 
 class StateError(AirsyncError):
     """The state database cannot be used."""
+
+
+@contextmanager
+def _disk_errors(path: object) -> Iterator[None]:
+    """SQLite's "disk full" and "disk I/O error" are the mirror disk failing: report them as
+    the OSError they are, so the job stops as for any other write to that disk."""
+    try:
+        yield
+    except sqlite3.OperationalError as e:
+        code = getattr(e, "sqlite_errorcode", None)
+        if code == sqlite3.SQLITE_FULL:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path)) from None
+        if code is not None and code & 0xFF == sqlite3.SQLITE_IOERR:
+            raise OSError(errno.EIO, "Input/output error", str(path)) from None
+        raise StateError(f"{path}: {e}") from None
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS downloads (
@@ -75,6 +93,7 @@ class StateDB:
     """
 
     def __init__(self, path: Path) -> None:
+        self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -103,7 +122,7 @@ class StateDB:
 
     def start_download(self, relpath: str, url: str, validator: str | None, size: int | None) -> None:
         """(Re)start a download: any spans recorded for an older start are forgotten."""
-        with self._db:
+        with _disk_errors(self.path), self._db:
             self._db.execute("BEGIN")
             self._db.execute("DELETE FROM spans WHERE relpath = ?", (relpath,))
             self._db.execute(
@@ -126,7 +145,7 @@ class StateDB:
         """Record spans whose bytes are already fsynced (a span keyed by its start grows)."""
         if not records:
             return
-        with self._db:
+        with _disk_errors(self.path), self._db:
             self._db.execute("BEGIN")
             self._db.executemany(
                 "INSERT OR REPLACE INTO spans (relpath, start, end, xxh3) VALUES (?, ?, ?, ?)",
@@ -134,7 +153,7 @@ class StateDB:
             )
 
     def forget_spans(self, relpath: str, starts: list[int]) -> None:
-        with self._db:
+        with _disk_errors(self.path), self._db:
             self._db.execute("BEGIN")
             self._db.executemany(
                 "DELETE FROM spans WHERE relpath = ? AND start = ?", [(relpath, s) for s in starts]
@@ -143,7 +162,7 @@ class StateDB:
     def finish_download(self, relpath: str) -> None:
         if self._downloads.pop(relpath, None) is None:
             return  # never recorded, so there are no spans either
-        with self._db:
+        with _disk_errors(self.path), self._db:
             self._db.execute("BEGIN")
             self._db.execute("DELETE FROM spans WHERE relpath = ?", (relpath,))
             self._db.execute("DELETE FROM downloads WHERE relpath = ?", (relpath,))
@@ -153,7 +172,7 @@ class StateDB:
     def mark_unpinned(self, versions: list[tuple[str, str]]) -> None:
         """Record (module, version) pairs that no go.sum line pins, in one transaction."""
         now = time.time()
-        with self._db:
+        with _disk_errors(self.path), self._db:
             self._db.execute("BEGIN")
             self._db.executemany(
                 "INSERT OR IGNORE INTO unpinned (module, version, since) VALUES (?, ?, ?)",

@@ -108,3 +108,37 @@ def test_a_second_run_on_the_same_mirror_is_refused(tmp_path: Path):
     assert r.returncode == 1
     assert f"in use by another airsync process (pid {first.pid})" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path):
+    """An 8 MiB tmpfs: a real full disk (needs root, as in CI)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mnt)], check=True)
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@pytest.mark.e2e
+def test_full_mirror_disk_stops_the_job_cleanly(tmp_path: Path, small_tmpfs: Path):
+    upstream = tmp_path / "upstream"
+    modules = [sample.big_module(BIG, "v1.0.0", 16 << 20, seed=3)] + sample.demo_modules()
+    sample.build_proxy_tree(upstream, modules)
+    mirror = small_tmpfs / "mirror"
+    with FaultServer(upstream) as srv:
+        cmd = _mirror_cmd(mirror, srv.url) + ["--module", "example.com/lib/strs@v1.1.0"]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    assert "STOPPED: mirror disk error" in r.stdout and "No space left on device" in r.stdout
+    # Nothing partial became visible: every published module file equals the upstream's
+    # (a mirror's @v/list names only the versions it holds, so it may differ).
+    for rel in published_files(mirror):
+        if not rel.endswith("/@v/list"):
+            assert (mirror / rel).read_bytes() == (upstream / rel).read_bytes(), rel
+    assert BIG_ZIP not in published_files(mirror)
