@@ -34,12 +34,16 @@ class StoreError(AirsyncError):
     """The mirror directory cannot be used (not writable, not a directory, ...)."""
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+def fsync_path(path: Path, flags: int = os.O_RDONLY) -> None:
+    fd = os.open(path, flags)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    fsync_path(path, os.O_RDONLY | os.O_DIRECTORY)
 
 
 def makedirs(path: Path) -> list[Path]:
@@ -74,14 +78,6 @@ def write_plain(path: Path, data: bytes, fsync: bool = False) -> None:
             view = view[os.write(fd, view) :]
         if fsync:
             os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
     finally:
         os.close(fd)
 
@@ -129,9 +125,6 @@ class MirrorStore:
     @property
     def state_path(self) -> Path:
         return self.work / "state.db"
-
-    def path(self, relpath: str) -> Path:
-        return self.root / relpath
 
     def is_published(self, relpath: str) -> bool:
         return (self.root / relpath).is_file()

@@ -11,6 +11,12 @@ Scenarios (each pair of tools runs side by side in one run, alternating A B A B 
                ``go mod download`` (fresh GOMODCACHE each run).
   mix+delay,     the same through a small delaying reverse proxy (part of this script) that adds
   closure+delay --delay-ms (50) before each response's headers, standing in for a WAN upstream.
+  mix+tls      (--only http2) the mix from a second nginx on the same tree over HTTPS with HTTP/2 enabled
+               (``listen ssl http2``, a self-signed certificate made with the openssl CLI at the start);
+               ``airsync mirror --http2`` against ``airsync mirror --no-http2``, both trusting the
+               certificate through SSL_CERT_FILE. nginx's log shows the protocol of every request, so
+               the script checks that A spoke HTTP/2.0 and B HTTP/1.1. It decides airsync's default:
+               HTTP/2 stays off unless it measures faster.
   kill         airsync on the mix, SIGKILLed at a random moment (20-80 % of its measured wall time),
                then rerun to completion; bytes re-fetched = bytes nginx served in both runs - bytes
                of the final files. The final mirror is compared with upstream by sha256.
@@ -21,6 +27,7 @@ listens on 127.0.0.1 only, and every child gets a minimal environment (no proxy 
 Results go to stdout and replace the ``## Mirror`` section of BENCHMARKS.md.
 
     scripts/bench_mirror.py                 # full run (~5-10 minutes)
+    scripts/bench_mirror.py --only http2    # only the HTTP/2 against HTTP/1.1 comparison
     scripts/bench_mirror.py --quick         # small file set, 1 round (~1-2 minutes)
 """
 
@@ -356,7 +363,7 @@ events {{ worker_connections 4096; }}
 http {{
     types {{ application/zip zip; application/json info; text/plain mod; }}
     default_type text/plain;
-    log_format bench '$msec $status $body_bytes_sent $request_time "$request" "$http_range"';
+    log_format bench '$msec $status $body_bytes_sent $request_time "$request" "$http_range" $connection';
     access_log {prefix}/access.log bench;
     sendfile on;
     tcp_nopush on;
@@ -368,8 +375,8 @@ http {{
     uwsgi_temp_path {prefix}/tmp/uwsgi;
     scgi_temp_path {prefix}/tmp/scgi;
     server {{
-        listen 127.0.0.1:{port};
-        root {root};
+        listen 127.0.0.1:{port}{listen_opts};
+{tls}        root {root};
         location / {{ }}
     }}
 }}
@@ -377,8 +384,9 @@ http {{
 
 
 class Nginx:
-    def __init__(self, root: Path, prefix: Path, binary: str) -> None:
-        self.root, self.prefix, self.binary = root, prefix, binary
+    def __init__(self, root: Path, prefix: Path, binary: str, tls: tuple[Path, Path] | None = None) -> None:
+        """tls: (certificate, key) to serve HTTPS with HTTP/2 enabled (ALPN offers h2 and http/1.1)."""
+        self.root, self.prefix, self.binary, self.tls = root, prefix, binary, tls
         self.proc: subprocess.Popen | None = None
         self.port = 0
         self.access = prefix / "access.log"
@@ -390,7 +398,10 @@ class Nginx:
             conf = NGINX_CONF.format(
                 workers=max(1, min(4, os.cpu_count() or 1)),
                 user="user root root;\n" if os.geteuid() == 0 else "",
-                prefix=self.prefix, port=self.port, root=self.root)
+                prefix=self.prefix, port=self.port, root=self.root,
+                listen_opts=" ssl http2" if self.tls else "",
+                tls=(f"        ssl_certificate {self.tls[0]};\n        ssl_certificate_key {self.tls[1]};\n"
+                     if self.tls else ""))
             (self.prefix / "nginx.conf").write_text(conf)
             self.proc = subprocess.Popen(
                 [self.binary, "-p", str(self.prefix), "-c", str(self.prefix / "nginx.conf"),
@@ -402,7 +413,13 @@ class Nginx:
                 return
             except RuntimeError:
                 self.stop()
-        raise RuntimeError(f"nginx did not start; see {self.prefix}/error.log")
+        tail = ""
+        for name in ("error.log", "stderr.log"):
+            try:
+                tail += (self.prefix / name).read_text("utf-8", "replace")[-1000:]
+            except OSError:
+                pass
+        raise RuntimeError(f"nginx did not start ({self.prefix}/nginx.conf); its log ends:\n{tail.strip()}")
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -416,7 +433,7 @@ class Nginx:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def mark(self) -> int:
         return self.access.stat().st_size if self.access.exists() else 0
@@ -427,7 +444,8 @@ class Nginx:
         return sum(r[2] for r in rows), len(rows)
 
     def rows_since(self, offset: int, settle: float = 0.3, limit: float = 10.0) -> list[tuple]:
-        """(end time, status, body bytes, request seconds, path) of each request logged after offset."""
+        """(end time, status, body bytes, request seconds, path, protocol, connection serial) of each
+        request logged after offset."""
         end = time.monotonic() + limit
         last, still_since = -1, time.monotonic()
         while time.monotonic() < end:
@@ -444,19 +462,41 @@ class Nginx:
         for line in data.decode("utf-8", "replace").splitlines():
             fields = line.split(" ", 5)
             if len(fields) >= 5 and fields[2].isdigit():
-                path = fields[5].split(" ")[0] if len(fields) > 5 else ""
-                rows.append((float(fields[0]), int(fields[1]), int(fields[2]), float(fields[3]), path))
+                rest = fields[5].split(" ") if len(fields) > 5 else []
+                path = rest[0] if rest else ""
+                proto = rest[1].rstrip('"') if len(rest) > 1 else ""
+                conn = rest[-1] if len(rest) > 3 else ""
+                rows.append((float(fields[0]), int(fields[1]), int(fields[2]), float(fields[3]), path, proto, conn))
         return rows
 
 
 def overlap(rows: list[tuple], big_marker: str = "/big/") -> float | None:
     """Share of the small files' requests that finished while big zips were being transferred."""
-    big = [(t - rt, t) for t, _, _, rt, path in rows if big_marker in path and path.endswith(".zip")]
-    small = [t for t, _, _, _, path in rows if big_marker not in path]
+    big = [(r[0] - r[3], r[0]) for r in rows if big_marker in r[4] and r[4].endswith(".zip")]
+    small = [r[0] for r in rows if big_marker not in r[4]]
     if not big or not small:
         return None
     lo, hi = min(b[0] for b in big), max(b[1] for b in big)
     return sum(1 for t in small if lo <= t <= hi) / len(small)
+
+
+OPENSSL_REQ = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem", "-out", "cert.pem",
+               "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+
+
+def make_cert(d: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 made with the openssl CLI: (cert.pem, key.pem) in d."""
+    openssl = shutil.which("openssl")
+    if not openssl:
+        raise RuntimeError("the http2 scenario needs the openssl command for its self-signed certificate, and "
+                           "openssl is not on PATH: install it (Debian: apt-get install openssl) or leave http2 "
+                           "out of --only")
+    d.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run([openssl, *OPENSSL_REQ], cwd=d, capture_output=True, text=True, timeout=120,
+                       env={"PATH": "/usr/bin:/bin", "HOME": str(d)})
+    if r.returncode != 0 or not (d / "cert.pem").is_file():
+        raise RuntimeError(f"openssl req failed (exit {r.returncode}): {(r.stdout + r.stderr).strip()[-1000:]}")
+    return d / "cert.pem", d / "key.pem"
 
 
 class DelayProxy:
@@ -631,6 +671,8 @@ class Measure:
     note: str = ""
     busy_before: float = 0.0
     overlap: float | None = None  # mix: share of small-file requests done while big zips were in transfer
+    connections: int = 0  # distinct connections in nginx's log ($connection)
+    protocols: str = ""  # protocols in nginx's log, e.g. "HTTP/2.0" or "HTTP/1.1 x3, HTTP/2.0 x900"
 
     @property
     def mbps(self) -> float:
@@ -661,10 +703,12 @@ class Bench:
     quiet: QuietWaiter | None = None
     rss_floor_mb: float = 0.0
     notes_proxy_cpu: float = 0.0
+    tls_nginx: Nginx | None = None  # the mix+tls scenario's server (HTTPS, HTTP/2 enabled)
+    cert: Path | None = None
 
-    def airsync_cmd(self, dest: Path, url: str, inputs: list[str]) -> list[str]:
+    def airsync_cmd(self, dest: Path, url: str, inputs: list[str], flags: tuple[str, ...] = ()) -> list[str]:
         return ([sys.executable, "-m", "airsync", "mirror", *inputs, "--to", str(dest), "--upstream", url,
-                 "--no-progress"] + shlex.split(self.args.airsync_extra))
+                 "--no-progress", *flags] + shlex.split(self.args.airsync_extra))
 
     def verify_tree(self, dest: Path, fs: FileSet, deep: bool) -> str:
         bad = []
@@ -719,10 +763,13 @@ def timed_sync() -> float:
 
 
 def run_airsync(b: Bench, scenario: str, rnd: int, fs: FileSet, url: str, inputs: list[str],
-                deep: bool, cwd: Path | None = None) -> Measure:
+                deep: bool, cwd: Path | None = None, flags: tuple[str, ...] = (), tool: str = "airsync",
+                server: Nginx | None = None, env_extra: dict | None = None,
+                expect_proto: str | None = None) -> Measure:
     tmp = Path(tempfile.mkdtemp(prefix="as-", dir=b.work))
     dest = tmp / "mirror"
-    return measure_download(b, scenario, "airsync", rnd, fs, b.airsync_cmd(dest, url, inputs), tmp, dest, deep, cwd)
+    return measure_download(b, scenario, tool, rnd, fs, b.airsync_cmd(dest, url, inputs, flags), tmp, dest, deep,
+                            cwd, server, env_extra, expect_proto)
 
 
 def run_aria2c(b: Bench, scenario: str, rnd: int, url: str, deep: bool) -> Measure:
@@ -737,25 +784,48 @@ def run_aria2c(b: Bench, scenario: str, rnd: int, url: str, deep: bool) -> Measu
     return measure_download(b, scenario, "aria2c", rnd, b.mix, cmd, tmp, dest, deep, None)
 
 
+def protocols_of(rows: list[tuple]) -> str:
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r[5]] = counts.get(r[5], 0) + 1
+    if len(counts) == 1:
+        return next(iter(counts))
+    return ", ".join(f"{p or '?'} x{n}" for p, n in sorted(counts.items()))
+
+
 def measure_download(b: Bench, scenario: str, tool: str, rnd: int, fs: FileSet, cmd: list[str], tmp: Path,
-                     dest: Path, deep: bool, cwd: Path | None) -> Measure:
-    """Run one download into ``dest``, check the tree, record and log the measure."""
+                     dest: Path, deep: bool, cwd: Path | None, server: Nginx | None = None,
+                     env_extra: dict | None = None, expect_proto: str | None = None) -> Measure:
+    """Run one download into ``dest``, check the tree, record and log the measure.
+
+    server: the nginx whose log counts the bytes (default b.nginx); env_extra: added to the child's
+    environment; expect_proto: the protocol every request must have used (else a note).
+    """
+    server = server or b.nginx
+    env = base_env(tmp)
+    env.update(env_extra or {})
     busy = b.quiet()
-    mark = b.nginx.mark()
-    r = run_measured(cmd, base_env(tmp), cwd=cwd, timeout=b.args.run_timeout)
+    mark = server.mark()
+    r = run_measured(cmd, env, cwd=cwd, timeout=b.args.run_timeout)
     sync = timed_sync()
-    rows = b.nginx.rows_since(mark)
+    rows = server.rows_since(mark)
     served, reqs = sum(x[2] for x in rows), len(rows)
+    protos = protocols_of(rows)
     note = b.verify_tree(dest, fs, deep)
     if r.rc != 0:
         note = (note + "; " if note else "") + f"exit {r.rc}: {(r.stdout + r.stderr).strip()[-300:]}"
+    if expect_proto and protos != expect_proto:
+        note = (note + "; " if note else "") + f"expected every request over {expect_proto}, nginx logged {protos}"
     rmtree(tmp)
     m = Measure(scenario, tool, rnd, r.wall, r.rss_kb * 1024 / MB, served, reqs, fs.count, fs.bytes,
-                r.rc, sync, r.utime + r.stime, note, busy, overlap(rows) if fs is b.mix else None)
+                r.rc, sync, r.utime + r.stime, note, busy, overlap(rows) if fs is b.mix else None,
+                len({x[6] for x in rows}), protos)
     b.measures.append(m)
     log(f"  {scenario:13s} {tool:8s} round {rnd}: {m.wall:7.2f} s  {m.mbps:8.1f} MB/s  {m.fps:7.1f} files/s  "
-        f"RSS {m.rss_mb:6.1f} MB  cpu {m.cpu:5.2f} s  served {served / MB:.1f} MB / {reqs} req  sync {sync:.2f} s  busy-before {busy:.0%}"
+        f"RSS {m.rss_mb:6.1f} MB  cpu {m.cpu:5.2f} s  served {served / MB:.1f} MB / {reqs} req / "
+        f"{m.connections} conn  sync {sync:.2f} s  busy-before {busy:.0%}"
         + (f"  small-during-big {m.overlap:.0%}" if m.overlap is not None else "")
+        + (f"  {protos}" if expect_proto else "")
         + (f"  !! {note}" if note else ""))
     return m
 
@@ -770,7 +840,8 @@ def run_go(b: Bench, scenario: str, rnd: int, url: str) -> Measure:
     mark = b.nginx.mark()
     r = run_measured(cmd, env, cwd=app, timeout=b.args.run_timeout)
     sync = timed_sync()
-    served, reqs = b.nginx.served_since(mark)
+    rows = b.nginx.rows_since(mark)
+    served, reqs = sum(x[2] for x in rows), len(rows)
     zips = list((tmp / "modcache" / "cache" / "download").rglob("*.zip"))
     note = "" if len(zips) == b.closure_zips else f"{len(zips)} zips in GOMODCACHE, expected {b.closure_zips}"
     if r.rc != 0:
@@ -778,7 +849,7 @@ def run_go(b: Bench, scenario: str, rnd: int, url: str) -> Measure:
     rmtree(tmp)
     fs = b.closure
     m = Measure(scenario, "go", rnd, r.wall, r.rss_kb * 1024 / MB, served, reqs, fs.count, fs.bytes,
-                r.rc, sync, r.utime + r.stime, note, busy)
+                r.rc, sync, r.utime + r.stime, note, busy, None, len({x[6] for x in rows}), protocols_of(rows))
     b.measures.append(m)
     log(f"  {scenario:13s} go       round {rnd}: {m.wall:7.2f} s  {m.fps:7.1f} files/s  RSS {m.rss_mb:6.1f} MB  "
         f"cpu {m.cpu:5.2f} s  served {served / MB:.2f} MB / {reqs} req  sync {sync:.2f} s  busy-before {busy:.0%}"
@@ -802,8 +873,24 @@ def scenario_closure(b: Bench, name: str, url: str) -> None:
         run_go(b, name, rnd, url)
 
 
+H2_TOOLS = ("airsync --http2", "airsync --no-http2")
+
+
+def scenario_http2(b: Bench, name: str) -> None:
+    """The mix over HTTPS from the TLS nginx: airsync --http2 (A) against airsync --no-http2 (B)."""
+    srv = b.tls_nginx
+    log(f"scenario {name}: {H2_TOOLS[0]} vs {H2_TOOLS[1]} over TLS ({srv.url}), {b.args.rounds} rounds")
+    env = {"SSL_CERT_FILE": str(b.cert)}
+    inputs = ["--modules-file", str(b.modules_file)]
+    for rnd in range(1, b.args.rounds + 1):
+        deep = rnd == 1
+        for tool, flag, proto in ((H2_TOOLS[0], "--http2", "HTTP/2.0"), (H2_TOOLS[1], "--no-http2", "HTTP/1.1")):
+            run_airsync(b, name, rnd, b.mix, srv.url, inputs, deep, flags=(flag,), tool=tool, server=srv,
+                        env_extra=env, expect_proto=proto)
+
+
 def durable_bytes(dest: Path, fs: FileSet, upstream: Path) -> dict:
-    """What a killed airsync run left: published bytes, recorded spans, and bytes on disk.
+    """What a killed airsync run left: published bytes, recorded spans of unpublished files, and bytes on disk.
 
     ``on_disk`` counts bytes of the partial files (those the state database names) that already
     equal the upstream file at the same offset (4 KiB granularity; the big payloads are random, so
@@ -817,7 +904,10 @@ def durable_bytes(dest: Path, fs: FileSet, upstream: Path) -> dict:
         return out
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
-        out["spans"] = con.execute("SELECT COALESCE(SUM(end - start), 0) FROM spans").fetchone()[0]
+        # Only files not yet published: airsync lands a file before it deletes the file's spans, so a
+        # kill in between leaves spans of a published file, which "published" already counts.
+        out["spans"] = sum(n for rel, n in con.execute("SELECT relpath, SUM(end - start) FROM spans GROUP BY relpath")
+                           if not (dest / rel).is_file())
         relpaths = [r[0] for r in con.execute("SELECT relpath FROM downloads")]
     except sqlite3.Error:
         out["spans"], relpaths = -1, []
@@ -992,10 +1082,10 @@ def summarize(b: Bench) -> tuple[list[str], dict]:
         if m.scenario not in scen_order:
             scen_order.append(m.scenario)
     rows = ["| scenario | tool | wall s, median (min-max) | MB/s | files/s | peak RSS MB, median (max) "
-            "| CPU s | served MB | requests | sync after s | small files done during big transfers |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
-    ratios = ["| scenario | airsync / other wall time, median of per-round ratios | per round | "
-              "airsync / other peak RSS |", "|---|---|---|---|"]
+            "| CPU s | served MB | requests | connections | sync after s | small files done during big transfers |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    ratios = ["| scenario | A / B wall time, median of per-round ratios | per round | "
+              "A / B peak RSS | A / B CPU |", "|---|---|---|---|---|"]
     result = {}
     for sc in scen_order:
         tools = []
@@ -1010,17 +1100,20 @@ def summarize(b: Bench) -> tuple[list[str], dict]:
                 f"| {sc} | {t} | {fmt_range(walls)} | {med([m.mbps for m in ms]):.1f} | {med([m.fps for m in ms]):.0f} "
                 f"| {med([m.rss_mb for m in ms]):.1f} ({max(m.rss_mb for m in ms):.1f}) | {med([m.cpu for m in ms]):.2f} "
                 f"| {med([m.served for m in ms]) / MB:.1f} | {med([m.requests for m in ms]):.0f} "
-                f"| {med([m.sync_after for m in ms]):.2f} "
+                f"| {med([m.connections for m in ms]):.0f} | {med([m.sync_after for m in ms]):.2f} "
                 f"| {fmt_pct([m.overlap for m in ms if m.overlap is not None])} |")
-        other = next((t for t in tools if t != "airsync"), None)
-        if other and "airsync" in by_tool:
-            pairs = list(zip(by_tool["airsync"], by_tool[other]))
+        if len(tools) >= 2:  # A is the tool each round ran first (airsync, or airsync --http2), B the other
+            a_tool, other = tools[0], tools[1]
+            pairs = list(zip(by_tool[a_tool], by_tool[other]))
             rs = [a.wall / o.wall for a, o in pairs]
             rr = [a.rss_mb / o.rss_mb for a, o in pairs]
-            result[sc] = {"ratio": med(rs), "other": other, "ratios": rs,
-                          "airsync_wall": med([m.wall for m in by_tool["airsync"]])}
-            ratios.append(f"| {sc} | **{med(rs):.2f}** (vs {other}) | {', '.join(f'{x:.2f}' for x in rs)} "
-                          f"| {med(rr):.2f} |")
+            rc = [a.cpu / o.cpu for a, o in pairs if o.cpu > 0]
+            result[sc] = {"ratio": med(rs), "a": a_tool, "other": other, "ratios": rs,
+                          "a_wall": med([m.wall for m in by_tool[a_tool]]),
+                          "cpu_ratio": med(rc), "rss_ratio": med(rr),
+                          "protocols": {t: sorted({m.protocols for m in by_tool[t]}) for t in tools}}
+            ratios.append(f"| {sc} | **{med(rs):.2f}** ({a_tool} / {other}) | {', '.join(f'{x:.2f}' for x in rs)} "
+                          f"| {med(rr):.2f} | {med(rc):.2f} |")
     return rows + [""] + ratios, result
 
 
@@ -1041,7 +1134,17 @@ def targets(b: Bench, result: dict) -> list[tuple[str, str, str]]:
         r = result["closure+delay"]["ratio"]
         out.append(("(same, with latency) >= 2x faster than go mod download", f"ratio {r:.2f}",
                     "met" if r <= 0.5 else "NOT met"))
-    rss = [m.rss_mb for m in b.measures if m.tool == "airsync"]
+    if "mix+tls" in result:
+        r = result["mix+tls"]
+        protos = r["protocols"]
+        valid = protos.get(H2_TOOLS[0]) == ["HTTP/2.0"] and protos.get(H2_TOOLS[1]) == ["HTTP/1.1"]
+        status = ("INVALID: nginx logged other protocols than HTTP/2.0 for A and HTTP/1.1 for B (see notes)"
+                  if not valid else "met: HTTP/2 may become the default" if r["ratio"] < 1
+                  else "NOT met: the default stays --no-http2")
+        out.append(("HTTP/2 faster than HTTP/1.1 over TLS on the mix (airsync --http2 / --no-http2, ratio < 1); "
+                    "if not met, the default stays off", f"ratio {r['ratio']:.2f} (CPU {r['cpu_ratio']:.2f})",
+                    status))
+    rss = [m.rss_mb for m in b.measures if m.tool.startswith("airsync")]
     rss += [k["rss1_mb"] for k in b.kills] + [k["rss2_mb"] for k in b.kills]
     if rss:
         out.append(("airsync peak RSS < 150 MB (every run)", f"max {max(rss):.1f} MB",
@@ -1073,7 +1176,14 @@ def markdown(b: Bench, info: dict, started: str, elapsed: float, table: list[str
          "it does not fsync). Bytes and requests served come from nginx's access log (`$body_bytes_sent`). "
          "MB = 10^6 bytes. The `+delay` scenarios go through a small asyncio reverse proxy in the script "
          f"that adds {a.delay_ms:g} ms before every response's headers (keep-alive, Range/If-Range passed "
-         f"through); it used {b.notes_proxy_cpu:.1f} s CPU over the delay scenarios.", "",
+         f"through); it used {b.notes_proxy_cpu:.1f} s CPU over the delay scenarios."
+         + (" The `mix+tls` scenario (`--only http2`) uses a second nginx on the same tree, same settings, "
+            "with `listen 127.0.0.1:<port> ssl http2` (nginx's default TLS settings; ALPN offers h2 and http/1.1; "
+            "sendfile does not apply to TLS) and a self-signed RSA 2048 certificate for IP 127.0.0.1 made with "
+            "the openssl CLI at the start; airsync trusts it through `SSL_CERT_FILE`. A is `airsync --http2`, B "
+            "`airsync --no-http2`; every request's protocol is taken from nginx's log and checked (A: HTTP/2.0, "
+            "B: HTTP/1.1). `connections` counts distinct `$connection` values in nginx's log."
+            if b.tls_nginx else ""), "",
          "### File sets", "",
          f"- **mix**: {a.big_count} big modules `example.com/big/bNN@v1.0.0` with {a.big_size_mb} MiB of "
          f"incompressible data (stored zip) + {a.small_count} small modules `example.com/small/mNNNN@v1.0.0` "
@@ -1150,8 +1260,8 @@ def parse_args(argv):
     ap.add_argument("--delay-ms", type=float, default=50.0, help="added latency per request (default 50)")
     ap.add_argument("--seed", type=int, help="seed for the kill moments (default: from the clock, printed)")
     ap.add_argument("--seed-data", type=int, default=1, help="seed of the generated modules")
-    ap.add_argument("--only", default="mix,closure,delay,kill",
-                    help="comma list of scenarios: mix, closure, delay, kill (default all)")
+    ap.add_argument("--only", default="mix,closure,delay,http2,kill",
+                    help="comma list of scenarios: mix, closure, delay, http2 (mix+tls), kill (default all)")
     ap.add_argument("--airsync-extra", default="", help="extra airsync mirror options (for experiments)")
     ap.add_argument("--quiet-threshold", type=float, default=0.4,
                     help="before each run wait until at most this fraction of the CPUs is busy (default 0.4)")
@@ -1175,6 +1285,9 @@ def parse_args(argv):
     if args.seed is None:
         args.seed = int(time.time()) % 100000
     args.only = {s.strip() for s in args.only.split(",") if s.strip()}
+    unknown = args.only - {"mix", "closure", "delay", "http2", "kill"}
+    if unknown:
+        ap.error(f"unknown scenario(s) in --only: {', '.join(sorted(unknown))}")
     return args
 
 
@@ -1200,8 +1313,13 @@ def main(argv=None) -> int:
     work = Path(tempfile.mkdtemp(prefix="airsync-bench-", dir=args.workdir))
     os.chmod(work, 0o755)
     nginx = None
+    tls_nginx = None
     proxy = None
     try:
+        cert = key = None
+        if "http2" in args.only:  # first, so that a missing openssl fails the run at once
+            cert, key = make_cert(work / "tls")
+            log(f"self-signed certificate for 127.0.0.1: {cert}")
         upstream = work / "upstream"
         log(f"building upstream in {upstream}: {args.big_count} x {args.big_size_mb} MiB + "
             f"{args.small_count} small + closure graph of {args.closure_count}")
@@ -1247,6 +1365,11 @@ def main(argv=None) -> int:
 
         b = Bench(args, work, upstream, nginx, mix, closure, len(zip_set), app_dir, modules_file, urls_file)
         b.closure_gomod_only = len(mod_only)
+        if cert:
+            tls_nginx = Nginx(upstream, work / "nginx-tls", nginx_bin, tls=(cert, key))
+            tls_nginx.start()
+            log(f"nginx (TLS, HTTP/2 enabled) on {tls_nginx.url}")
+            b.tls_nginx, b.cert = tls_nginx, cert
         b.quiet = QuietWaiter(args.quiet_threshold, args.quiet_budget)
         load_start = os.getloadavg()
         true = shutil.which("true") or "/bin/true"
@@ -1267,10 +1390,17 @@ def main(argv=None) -> int:
                 "GO111MODULE=on CGO_ENABLED=0 GOPATH=$T/gopath GOMODCACHE=$T/modcache GOCACHE=$T/gocache "
                 "go mod download",
             "the closure's go.mod/go.sum, made once (same env)": "go mod tidy",
+            "mix+tls (http2), A": f"env SSL_CERT_FILE=cert.pem {py} -m airsync mirror --modules-file modules.txt "
+                                  f"--to $FRESH --upstream https://127.0.0.1:<tls nginx port> --no-progress --http2{extra}",
+            "mix+tls (http2), B": "the same with --no-http2",
+            "mix+tls (http2), the certificate, made once": "openssl " + " ".join(OPENSSL_REQ),
             "kill -9": "the mix airsync command; SIGKILL after uniform(0.2, 0.8) x median mix airsync wall time; "
                        "then the same command again to completion",
             "$UPSTREAM": f"http://127.0.0.1:<nginx port>  (+delay: http://127.0.0.1:<proxy port>, proxy -> nginx)",
         }
+        if "http2" not in args.only:
+            for k in [k for k in b.commands if k.startswith("mix+tls")]:
+                del b.commands[k]
 
         # Warm the page cache so the first run does not pay for reading the upstream from disk, and
         # write the freshly generated upstream back so its writeback does not slow the first runs.
@@ -1293,6 +1423,10 @@ def main(argv=None) -> int:
             proxy.stop()
             b.notes_proxy_cpu = proxy.cpu
             proxy = None
+        if "http2" in args.only:
+            scenario_http2(b, "mix+tls")
+            tls_nginx.stop()
+            tls_nginx = None
         if "kill" in args.only:
             walls = [m.wall for m in b.measures if m.scenario == "mix" and m.tool == "airsync"]
             if not walls:
@@ -1329,6 +1463,8 @@ def main(argv=None) -> int:
     finally:
         if proxy:
             proxy.stop()
+        if tls_nginx:
+            tls_nginx.stop()
         if nginx:
             nginx.stop()
         if args.keep:
