@@ -9,6 +9,7 @@ Exit status: 0 all done, 1 some inputs or files failed (the rest was still mirro
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 import structlog
 import trio
 
-from airsync import __version__, config, gomod, gosum, log, modpath
+from airsync import __version__, config, gomod, gosum, log, modpath, sumdb
 from airsync.errors import AirsyncError, ConfigError, InputError, ModulePathError
 from airsync.fetch import FetchSettings, Stats
 from airsync.retry import RetryPolicy
@@ -120,8 +121,13 @@ def cmd_mirror(args: argparse.Namespace) -> int:
     if not plan and not inputs.problems:
         raise ConfigError("nothing to mirror: give --go-sum, --go-mod, --modules-file or --module")
 
+    db = sumdb.parse_gosumdb(args.sumdb or conf.get("sumdb") or sumdb.SUM_GOLANG_ORG)
+    private = args.private if args.private is not None else conf.get(
+        "private", os.environ.get("GONOSUMDB") or os.environ.get("GOPRIVATE") or ""
+    )
+
     stats = Stats()
-    job = MirrorJob(Path(to), upstreams, settings, stats)
+    job = MirrorJob(Path(to), upstreams, settings, stats, sumdb=db, private=private)
 
     async def main():
         # Errors leave the nursery inside an ExceptionGroup: carry them out plainly instead.
@@ -184,6 +190,18 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--read-timeout", type=float, help="seconds a read may stall")
     m.add_argument("--file-deadline", type=float, help="seconds one file may take")
     m.add_argument("--retries", type=int, help="attempts per request")
+    m.add_argument(
+        "--sumdb",
+        metavar="GOSUMDB",
+        help="checksum database to carry and check: name+hash+key [URL], a known name, or off "
+        "(default: sum.golang.org)",
+    )
+    m.add_argument(
+        "--private",
+        metavar="PATTERNS",
+        help="comma-separated globs of module paths never looked up in the database "
+        "(default: $GONOSUMDB or $GOPRIVATE)",
+    )
     m.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=None, help="live progress (default: on a terminal)"
     )

@@ -55,6 +55,8 @@ MIRROR_KEYS: dict[str, Key] = {
     "read_timeout": Key((int, float), "seconds a read may stall before the request is retried"),
     "file_deadline": Key((int, float), "seconds one file may take in all"),
     "retries": Key((int,), "attempts per request before a file fails"),
+    "sumdb": Key((str,), "checksum database: name+hash+key [URL], a known name, or off"),
+    "private": Key((str,), "GONOSUMDB-style globs of module paths never looked up in the database"),
 }
 
 

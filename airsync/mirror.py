@@ -15,6 +15,7 @@ EROFS) stops the whole job, since nothing else could be published either.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import os
@@ -27,7 +28,10 @@ import trio
 
 from airsync import dirhash, gomod, modpath, modzip
 from airsync.errors import AirsyncError, HashMismatch, UpstreamError, VerifyError
+from airsync.checksums import Checksums, SumDBSecurityError, SumDBUnavailable, database_upstreams
 from airsync.fetch import Fetcher, FetchSettings, Stats
+from airsync.modpath import ModuleVersion
+from airsync.sumdb import RecordError, SumDB, matches_patterns
 from airsync.slots import ClientSlots
 from airsync.state import StateDB
 from airsync.store import MirrorStore, StoreError, fsync_path, write_plain
@@ -58,6 +62,7 @@ class Summary:
     retries: int = 0
     seconds: float = 0.0
     unpinned: list[str] = field(default_factory=list)
+    not_carried: list[str] = field(default_factory=list)  # pinned by go.sum, database unreachable
     fatal: str | None = None
 
     @property
@@ -114,7 +119,11 @@ class MirrorJob:
         upstreams: list[Upstream],
         settings: FetchSettings,
         stats: Stats | None = None,
+        sumdb: SumDB | None = None,
+        private: str = "",
     ) -> None:
+        """``sumdb``: the checksum database to carry and check against (None: off);
+        ``private``: GONOSUMDB-style globs of module paths never looked up in it."""
         self.store = MirrorStore(root)
         self.state = StateDB(self.store.state_path)
         self.store.clean_partial(self.state.resumable())
@@ -125,6 +134,10 @@ class MirrorJob:
         self._list_locks: dict[str, trio.Lock] = {}
         self._unpinned: list[tuple[str, str]] = []
         self._files = trio.CapacityLimiter(settings.concurrency)
+        self.sumdb = sumdb
+        self.private = private
+        self._checksums: Checksums | None = None
+        self._fresh_record: dict[ModuleVersion, bool] = {}
 
     async def run(self, wants: list[ModuleWant]) -> Summary:
         started = time.monotonic()
@@ -138,6 +151,12 @@ class MirrorJob:
         try:
             async with slots:
                 fetcher = Fetcher(slots, self.upstreams, self.store, self.state, self.settings, self.stats)
+                if self.sumdb is not None:
+                    db_fetcher = Fetcher(
+                        slots, database_upstreams(self.sumdb, self.upstreams), self.store, self.state,
+                        self.settings, self.stats,
+                    )
+                    self._checksums = Checksums(self.sumdb, db_fetcher, self.store, self.state)
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
                     await self._dispatch(nursery, fetcher, wants)
@@ -180,12 +199,15 @@ class MirrorJob:
                 nursery.start_soon(self._fetch, fetcher, run, ext, relpath, ticket)
 
     async def _module(self, run: _ModuleRun) -> None:
+        want = await self._vouch(run.want)  # while the files download
         if run.pending:
             await run.fetched.wait()
-        want, got, present = run.want, run.got, run.present
-        exts = {ext for ext, _ in want.files()}
-        if self.summary.fatal:
+        if self.summary.fatal or want is None:
             return
+        got, present = run.got, run.present
+        exts = {ext for ext, _ in want.files()}
+        if self._fresh_record.get(want.module) and present & {"zip", "mod"}:
+            await self._check_present(want, present)
         if got or (present == exts and want.need_zip):
             # Versions of one module share @v/list: one lands at a time.
             lock = self._list_locks.setdefault(want.module.path, trio.Lock())
@@ -209,6 +231,59 @@ class MirrorJob:
         if present == exts and not want.pinned:
             self._unpinned.append((want.module.path, want.module.version))
             self.summary.unpinned.append(str(want.module))
+
+    async def _vouch(self, want: ModuleWant) -> ModuleWant | None:
+        """The want with the checksum database's hashes, once proved; None if it must not land.
+
+        go.sum and the database must agree where both speak. A database that cannot be
+        reached leaves go.sum-pinned versions to go.sum (with a warning), and fails versions
+        that nothing else vouches for.
+        """
+        mv = want.module
+        if self._checksums is None or matches_patterns(self.private, mv.path):
+            return want
+        try:
+            rec, fresh = await self._checksums.lookup(mv)
+        except SumDBSecurityError as e:
+            self.summary.fatal = str(e)
+            log.error("stopping: checksum database security error", error=str(e))
+            self._nursery.cancel_scope.cancel()
+            return None
+        except (SumDBUnavailable, UpstreamError, RecordError) as e:
+            if want.pinned and not isinstance(e, RecordError):
+                self.summary.not_carried.append(str(mv))
+                return want
+            why = str(e) if isinstance(e, RecordError) else f"no go.sum line and the checksum database is unavailable: {e}"
+            for _ext, rel in want.files():
+                self._fail(str(mv), rel, why)
+            return None
+        for what, ours, theirs in (("zip", want.zip_h1, rec.zip_h1), ("go.mod", want.mod_h1, rec.mod_h1)):
+            if ours and theirs not in ours:
+                msg = (f"SECURITY: go.sum and checksum database {self._checksums.db.name} disagree on the "
+                       f"{what} hash: go.sum says {' or '.join(sorted(ours))}, the database says {theirs}")
+                for _ext, rel in want.files():
+                    self._fail(str(mv), rel, msg)
+                return None
+        self._fresh_record[mv] = fresh
+        return dataclasses.replace(
+            want, zip_h1=frozenset([rec.zip_h1]), mod_h1=frozenset([rec.mod_h1]), pinned=True
+        )
+
+    async def _check_present(self, want: ModuleWant, present: set[str]) -> None:
+        """Files published before this database record was seen must match it too."""
+
+        def check() -> list[tuple[str, str]]:
+            bad = []
+            for ext in sorted(present & {"zip", "mod"}):
+                rel = modpath.proxy_file(want.module, ext)
+                try:
+                    verify_file(ext, self.store.root / rel, want)
+                except VerifyError as e:
+                    bad.append((rel, f"published file disagrees with the checksum database: {e.detail}"))
+            return bad
+
+        for rel, msg in await trio.to_thread.run_sync(check):
+            self._fail(str(want.module), rel, msg)
 
     async def _fetch(self, fetcher: Fetcher, run: _ModuleRun, ext: str, relpath: str, ticket: object) -> None:
         try:

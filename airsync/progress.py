@@ -73,6 +73,12 @@ def summary_text(s: Summary) -> str:
         lines.append(f"STOPPED: {s.fatal}")
     for f in s.failures:
         lines.append(f"  FAILED {f.file}: {f.message}")
+    if s.not_carried:
+        lines.append(
+            f"warning: the checksum database was not carried for {len(s.not_carried)} module version(s) "
+            "(it could not be reached; go.sum pins them): " + ", ".join(s.not_carried[:20])
+            + (" ..." if len(s.not_carried) > 20 else "")
+        )
     if s.unpinned:
         lines.append(
             f"warning: {len(s.unpinned)} module version(s) are not hash-pinned by any go.sum line "

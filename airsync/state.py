@@ -59,6 +59,10 @@ CREATE TABLE IF NOT EXISTS spans (
     xxh3    TEXT NOT NULL,
     PRIMARY KEY (relpath, start)
 );
+CREATE TABLE IF NOT EXISTS sumdb (
+    name   TEXT PRIMARY KEY,
+    latest BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS unpinned (
     module  TEXT NOT NULL,
     version TEXT NOT NULL,
@@ -178,6 +182,18 @@ class StateDB:
                 "INSERT OR IGNORE INTO unpinned (module, version, since) VALUES (?, ?, ?)",
                 [(m, v, now) for m, v in versions],
             )
+
+    # checksum database ---------------------------------------------------------------------
+
+    def sumdb_latest(self, name: str) -> bytes | None:
+        """The signed note of the newest tree seen from database ``name`` (fork checks)."""
+        row = self._db.execute("SELECT latest FROM sumdb WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def set_sumdb_latest(self, name: str, signed_note: bytes) -> None:
+        with _disk_errors(self.path), self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("INSERT OR REPLACE INTO sumdb (name, latest) VALUES (?, ?)", (name, signed_note))
 
     def unpinned(self) -> list[tuple[str, str]]:
         return self._db.execute("SELECT module, version FROM unpinned ORDER BY 1, 2").fetchall()

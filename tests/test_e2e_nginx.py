@@ -59,6 +59,9 @@ def airsync_env() -> dict[str, str]:
 
 
 def run_airsync(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    # This upstream carries no checksum database (tests/test_sumdb_e2e.py covers one that does).
+    if args and args[0] == "mirror" and "--sumdb" not in args:
+        args = (*args, "--sumdb", "off")
     r = subprocess.run(
         [sys.executable, "-m", "airsync", *args],  # stderr is not a terminal: JSON log lines
         capture_output=True, text=True, timeout=timeout, env=airsync_env(), stdin=subprocess.DEVNULL,

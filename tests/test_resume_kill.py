@@ -32,7 +32,7 @@ def _mirror_cmd(mirror: Path, url: str, *extra: str) -> list[str]:
     return [
         sys.executable, "-m", "airsync", "--log-format", "json", "mirror",
         "--module", f"{BIG}@v1.0.0", "--to", str(mirror), "--upstream", url, "--no-progress",
-        "--read-timeout", "120", *extra,
+        "--read-timeout", "120", "--sumdb", "off", *extra,
     ]
 
 
