@@ -69,6 +69,7 @@ class Checksums:
         self.verifier = note.parse_verifier(db.vkey)
         self._lock = trio.Lock()  # proofs and the newest tree change together
         self._supported: bool | None = None
+        self._probe_lock = trio.Lock()
         saved = state.sumdb_latest(db.name)
         self._latest = _Latest(tlog.parse_tree(note.open_note(saved, [self.verifier]).text), saved) if saved else None
 
@@ -86,6 +87,10 @@ class Checksums:
         return got if isinstance(got, bytes) else await trio.to_thread.run_sync(_read_and_remove, got)
 
     async def supported(self) -> bool:
+        async with self._probe_lock:  # every module asks at once: probe (and store) once
+            return await self._probe()
+
+    async def _probe(self) -> bool:
         if self._supported is None:
             try:
                 await self._get("supported", 1 << 10)

@@ -35,16 +35,30 @@ def record_text(m: SampleModule) -> bytes:
     return f"{m.path} {m.version} {module_h1(m)}\n{m.path} {m.version}/go.mod {gomod}\n".encode()
 
 
-def build_sumdb(root: Path, modules: list[SampleModule], name: str = NAME, padding: int = 0) -> TestSumDB:
+def build_sumdb(
+    root: Path,
+    modules: list[SampleModule],
+    name: str = NAME,
+    padding: int = 0,
+    skey: str | None = None,
+    records: dict[ModuleVersion, bytes] | None = None,
+) -> TestSumDB:
     """Write a signed database for ``modules`` under ``root/sumdb/<name>/``.
 
-    ``padding`` unrelated records are logged first, so that trees span several tiles.
+    ``padding`` unrelated records are logged first, so that trees span several tiles;
+    ``skey`` reuses a signer key (a second log under the same key is a fork); ``records``
+    replaces the logged text of some versions (a database that vouches for other bytes).
     """
-    skey, vkey = note.generate_key(name)
+    if skey is None:
+        skey, vkey = note.generate_key(name)
+    else:
+        vkey = note.parse_signer(skey).verifier.vkey
+    records = records or {}
     log = tlog.MemoryLog()
     for i in range(padding):
         log.append(f"example.invalid/pad{i} v1.0.0 h1:pad\n".encode())
-    ids = {m.mv: log.append(record_text(m)) for m in modules}
+    texts = {m.mv: records.get(m.mv, record_text(m)) for m in modules}
+    ids = {mv: log.append(text) for mv, text in texts.items()}
     tree = log.tree()
     signed = note.sign(tlog.format_tree(tree), note.parse_signer(skey))
     base = root / "sumdb" / name
@@ -53,7 +67,7 @@ def build_sumdb(root: Path, modules: list[SampleModule], name: str = NAME, paddi
     for m in modules:
         path = base / sumdb.lookup_path(ModuleVersion(m.path, m.version))
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(f"{ids[m.mv]}\n".encode() + record_text(m) + b"\n" + signed)
+        path.write_bytes(f"{ids[m.mv]}\n".encode() + texts[m.mv] + b"\n" + signed)
     for t in tlog.new_tiles(8, 0, tree.n):
         path = base / t.path()
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,193 @@
+"""The checksum database end to end: airsync carries it, the go command verifies offline.
+
+The upstream (our fault server) serves a generated GOPROXY tree with a checksum database of our
+own (tests/sumdbtree.py, own ed25519 key). airsync mirrors modules that no go.sum pins, so only
+the database vouches for them; then the real go command, with an empty module cache, no go.sum
+lines, GOPROXY=file://<mirror>, GOSUMDB=<our key> and the upstream gone, downloads and builds,
+verifying the mirrored lookups and tiles itself. Tampered databases are refused by airsync with
+a clear message, and the go command refuses a tampered mirror.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from airsync import dirhash, note, sample, sumdb, tlog
+from airsync.modpath import ModuleVersion
+from faultserver import FaultServer
+from gotool import go_env, run_go
+from sumdbtree import NAME, build_sumdb
+
+pytestmark = pytest.mark.e2e
+
+MODULES = sample.demo_modules()
+
+
+def mirror_cmd(mirror: Path, url: str, vkey: str, *extra: str) -> list[str]:
+    mods = [f"--module={m.path}@{m.version}" for m in MODULES]
+    return [sys.executable, "-m", "airsync", "--log-format", "json", "mirror", *mods, "--to", str(mirror),
+            "--upstream", url, "--sumdb", vkey, "--no-progress", *extra]
+
+
+def run(cmd: list[str]) -> subprocess.CompletedProcess:
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    assert "Traceback" not in r.stderr, r.stderr
+    return r
+
+
+def go_sumdb_env(tmp: Path, proxy: str, vkey: str) -> dict[str, str]:
+    env = go_env(tmp, proxy)
+    env["GOSUMDB"] = vkey
+    env["GOPRIVATE"] = ""
+    return env
+
+
+@pytest.fixture
+def upstream(tmp_path: Path):
+    root = tmp_path / "upstream"
+    sample.build_proxy_tree(root, MODULES)
+    db = build_sumdb(root, MODULES, padding=300)
+    return root, db
+
+
+def test_mirror_carries_the_database_and_go_verifies_offline(tmp_path, upstream):
+    root, db = upstream
+    mirror = tmp_path / "mirror"
+    with FaultServer(root) as srv:
+        r = run(mirror_cmd(mirror, srv.url, db.vkey))
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "not hash-pinned" not in r.stdout  # the database vouched for every version
+        srv.reset_counters()
+        r2 = run(mirror_cmd(mirror, srv.url, db.vkey))
+        assert r2.returncode == 0 and srv.requests == []  # lookups and tiles are all in the mirror
+    carried = mirror / "sumdb" / NAME
+    assert (carried / "supported").exists()
+    for m in MODULES:
+        lookup = carried / sumdb.lookup_path(ModuleVersion(m.path, m.version))
+        assert lookup.read_bytes() == (db.dir / sumdb.lookup_path(ModuleVersion(m.path, m.version))).read_bytes()
+    assert any((carried / "tile").rglob("*"))
+
+    # Inside: no network (the upstream is gone), no go.sum, checksum database on.
+    app = tmp_path / "app"
+    sample.write_main_module(app, sample.demo_app_requires())
+    env = go_sumdb_env(tmp_path, mirror.as_uri(), db.vkey)
+    r = run_go(["mod", "tidy"], app, env)
+    assert r.returncode == 0, r.stderr
+    assert (app / "go.sum").read_text() == sample.app_gosum(MODULES, sample.demo_app_requires())
+    r = run_go(["build", "-o", "app", "."], app, env)
+    assert r.returncode == 0, r.stderr
+
+
+def test_go_refuses_a_tampered_mirror(tmp_path, upstream):
+    root, db = upstream
+    mirror = tmp_path / "mirror"
+    with FaultServer(root) as srv:
+        assert run(mirror_cmd(mirror, srv.url, db.vkey)).returncode == 0
+    lookup = mirror / "sumdb" / NAME / sumdb.lookup_path(ModuleVersion(sample.STRS, "v1.1.0"))
+    data = lookup.read_bytes()
+    i = data.index(b"h1:") + 3
+    lookup.write_bytes(data[:i] + (b"B" if data[i : i + 1] != b"B" else b"C") + data[i + 1 :])
+    app = tmp_path / "app"
+    sample.write_main_module(app, sample.demo_app_requires())
+    r = run_go(["mod", "tidy"], app, go_sumdb_env(tmp_path, mirror.as_uri(), db.vkey))
+    assert r.returncode != 0 and "verifying" in r.stderr, r.stderr
+
+
+def _tamper_record(root: Path, db, mv: ModuleVersion) -> None:
+    path = db.dir / sumdb.lookup_path(mv)
+    data = path.read_bytes()
+    i = data.index(b"h1:") + 3
+    path.write_bytes(data[:i] + (b"B" if data[i : i + 1] != b"B" else b"C") + data[i + 1 :])
+
+
+def test_altered_record_is_refused(tmp_path, upstream):
+    root, db = upstream
+    _tamper_record(root, db, ModuleVersion(sample.STRS, "v1.1.0"))
+    with FaultServer(root) as srv:
+        r = run(mirror_cmd(tmp_path / "m", srv.url, db.vkey))
+    assert r.returncode == 1
+    assert "does not match its log" in r.stdout and "example.com/lib/strs@v1.1.0" in r.stdout
+
+
+def test_bad_signature_is_refused(tmp_path, upstream):
+    root, db = upstream
+    other_skey, _ = note.generate_key(NAME)  # same name, another key: the note is not ours
+    fake = build_sumdb(tmp_path / "fake", MODULES, padding=300, skey=other_skey)
+    shutil.rmtree(db.dir)
+    shutil.copytree(fake.dir, db.dir)
+    with FaultServer(root) as srv:
+        r = run(mirror_cmd(tmp_path / "m", srv.url, db.vkey))
+    assert r.returncode == 1 and "bad checksum database answer" in r.stdout
+
+
+def test_missing_tile_is_refused(tmp_path, upstream):
+    root, db = upstream
+    # The level-0 tile holding the demo modules' records (ids 300 and up, after the padding).
+    needed = tlog.tile_for_index(8, tlog.stored_hash_index(0, 300))
+    needed = tlog.Tile(needed.h, needed.l, needed.n, db.tree.n - 256)  # the partial right edge
+    (db.dir / needed.path()).unlink()
+    with FaultServer(root) as srv:
+        r = run(mirror_cmd(tmp_path / "m", srv.url, db.vkey))
+    assert r.returncode == 1 and "cannot prove" in r.stdout
+
+
+def test_forked_tree_stops_the_job(tmp_path, upstream):
+    root, db = upstream
+    mirror = tmp_path / "mirror"
+    with FaultServer(root) as srv:
+        assert run(mirror_cmd(mirror, srv.url, db.vkey, "--module", "example.com/tools@v0.3.1")).returncode == 0
+    # The same key signs a different log of the same size: a fork.
+    forked = build_sumdb(tmp_path / "forked", MODULES, padding=301, skey=db.skey)
+    shutil.rmtree(db.dir)
+    shutil.copytree(forked.dir, db.dir)
+    shutil.rmtree(mirror / "sumdb" / NAME / "lookup")  # force fresh lookups against the forked log
+    with FaultServer(root) as srv:
+        r = run(mirror_cmd(mirror, srv.url, db.vkey))
+    assert r.returncode == 1 and "SECURITY ERROR" in r.stdout and "forked" in r.stdout
+
+
+def test_zip_that_differs_from_its_record_is_refused(tmp_path):
+    root = tmp_path / "upstream"
+    sample.build_proxy_tree(root, MODULES)
+    victim = next(m for m in MODULES if (m.path, m.version) == (sample.STRS, "v1.1.0"))
+    other = "h1:" + "A" * 43 + "="
+    gomod = dirhash.hash_gomod(dict(victim.files)["go.mod"])
+    text = f"{victim.path} {victim.version} {other}\n{victim.path} {victim.version}/go.mod {gomod}\n".encode()
+    db = build_sumdb(root, MODULES, padding=10, records={victim.mv: text})
+    with FaultServer(root) as srv:
+        r = run(mirror_cmd(tmp_path / "m", srv.url, db.vkey))
+    assert r.returncode == 1
+    assert other in r.stdout and "example.com/lib/strs@v1.1.0" in r.stdout
+    assert not (tmp_path / "m" / "example.com/lib/strs/@v/v1.1.0.zip").exists()
+
+
+def test_unreachable_database_warns_for_pinned_and_fails_unpinned(tmp_path):
+    root = tmp_path / "upstream"
+    sample.build_proxy_tree(root, MODULES)  # no sumdb/ at all
+    gosum = tmp_path / "go.sum"
+    gosum.write_text(sample.gosum_lines([m for m in MODULES if m.path != sample.TOOLS]))
+    with FaultServer(root) as srv:
+        r = run([sys.executable, "-m", "airsync", "--log-format", "json", "mirror", "--go-sum", str(gosum),
+                 "--module", "example.com/tools@v0.3.1", "--to", str(tmp_path / "m"), "--upstream", srv.url,
+                 "--no-progress"])  # default database: sum.golang.org, asked through our upstream only
+    assert r.returncode == 1
+    assert "checksum database was not carried" in r.stdout
+    assert "FAILED example.com/tools/@v/v0.3.1.zip" in r.stdout
+    assert "no go.sum line and the checksum database is unavailable" in r.stdout
+    assert (tmp_path / "m/example.com/lib/strs/@v/v1.1.0.zip").exists()
+    assert not (tmp_path / "m/example.com/tools/@v/v0.3.1.zip").exists()
+
+
+def test_private_modules_are_never_looked_up(tmp_path, upstream):
+    root, db = upstream
+    with FaultServer(root) as srv:
+        r = run(mirror_cmd(tmp_path / "m", srv.url, db.vkey, "--private", "example.org"))
+        asked = [q.path for q in srv.requests if "/lookup/" in q.path]
+    assert r.returncode == 0, r.stdout
+    assert asked and not any("example.org" in p for p in asked)
+    assert "not hash-pinned" in r.stdout and "example.org/legacy@v1.0.0" in r.stdout
