@@ -42,12 +42,14 @@ def build_sumdb(
     padding: int = 0,
     skey: str | None = None,
     records: dict[ModuleVersion, bytes] | None = None,
+    gap: tuple[int, int] = (0, 0),
 ) -> TestSumDB:
     """Write a signed database for ``modules`` under ``root/sumdb/<name>/``.
 
     ``padding`` unrelated records are logged first, so that trees span several tiles;
     ``skey`` reuses a signer key (a second log under the same key is a fork); ``records``
-    replaces the logged text of some versions (a database that vouches for other bytes).
+    replaces the logged text of some versions (a database that vouches for other bytes);
+    ``gap=(k, n)`` logs n unrelated records after the first k modules (a log that grew).
     """
     if skey is None:
         skey, vkey = note.generate_key(name)
@@ -58,7 +60,12 @@ def build_sumdb(
     for i in range(padding):
         log.append(f"example.invalid/pad{i} v1.0.0 h1:pad\n".encode())
     texts = {m.mv: records.get(m.mv, record_text(m)) for m in modules}
-    ids = {mv: log.append(text) for mv, text in texts.items()}
+    ids = {}
+    for k, (mv, text) in enumerate(texts.items()):
+        if k == gap[0]:
+            for i in range(gap[1]):
+                log.append(f"example.invalid/gap{i} v1.0.0 h1:gap\n".encode())
+        ids[mv] = log.append(text)
     tree = log.tree()
     signed = note.sign(tlog.format_tree(tree), note.parse_signer(skey))
     base = root / "sumdb" / name

@@ -191,3 +191,40 @@ def test_private_modules_are_never_looked_up(tmp_path, upstream):
     assert r.returncode == 0, r.stdout
     assert asked and not any("example.org" in p for p in asked)
     assert "not hash-pinned" in r.stdout and "example.org/legacy@v1.0.0" in r.stdout
+
+
+def test_lookups_from_an_older_tree_still_verify_after_it_grew(tmp_path):
+    """Run 1 stores lookups signed at tree size N1; the log grows; run 2 sees size N2.
+
+    The go command inside trusts the newest tree it sees (N2) and must still prove the old
+    records and the N1 -> N2 consistency from tiles in the mirror: airsync stores those too.
+    """
+    root = tmp_path / "upstream"
+    sample.build_proxy_tree(root, MODULES)
+    first = [m for m in MODULES if m.path in (sample.STRS, sample.BIGCORP)]
+    later = [m for m in MODULES if m not in first]
+    db1 = build_sumdb(root, first, padding=250)
+    mirror = tmp_path / "mirror"
+
+    def mirror_some(mods, vkey):
+        return run([sys.executable, "-m", "airsync", "--log-format", "json", "mirror",
+                    *[f"--module={m.path}@{m.version}" for m in mods], "--to", str(mirror),
+                    "--upstream", srv.url, "--sumdb", vkey, "--no-progress"])
+
+    with FaultServer(root) as srv:
+        assert mirror_some(first, db1.vkey).returncode == 0
+        # The same log, grown by unrelated records, so that the tile the first records sit in
+        # is full only in the new tree: the go command needs that tile too.
+        db2 = build_sumdb(root, first + later, padding=250, skey=db1.skey, gap=(len(first), 400))
+        assert db2.tree.n > db1.tree.n
+        r = mirror_some(later, db2.vkey)
+        assert r.returncode == 0, r.stdout
+    # The mirror still holds the first lookups as they were signed (tree N1)...
+    old = mirror / "sumdb" / NAME / sumdb.lookup_path(ModuleVersion(sample.STRS, "v1.1.0"))
+    assert f"\n{db1.tree.n}\n".encode() in old.read_bytes()
+    # ...and the go command, having seen N2, verifies everything from the mirror alone.
+    app = tmp_path / "app"
+    sample.write_main_module(app, sample.demo_app_requires())
+    env = go_sumdb_env(tmp_path, mirror.as_uri(), db2.vkey)
+    r = run_go(["mod", "tidy"], app, env)
+    assert r.returncode == 0, r.stderr
