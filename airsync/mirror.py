@@ -28,7 +28,6 @@ import trio
 
 from airsync import dirhash, gomod, modpath, modzip
 from airsync.errors import AirsyncError, HashMismatch, UpstreamError, VerifyError
-from airsync.checksums import Checksums, SumDBSecurityError, SumDBUnavailable, database_upstreams
 from airsync.fetch import Fetcher, FetchSettings, Stats
 from airsync.modpath import ModuleVersion
 from airsync.sumdb import RecordError, SumDB, matches_patterns
@@ -136,7 +135,7 @@ class MirrorJob:
         self._files = trio.CapacityLimiter(settings.concurrency)
         self.sumdb = sumdb
         self.private = private
-        self._checksums: Checksums | None = None
+        self._checksums = None  # a checksums.Checksums when a database is carried
         self._fresh_record: dict[ModuleVersion, bool] = {}
 
     async def run(self, wants: list[ModuleWant]) -> Summary:
@@ -152,6 +151,10 @@ class MirrorJob:
             async with slots:
                 fetcher = Fetcher(slots, self.upstreams, self.store, self.state, self.settings, self.stats)
                 if self.sumdb is not None:
+                    # Imported here: ed25519 (cryptography) costs start-up time a job without a
+                    # checksum database does not need to pay.
+                    from airsync.checksums import Checksums, database_upstreams
+
                     db_fetcher = Fetcher(
                         slots, database_upstreams(self.sumdb, self.upstreams), self.store, self.state,
                         self.settings, self.stats,
@@ -242,6 +245,7 @@ class MirrorJob:
         mv = want.module
         if self._checksums is None or matches_patterns(self.private, mv.path):
             return want
+        from airsync.checksums import SumDBSecurityError, SumDBUnavailable
         try:
             rec, fresh = await self._checksums.lookup(mv)
         except SumDBSecurityError as e:
