@@ -428,6 +428,79 @@ def small_modules(n: int, seed: int, *, prefix: str = "example.com/small") -> li
     return out
 
 
+# --- a checksum database of our own ---------------------------------------------------------------
+# build_sumdb logs one record per module version (its two go.sum lines) in a transparency log
+# (airsync.tlog), signs the tree with a fresh ed25519 key (airsync.note), and writes what a GOPROXY
+# serves for it: sumdb/<name>/supported, a lookup answer per version (record id, record text,
+# signed tree note, as the go command's sumdb server writes it) and every hash tile of the tree.
+# The go command then verifies modules against it with GOSUMDB=<verifier key>.
+
+NAME = "sumdb.airsync.test"
+
+
+@dataclass(frozen=True)
+class SampleSumDB:
+    name: str
+    vkey: str
+    skey: str
+    tree: object  # airsync.tlog.Tree
+    dir: Path
+
+
+def record_text(m: SampleModule) -> bytes:
+    gomod = hash_gomod(dict(m.files)["go.mod"])
+    return f"{m.path} {m.version} {module_h1(m)}\n{m.path} {m.version}/go.mod {gomod}\n".encode()
+
+
+def build_sumdb(
+    root: Path,
+    modules: list[SampleModule],
+    name: str = NAME,
+    padding: int = 0,
+    skey: str | None = None,
+    records: dict[ModuleVersion, bytes] | None = None,
+    gap: tuple[int, int] = (0, 0),
+) -> SampleSumDB:
+    """Write a signed database for ``modules`` under ``root/sumdb/<name>/``.
+
+    ``padding`` unrelated records are logged first, so that trees span several tiles;
+    ``skey`` reuses a signer key (a second log under the same key is a fork); ``records``
+    replaces the logged text of some versions (a database that vouches for other bytes);
+    ``gap=(k, n)`` logs n unrelated records after the first k modules (a log that grew).
+    """
+    from airsync import note, sumdb, tlog  # ed25519 only for those who build a database
+
+    if skey is None:
+        skey, vkey = note.generate_key(name)
+    else:
+        vkey = note.parse_signer(skey).verifier.vkey
+    records = records or {}
+    log = tlog.MemoryLog()
+    for i in range(padding):
+        log.append(f"example.invalid/pad{i} v1.0.0 h1:pad\n".encode())
+    texts = {m.mv: records.get(m.mv, record_text(m)) for m in modules}
+    ids = {}
+    for k, (mv, text) in enumerate(texts.items()):
+        if k == gap[0]:
+            for i in range(gap[1]):
+                log.append(f"example.invalid/gap{i} v1.0.0 h1:gap\n".encode())
+        ids[mv] = log.append(text)
+    tree = log.tree()
+    signed = note.sign(tlog.format_tree(tree), note.parse_signer(skey))
+    base = root / "sumdb" / name
+    base.mkdir(parents=True, exist_ok=True)
+    (base / "supported").write_bytes(b"")
+    for m in modules:
+        path = base / sumdb.lookup_path(ModuleVersion(m.path, m.version))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(f"{ids[m.mv]}\n".encode() + texts[m.mv] + b"\n" + signed)
+    for t in tlog.new_tiles(8, 0, tree.n):
+        path = base / t.path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(log.tile(t))
+    return SampleSumDB(name=name, vkey=vkey, skey=skey, tree=tree, dir=base)
+
+
 # --- command line ---------------------------------------------------------------------------------
 
 def _parse_size(s: str) -> int:
@@ -455,6 +528,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--small", type=int, default=0, metavar="N", help="add N tiny modules example.com/small/mNNNN")
     b.add_argument("--seed", type=int, default=1)
     b.add_argument("--no-demo", action="store_true", help="leave out the demo modules")
+    b.add_argument("--sumdb", type=Path, metavar="KEYFILE",
+                   help="also write a signed checksum database for the modules; its verifier key goes to KEYFILE")
     a = sub.add_parser("app", help="write the demo app (go.mod, main.go)")
     a.add_argument("dir", type=Path)
     a.add_argument("--gosum", action="store_true", help="also write go.sum (computed, no go command needed)")
@@ -472,6 +547,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             mods.extend(small_modules(args.small, args.seed))
         build_proxy_tree(args.root, mods)
         print(f"wrote {len(mods)} module versions to {args.root}")
+        if args.sumdb:
+            db = build_sumdb(args.root, mods)
+            args.sumdb.write_text(db.vkey + "\n")
+            print(f"wrote checksum database {db.name} (tree size {db.tree.n}); its key is in {args.sumdb}")
     else:
         reqs = demo_app_requires()
         write_main_module(args.dir, reqs, args.module_path)

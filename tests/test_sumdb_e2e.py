@@ -1,7 +1,7 @@
 """The checksum database end to end: airsync carries it, the go command verifies offline.
 
 The upstream (our fault server) serves a generated GOPROXY tree with a checksum database of our
-own (tests/sumdbtree.py, own ed25519 key). airsync mirrors modules that no go.sum pins, so only
+own (airsync.sample.build_sumdb, own ed25519 key). airsync mirrors modules that no go.sum pins, so only
 the database vouches for them; then the real go command, with an empty module cache, no go.sum
 lines, GOPROXY=file://<mirror>, GOSUMDB=<our key> and the upstream gone, downloads and builds,
 verifying the mirrored lookups and tiles itself. Tampered databases are refused by airsync with
@@ -21,7 +21,7 @@ from airsync import dirhash, note, sample, sumdb, tlog
 from airsync.modpath import ModuleVersion
 from faultserver import FaultServer
 from gotool import go_env, run_go
-from sumdbtree import NAME, build_sumdb
+from airsync.sample import NAME, build_sumdb
 
 pytestmark = pytest.mark.e2e
 

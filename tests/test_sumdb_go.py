@@ -1,6 +1,6 @@
 """Our tlog, note and tile formats against the real go command's checksum-database client.
 
-A database built with airsync's own modules (tests/sumdbtree.py) is served as files next to a
+A database built with airsync's own modules (airsync.sample.build_sumdb) is served as files next to a
 GOPROXY tree; the go command, with no go.sum lines and GOSUMDB set to our key, must download
 and verify every module through it, and must refuse a tampered record.
 """
@@ -13,7 +13,7 @@ import pytest
 
 from airsync import sample
 from gotool import go_env, run_go
-from sumdbtree import build_sumdb
+from airsync.sample import build_sumdb
 
 
 def sumdb_env(tmp: Path, proxy: str, vkey: str) -> dict[str, str]:
