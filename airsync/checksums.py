@@ -8,8 +8,8 @@ database that forked its log stops the job loudly; proves the record's inclusion
 tree with hash tiles; and hands the record's go.sum hashes to the mirror job, which checks the
 downloaded .zip and .mod against them. Lookup answers and every tile a proof read are stored
 under ``MIRROR/sumdb/<name>/`` exactly where the go command asks for them, so a go command inside
-verifies offline with GOSUMDB on. When the newest tree moves on, the records already in the
-mirror are proved again against it, so the tiles they need for that tree are stored too.
+verifies offline with GOSUMDB on. When the newest tree moved on during a job, ``finish`` proves
+every stored record again against it, so the tiles they need for that tree are stored too.
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ class Checksums:
         self._lock = trio.Lock()  # proofs and the newest tree change together
         self._supported: bool | None = None
         self._probe_lock = trio.Lock()
+        self._advanced = False  # the newest tree moved on during this job
         saved = state.sumdb_latest(db.name)
         self._latest = _Latest(tlog.parse_tree(note.open_note(saved, [self.verifier]).text), saved) if saved else None
 
@@ -148,7 +149,7 @@ class Checksums:
             self._latest = _Latest(tree, msg)
             self.state.set_sumdb_latest(self.db.name, msg)
             log.info("checksum database tree advanced", database=self.db.name, size=tree.n)
-            await self._reprove_stored(tiles)
+            self._advanced = True
 
     def _fork(self, a: tlog.Tree, b: tlog.Tree) -> SumDBSecurityError:
         return SumDBSecurityError(
@@ -167,15 +168,24 @@ class Checksums:
         if h != tlog.record_hash(text):
             raise SumDBSecurityError(f"{what}: the database record does not match its log (tampered answer)")
 
-    async def _reprove_stored(self, tiles: dict[str, bytes]) -> None:
-        """Prove every stored record against the new newest tree, so its tiles are stored too."""
-        assert self._latest is not None
-        base = self.store.root / self.db.dir() / "lookup"
-        if not base.is_dir():
+    async def finish(self) -> None:
+        """If the newest tree moved on during the job, prove every stored record against it.
+
+        The go command inside trusts the newest tree any stored lookup shows and proves every
+        record against that tree: the tiles it reads for that must be in the mirror. Once per
+        job, not per advance: a live database grows every few seconds.
+        """
+        if not self._advanced or self._latest is None:
             return
-        for path in sorted(p for p in base.rglob("*") if p.is_file()):
-            rid, text, _ = tlog.parse_record(path.read_bytes())
-            await self._prove_record(f"stored {path.relative_to(base)}", rid, text, self._latest.tree, tiles)
+        base = self.store.root / self.db.dir() / "lookup"
+        paths = await trio.to_thread.run_sync(lambda: sorted(p for p in base.rglob("*") if p.is_file()))
+        async with self._lock:
+            tiles: dict[str, bytes] = {}
+            for path in paths:
+                rid, text, _ = tlog.parse_record(await trio.to_thread.run_sync(path.read_bytes))
+                await self._prove_record(f"stored {path.relative_to(base)}", rid, text, self._latest.tree, tiles)
+            await trio.to_thread.run_sync(self._save, tiles)
+        self._advanced = False
 
     async def _hash_reader(self, tree: tlog.Tree, tiles: dict[str, bytes]) -> Callable[[list[int]], list[bytes]]:
         """A tlog hash reader for ``tree`` whose tiles come from the mirror or the upstream.

@@ -62,6 +62,7 @@ class Summary:
     seconds: float = 0.0
     unpinned: list[str] = field(default_factory=list)
     not_carried: list[str] = field(default_factory=list)  # pinned by go.sum, database unreachable
+    sumdb_carried: int = 0  # checksum database records newly proved and stored
     fatal: str | None = None
 
     @property
@@ -163,6 +164,11 @@ class MirrorJob:
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
                     await self._dispatch(nursery, fetcher, wants)
+                if self._checksums is not None and not self.summary.fatal:
+                    try:
+                        await self._checksums.finish()
+                    except AirsyncError as e:
+                        self.summary.fatal = str(e)
             try:
                 self.state.mark_unpinned(self._unpinned)
             except OSError as e:
@@ -269,6 +275,7 @@ class MirrorJob:
                     self._fail(str(mv), rel, msg)
                 return None
         self._fresh_record[mv] = fresh
+        self.summary.sumdb_carried += fresh
         return dataclasses.replace(
             want, zip_h1=frozenset([rec.zip_h1]), mod_h1=frozenset([rec.mod_h1]), pinned=True
         )

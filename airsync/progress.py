@@ -69,6 +69,8 @@ def summary_text(s: Summary) -> str:
         f"retries {s.retries}"
         + (f"; resumed {human_bytes(s.resumed_bytes)} from an earlier run" if s.resumed_bytes else "")
     ]
+    if s.sumdb_carried:
+        lines.append(f"checksum database: proved and carried {s.sumdb_carried} new record(s)")
     if s.fatal:
         lines.append(f"STOPPED: {s.fatal}")
     for f in s.failures:

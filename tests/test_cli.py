@@ -124,3 +124,10 @@ def test_corrupt_state_database_is_a_clear_error(tree, tmp_path):
     r = run("mirror", "--module", "example.com/lib/strs@v1.0.0", "--to", str(tmp_path / "m"), "--upstream", tree.as_uri())
     no_traceback(r)
     assert r.returncode == 1 and "resume state cannot be read" in r.stderr and "state.db" in r.stderr
+
+
+@pytest.mark.parametrize("value", ["nosuch.example", "sum.golang.org+00000000+AAAA", "a b c"])
+def test_bad_sumdb_value_is_a_usage_error(tmp_path, value):
+    r = run("mirror", "--module", "example.com/a@v1.0.0", "--to", str(tmp_path / "m"), "--sumdb", value)
+    no_traceback(r)
+    assert r.returncode == 2 and "checksum database" in r.stderr

@@ -62,6 +62,7 @@ def test_mirror_carries_the_database_and_go_verifies_offline(tmp_path, upstream)
         r = run(mirror_cmd(mirror, srv.url, db.vkey))
         assert r.returncode == 0, r.stdout + r.stderr
         assert "not hash-pinned" not in r.stdout  # the database vouched for every version
+        assert f"carried {len(MODULES)} new record(s)" in r.stdout
         srv.reset_counters()
         r2 = run(mirror_cmd(mirror, srv.url, db.vkey))
         assert r2.returncode == 0 and srv.requests == []  # lookups and tiles are all in the mirror
