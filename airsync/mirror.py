@@ -133,6 +133,7 @@ class MirrorJob:
         self.summary = Summary()
         self._list_locks: dict[str, trio.Lock] = {}
         self._unpinned: list[tuple[str, str]] = []
+        self._vouched: list[tuple[str, str]] = []  # unpinned by go.sum, vouched for by the database
         self._files = trio.CapacityLimiter(settings.concurrency)
         self.sumdb = sumdb
         self.private = private
@@ -171,6 +172,7 @@ class MirrorJob:
                         self.summary.fatal = str(e)
             try:
                 self.state.mark_unpinned(self._unpinned)
+                self.state.forget_unpinned(self._vouched)
             except OSError as e:
                 self.summary.fatal = self.summary.fatal or f"mirror disk error on {self.state.path}: {e.strerror}"
         finally:
@@ -275,6 +277,8 @@ class MirrorJob:
                     self._fail(str(mv), rel, msg)
                 return None
         self._fresh_record[mv] = fresh
+        if not want.pinned:
+            self._vouched.append((mv.path, mv.version))
         self.summary.sumdb_carried += fresh
         return dataclasses.replace(
             want, zip_h1=frozenset([rec.zip_h1]), mod_h1=frozenset([rec.mod_h1]), pinned=True

@@ -195,5 +195,11 @@ class StateDB:
             self._db.execute("BEGIN")
             self._db.execute("INSERT OR REPLACE INTO sumdb (name, latest) VALUES (?, ?)", (name, signed_note))
 
+    def forget_unpinned(self, versions: list[tuple[str, str]]) -> None:
+        """Versions something now vouches for (the checksum database) are pinned after all."""
+        with _disk_errors(self.path), self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany("DELETE FROM unpinned WHERE module = ? AND version = ?", versions)
+
     def unpinned(self) -> list[tuple[str, str]]:
         return self._db.execute("SELECT module, version FROM unpinned ORDER BY 1, 2").fetchall()

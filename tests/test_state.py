@@ -33,3 +33,10 @@ def test_unpinned_is_idempotent(tmp_path):
     db.mark_unpinned([("example.com/a", "v1.0.0")])
     db.mark_unpinned([("example.com/a", "v1.0.0")])
     assert db.unpinned() == [("example.com/a", "v1.0.0")]
+
+
+def test_forget_unpinned(tmp_path):
+    db = StateDB(tmp_path / "s.db")
+    db.mark_unpinned([("example.com/a", "v1.0.0"), ("example.com/b", "v1.0.0")])
+    db.forget_unpinned([("example.com/a", "v1.0.0")])
+    assert db.unpinned() == [("example.com/b", "v1.0.0")]
