@@ -166,6 +166,20 @@ def cmd_mirror(args: argparse.Namespace) -> int:
     return EXIT_OK if summary.ok and not inputs.problems else EXIT_FAILED
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from airsync import serve
+
+    root = Path(args.mirror)
+    serve.parse_listen(args.listen)  # a bad address is a usage error before anything starts
+    serve.app_for(root)
+    print(f"airsync: serving {root} at http://{args.listen}/ (GOPROXY=http://{args.listen})", file=sys.stderr)
+    try:
+        trio.run(serve.serve, root, args.listen)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how a foreground server is stopped
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="airsync", description="Verified, resumable Go module mirrors for air gaps.")
     p.add_argument("--version", action="version", version=f"airsync {__version__}")
@@ -206,6 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--progress", action=argparse.BooleanOptionalAction, default=None, help="live progress (default: on a terminal)"
     )
     m.set_defaults(func=cmd_mirror)
+
+    sv = sub.add_parser("serve", help="serve a mirror over HTTP as a GOPROXY")
+    sv.add_argument("mirror", metavar="MIRROR", help="mirror directory")
+    sv.add_argument("--listen", default="127.0.0.1:8080", metavar="ADDR:PORT",
+                    help="address to listen on (default 127.0.0.1:8080, this machine only)")
+    sv.set_defaults(func=cmd_serve)
     return p
 
 

@@ -229,3 +229,17 @@ def test_lookups_from_an_older_tree_still_verify_after_it_grew(tmp_path):
     env = go_sumdb_env(tmp_path, mirror.as_uri(), db2.vkey)
     r = run_go(["mod", "tidy"], app, env)
     assert r.returncode == 0, r.stderr
+
+
+def test_direct_database_url(tmp_path):
+    """GOSUMDB 'name+hash+key URL': the database is asked directly, not through the proxy."""
+    proxy = tmp_path / "proxy"
+    sample.build_proxy_tree(proxy, MODULES)  # no sumdb/ here
+    dbroot = tmp_path / "dbhost"
+    db = build_sumdb(dbroot, MODULES, padding=20)
+    with FaultServer(proxy) as px, FaultServer(db.dir) as dbsrv:
+        r = run(mirror_cmd(tmp_path / "m", px.url, f"{db.vkey} {dbsrv.url}"))
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert not any("/sumdb/" in q.path for q in px.requests)
+        assert any(q.path.startswith("/lookup/") for q in dbsrv.requests)
+    assert (tmp_path / "m" / "sumdb" / NAME / "supported").exists()
