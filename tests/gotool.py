@@ -39,7 +39,7 @@ def _check_proxy(goproxy: str) -> None:
             raise ValueError(f"go_env: GOPROXY entry {entry!r} could reach the network; use file:// or http://127.0.0.1")
 
 
-def go_env(tmp: Path, goproxy: str, goflags: str = "-mod=mod") -> dict[str, str]:
+def go_env(tmp: Path, goproxy: str, goflags: str = "-mod=mod", gosumdb: str = "off") -> dict[str, str]:
     """A minimal environment for the go command that only ever reads ``goproxy``."""
     _check_proxy(goproxy)
     tmp = Path(tmp).resolve()
@@ -52,7 +52,7 @@ def go_env(tmp: Path, goproxy: str, goflags: str = "-mod=mod") -> dict[str, str]
         "GOMODCACHE": str(tmp / "gomodcache"),
         "GOCACHE": str(tmp / "gocache"),
         "GOPROXY": goproxy,
-        "GOSUMDB": "off",
+        "GOSUMDB": gosumdb,  # a key of a test database served next to goproxy, or off
         "GOTOOLCHAIN": "local",
         "GOFLAGS": goflags,
         "GOENV": "off",

@@ -67,8 +67,7 @@ def test_go_verifies_through_airsync_serve(served, tmp_path):
     url, _mirror, db, _ = served
     app = tmp_path / "app"
     sample.write_main_module(app, sample.demo_app_requires())
-    env = go_env(tmp_path, url)
-    env["GOSUMDB"] = db.vkey
+    env = go_env(tmp_path, url, gosumdb=db.vkey)
     r = run_go(["mod", "tidy"], app, env)
     assert r.returncode == 0, r.stderr
     assert (app / "go.sum").read_text() == sample.app_gosum(MODULES, sample.demo_app_requires())

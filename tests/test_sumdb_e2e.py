@@ -21,6 +21,7 @@ from airsync import dirhash, note, sample, sumdb, tlog
 from airsync.modpath import ModuleVersion
 from faultserver import FaultServer
 from gotool import go_env, run_go
+from test_sumdb_go import flip_first_hash
 from airsync.sample import NAME, build_sumdb
 
 pytestmark = pytest.mark.e2e
@@ -38,13 +39,6 @@ def run(cmd: list[str]) -> subprocess.CompletedProcess:
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
     assert "Traceback" not in r.stderr, r.stderr
     return r
-
-
-def go_sumdb_env(tmp: Path, proxy: str, vkey: str) -> dict[str, str]:
-    env = go_env(tmp, proxy)
-    env["GOSUMDB"] = vkey
-    env["GOPRIVATE"] = ""
-    return env
 
 
 @pytest.fixture
@@ -76,7 +70,7 @@ def test_mirror_carries_the_database_and_go_verifies_offline(tmp_path, upstream)
     # Inside: no network (the upstream is gone), no go.sum, checksum database on.
     app = tmp_path / "app"
     sample.write_main_module(app, sample.demo_app_requires())
-    env = go_sumdb_env(tmp_path, mirror.as_uri(), db.vkey)
+    env = go_env(tmp_path, mirror.as_uri(), gosumdb=db.vkey)
     r = run_go(["mod", "tidy"], app, env)
     assert r.returncode == 0, r.stderr
     assert (app / "go.sum").read_text() == sample.app_gosum(MODULES, sample.demo_app_requires())
@@ -89,26 +83,16 @@ def test_go_refuses_a_tampered_mirror(tmp_path, upstream):
     mirror = tmp_path / "mirror"
     with FaultServer(root) as srv:
         assert run(mirror_cmd(mirror, srv.url, db.vkey)).returncode == 0
-    lookup = mirror / "sumdb" / NAME / sumdb.lookup_path(ModuleVersion(sample.STRS, "v1.1.0"))
-    data = lookup.read_bytes()
-    i = data.index(b"h1:") + 3
-    lookup.write_bytes(data[:i] + (b"B" if data[i : i + 1] != b"B" else b"C") + data[i + 1 :])
+    flip_first_hash(mirror / "sumdb" / NAME / sumdb.lookup_path(ModuleVersion(sample.STRS, "v1.1.0")))
     app = tmp_path / "app"
     sample.write_main_module(app, sample.demo_app_requires())
-    r = run_go(["mod", "tidy"], app, go_sumdb_env(tmp_path, mirror.as_uri(), db.vkey))
+    r = run_go(["mod", "tidy"], app, go_env(tmp_path, mirror.as_uri(), gosumdb=db.vkey))
     assert r.returncode != 0 and "verifying" in r.stderr, r.stderr
-
-
-def _tamper_record(root: Path, db, mv: ModuleVersion) -> None:
-    path = db.dir / sumdb.lookup_path(mv)
-    data = path.read_bytes()
-    i = data.index(b"h1:") + 3
-    path.write_bytes(data[:i] + (b"B" if data[i : i + 1] != b"B" else b"C") + data[i + 1 :])
 
 
 def test_altered_record_is_refused(tmp_path, upstream):
     root, db = upstream
-    _tamper_record(root, db, ModuleVersion(sample.STRS, "v1.1.0"))
+    flip_first_hash(db.dir / sumdb.lookup_path(ModuleVersion(sample.STRS, "v1.1.0")))
     with FaultServer(root) as srv:
         r = run(mirror_cmd(tmp_path / "m", srv.url, db.vkey))
     assert r.returncode == 1
@@ -226,7 +210,7 @@ def test_lookups_from_an_older_tree_still_verify_after_it_grew(tmp_path):
     # ...and the go command, having seen N2, verifies everything from the mirror alone.
     app = tmp_path / "app"
     sample.write_main_module(app, sample.demo_app_requires())
-    env = go_sumdb_env(tmp_path, mirror.as_uri(), db2.vkey)
+    env = go_env(tmp_path, mirror.as_uri(), gosumdb=db2.vkey)
     r = run_go(["mod", "tidy"], app, env)
     assert r.returncode == 0, r.stderr
 

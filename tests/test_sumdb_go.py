@@ -16,13 +16,11 @@ from gotool import go_env, run_go
 from airsync.sample import build_sumdb
 
 
-def sumdb_env(tmp: Path, proxy: str, vkey: str) -> dict[str, str]:
-    env = go_env(tmp, proxy)
-    env["GOSUMDB"] = vkey
-    env.pop("GONOSUMDB", None)
-    env["GONOSUMCHECK"] = ""
-    env["GOPRIVATE"] = ""
-    return env
+def flip_first_hash(lookup: Path) -> None:
+    """Alter one character of the first h1: hash in a lookup answer (a tampered record)."""
+    data = lookup.read_bytes()
+    i = data.index(b"h1:") + 3
+    lookup.write_bytes(data[:i] + (b"B" if data[i : i + 1] != b"B" else b"C") + data[i + 1 :])
 
 
 @pytest.fixture
@@ -39,7 +37,7 @@ def test_go_verifies_modules_through_our_database(tmp_path, tree_with_db):
     root, db = tree_with_db
     app = tmp_path / "app"
     sample.write_main_module(app, sample.demo_app_requires())
-    r = run_go(["mod", "tidy"], app, sumdb_env(tmp_path, root.as_uri(), db.vkey))
+    r = run_go(["mod", "tidy"], app, go_env(tmp_path, root.as_uri(), gosumdb=db.vkey))
     assert r.returncode == 0, r.stderr
     assert (app / "go.sum").read_text() == sample.app_gosum(sample.demo_modules(), sample.demo_app_requires())
     # The go command really asked our database: its cache holds our lookups and tiles.
@@ -50,12 +48,9 @@ def test_go_verifies_modules_through_our_database(tmp_path, tree_with_db):
 @pytest.mark.e2e
 def test_go_refuses_a_tampered_record(tmp_path, tree_with_db):
     root, db = tree_with_db
-    lookup = next((db.dir / "lookup").rglob("*@v1.1.0"))
-    data = lookup.read_bytes()
-    i = data.index(b"h1:") + 3
-    lookup.write_bytes(data[:i] + (b"B" if data[i : i + 1] != b"B" else b"C") + data[i + 1 :])
+    flip_first_hash(next((db.dir / "lookup").rglob("*@v1.1.0")))
     app = tmp_path / "app"
     sample.write_main_module(app, sample.demo_app_requires())
-    r = run_go(["mod", "tidy"], app, sumdb_env(tmp_path, root.as_uri(), db.vkey))
+    r = run_go(["mod", "tidy"], app, go_env(tmp_path, root.as_uri(), gosumdb=db.vkey))
     assert r.returncode != 0
     assert "verifying" in r.stderr or "SECURITY ERROR" in r.stderr, r.stderr
