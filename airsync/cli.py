@@ -180,6 +180,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from airsync import manifest
+
+    try:
+        key, pub = manifest.keygen(Path(args.out), args.name)
+    except manifest.KeyFileError as e:
+        raise ConfigError(str(e)) from None
+    print(f"wrote {key} (secret, mode 0600: keep it on the border host) and {pub} (give it to the inside)")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="airsync", description="Verified, resumable Go module mirrors for air gaps.")
     p.add_argument("--version", action="version", version=f"airsync {__version__}")
@@ -226,6 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--listen", default="127.0.0.1:8080", metavar="ADDR:PORT",
                     help="address to listen on (default 127.0.0.1:8080, this machine only)")
     sv.set_defaults(func=cmd_serve)
+
+    kg = sub.add_parser("keygen", help="make the ed25519 key pair that signs media manifests")
+    kg.add_argument("--out", required=True, metavar="PREFIX", help="writes PREFIX.key (0600) and PREFIX.pub")
+    kg.add_argument("--name", default="airsync", help="key name shown in signatures (default: airsync)")
+    kg.set_defaults(func=cmd_keygen)
     return p
 
 

@@ -131,3 +131,18 @@ def test_bad_sumdb_value_is_a_usage_error(tmp_path, value):
     r = run("mirror", "--module", "example.com/a@v1.0.0", "--to", str(tmp_path / "m"), "--sumdb", value)
     no_traceback(r)
     assert r.returncode == 2 and "checksum database" in r.stderr
+
+
+def test_keygen_writes_a_private_key_and_refuses_to_overwrite(tmp_path):
+    import stat
+
+    r = run("keygen", "--out", str(tmp_path / "border"))
+    assert r.returncode == 0, r.stderr
+    key, pub = tmp_path / "border.key", tmp_path / "border.pub"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert pub.read_text().startswith("airsync+")
+    before = key.read_bytes()
+    r = run("keygen", "--out", str(tmp_path / "border"))
+    no_traceback(r)
+    assert r.returncode == 2 and "border.key" in r.stderr
+    assert key.read_bytes() == before
