@@ -1,0 +1,49 @@
+"""What a medium (a USB stick, a mounted share, a LAN target's directory) holds.
+
+A medium is a GOPROXY tree like the mirror it was synced from: every module file, ``@v/list``,
+and the carried checksum database under ``sumdb/``, plus at its root the signed manifest
+(``airsync-manifest``) that lists every file with its size, sha256 and xxh3_128. airsync's own
+workspace (``.airsync/``, any dot-path) never crosses. ``tree_files`` lists what a tree carries,
+without following symlinks: a symlink or a special file in a tree is reported, never followed.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+MANIFEST = "airsync-manifest"
+STAGING = ".airsync-partial"  # on a medium: files being written, renamed into place when whole
+
+
+@dataclass(frozen=True)
+class TreeScan:
+    files: dict[str, os.stat_result]  # relative path -> lstat, regular files only
+    odd: list[tuple[str, str]]  # (relative path, what it is) for symlinks and special files
+
+
+def tree_files(root: Path) -> TreeScan:
+    """Every regular file under ``root`` except dot-paths and the manifest; odd entries apart."""
+    files: dict[str, os.stat_result] = {}
+    odd: list[tuple[str, str]] = []
+    stack = [""]
+    while stack:
+        rel_dir = stack.pop()
+        with os.scandir(root / rel_dir if rel_dir else root) as it:
+            for entry in it:
+                if entry.name.startswith("."):
+                    continue
+                rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+                st = entry.stat(follow_symlinks=False)
+                if stat.S_ISLNK(st.st_mode):
+                    odd.append((rel, "symlink"))
+                elif stat.S_ISDIR(st.st_mode):
+                    stack.append(rel)
+                elif stat.S_ISREG(st.st_mode):
+                    if rel != MANIFEST:
+                        files[rel] = st
+                else:
+                    odd.append((rel, "special file"))
+    return TreeScan(files=files, odd=sorted(odd))
