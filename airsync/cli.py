@@ -180,6 +180,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_sync(args: argparse.Namespace) -> int:
+    from airsync import manifest
+    from airsync.sync import sync
+
+    try:
+        signer = manifest.load_signer(Path(args.signing_key))
+    except manifest.KeyFileError as e:
+        raise ConfigError(str(e)) from None
+    r = sync(Path(args.mirror), Path(args.to), signer, verify=args.verify)
+    print(
+        f"airsync sync: wrote {len(r.written)} files ({r.bytes_written / 2**20:.1f} MiB"
+        + (f", {r.resumed_bytes / 2**20:.1f} MiB resumed" if r.resumed_bytes else "")
+        + f"), {r.unchanged} unchanged, {len(r.removed)} removed; signed manifest written"
+    )
+    for rel in r.unknown:
+        print(f"  note: {rel} is on the target but not ours; left alone", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_keygen(args: argparse.Namespace) -> int:
     from airsync import manifest
 
@@ -188,6 +207,43 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     except manifest.KeyFileError as e:
         raise ConfigError(str(e)) from None
     print(f"wrote {key} (secret, mode 0600: keep it on the border host) and {pub} (give it to the inside)")
+    return EXIT_OK
+
+
+def _verifier(key: str):
+    from airsync import manifest
+
+    try:
+        return manifest.load_verifier(Path(key))
+    except manifest.KeyFileError as e:
+        raise ConfigError(str(e)) from None
+
+
+def _print_report(report) -> None:
+    for line in report.lines():
+        print(line)
+    print(report.summary())
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from airsync import verify
+
+    report = verify.verify_medium(Path(args.medium), _verifier(args.key))
+    _print_report(report)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from airsync import verify
+
+    verifier = _verifier(args.key)
+    try:
+        result = verify.import_medium(Path(args.medium), Path(args.into), verifier)
+    except verify.ImportRefused as e:
+        _print_report(e.report)
+        print(f"airsync: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    print(result.summary())
     return EXIT_OK
 
 
@@ -238,10 +294,28 @@ def build_parser() -> argparse.ArgumentParser:
                     help="address to listen on (default 127.0.0.1:8080, this machine only)")
     sv.set_defaults(func=cmd_serve)
 
+    sy = sub.add_parser("sync", help="copy the mirror to a medium or directory, durably, with a signed manifest")
+    sy.add_argument("--mirror", required=True, metavar="MIRROR", help="the mirror to copy")
+    sy.add_argument("--to", required=True, metavar="DIR", help="the target directory (a mounted medium)")
+    sy.add_argument("--signing-key", required=True, metavar="KEYFILE", help="PREFIX.key from airsync keygen")
+    sy.add_argument("--verify", action="store_true", help="re-hash the target's files instead of trusting stat")
+    sy.set_defaults(func=cmd_sync)
+
     kg = sub.add_parser("keygen", help="make the ed25519 key pair that signs media manifests")
     kg.add_argument("--out", required=True, metavar="PREFIX", help="writes PREFIX.key (0600) and PREFIX.pub")
     kg.add_argument("--name", default="airsync", help="key name shown in signatures (default: airsync)")
     kg.set_defaults(func=cmd_keygen)
+
+    vf = sub.add_parser("verify", help="check a medium against its signed manifest")
+    vf.add_argument("medium", metavar="DIR", help="the medium's root directory")
+    vf.add_argument("--key", required=True, metavar="PREFIX.pub", help="the border host's verifier key")
+    vf.set_defaults(func=cmd_verify)
+
+    im = sub.add_parser("import", help="verify a medium and merge it into the inside mirror")
+    im.add_argument("medium", metavar="DIR", help="the medium's root directory")
+    im.add_argument("--into", required=True, metavar="MIRROR", help="the inside mirror directory")
+    im.add_argument("--key", required=True, metavar="PREFIX.pub", help="the border host's verifier key")
+    im.set_defaults(func=cmd_import)
     return p
 
 

@@ -1,0 +1,435 @@
+"""Checking a transfer medium inside the air gap, and merging it into the inside mirror.
+
+``verify_medium`` proves that a medium is exactly what the border host wrote: the signed manifest
+(``airsync-manifest``) must verify with the trusted verifier key, every file it lists must be on
+the medium with its size and SHA-256, nothing else may be there (no extra files, no symlinks or
+special files), and each module ``.zip`` and ``.mod`` must follow the module rules and hash to the
+``h1:`` the manifest's go.sum lines give for it. Every problem is named by its path.
+
+``import_medium`` imports a medium only when it verifies, and only when no file it carries would
+replace different bytes already in the inside mirror: module files, checksum-database lookups and
+tiles are immutable, so a difference is a tamper signal and the whole import is refused before
+anything is written. ``@v/list`` files are the exception: they grow, and are merged (union of the
+versions, semver order). New files are copied through the mirror's staging area, fsynced,
+checked against the manifest once more and only then renamed into place; module files go in
+before the lists that advertise them.
+
+The checks are pure functions over values (``check_medium``, ``plan_import``); the functions
+that read and write files are thin around them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from airsync import dirhash, modpath, modzip, note, semver
+from airsync.errors import AirsyncError, ModulePathError, VerifyError
+from airsync.manifest import Entry, Manifest, ManifestError, diff, open_manifest
+from airsync.medium import MANIFEST, tree_files
+from airsync.store import MirrorStore
+
+__all__ = [
+    "BLOCK",
+    "Report",
+    "ImportResult",
+    "ImportRefused",
+    "ImportFailed",
+    "module_file",
+    "gosum_hashes",
+    "check_medium",
+    "verify_medium",
+    "Plan",
+    "plan_import",
+    "import_medium",
+]
+
+BLOCK = 1 << 20  # read and copy in 1 MiB blocks
+
+_DIFF_WORDS = {
+    "missing": "missing (listed in the manifest, not on the medium)",
+    "extra": "extra (on the medium, not in the manifest)",
+    "altered": "altered (sha256 differs from the manifest)",
+    "truncated": "truncated (smaller than the manifest says)",
+    "grown": "grown (larger than the manifest says)",
+}
+
+
+@dataclass(frozen=True)
+class Report:
+    """What checking a medium (or an import plan) found: (path, problem) pairs sorted by path."""
+
+    problems: tuple[tuple[str, str], ...] = ()
+    files: int = 0  # files listed in the manifest
+    bytes: int = 0  # their total size
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "problems", tuple(sorted(self.problems)))
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def lines(self) -> list[str]:
+        # Names found on a medium are untrusted: anything unprintable is shown quoted and escaped.
+        def show(path: str) -> str:
+            return path if path.isascii() and path.isprintable() else modpath.quote(path)
+
+        return [f"{show(path)}: {problem}" for path, problem in self.problems]
+
+    def summary(self) -> str:
+        if self.ok:
+            return f"ok: {self.files} files, {self.bytes} bytes match the signed manifest"
+        paths = len({p for p, _ in self.problems})
+        return f"{len(self.problems)} problem(s) in {paths} path(s); {self.files} files listed in the manifest"
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    imported: int = 0  # new files copied in
+    skipped: int = 0  # already there with identical bytes (lists: nothing new to add)
+    merged: tuple[str, ...] = ()  # @v/list files that gained versions
+    bytes: int = 0  # bytes copied
+    report: Report = field(default_factory=Report)
+
+    def summary(self) -> str:
+        return (
+            f"imported {self.imported} files ({self.bytes} bytes), skipped {self.skipped} already present, "
+            f"merged {len(self.merged)} @v/list files"
+        )
+
+
+class ImportRefused(AirsyncError):
+    """The import did not start: the medium does not verify, or it conflicts with the mirror."""
+
+    def __init__(self, report: Report, why: str) -> None:
+        self.report = report
+        super().__init__(why)
+
+
+class ImportFailed(AirsyncError):
+    """A file changed on the medium while being imported (what was published so far is verified)."""
+
+
+# --- pure checks ----------------------------------------------------------------------------------
+
+
+def module_file(rel: str) -> tuple[modpath.ModuleVersion, str] | None:
+    """(module version, ext) for '<escaped path>/@v/<escaped version>.<info|mod|zip>', else None.
+
+    Raises ModulePathError when the path has that shape but its module or version is invalid.
+    """
+    mod, sep, name = rel.partition("/@v/")
+    if not sep or "/" in name:
+        return None
+    base, dot, ext = name.rpartition(".")
+    if not dot or ext not in modpath.PROXY_EXTS:
+        return None
+    mv = modpath.ModuleVersion(modpath.unescape_path(mod), modpath.unescape_version(base))
+    modpath.check_version(mv.path, mv.version)
+    return mv, ext
+
+
+def _is_list(rel: str) -> bool:
+    return rel.endswith("/@v/list")
+
+
+def gosum_hashes(lines: Iterable[str]) -> dict[tuple[str, str], set[str]]:
+    """(module path, version or version/go.mod) -> the h1 hashes the go.sum lines give for it."""
+    out: dict[tuple[str, str], set[str]] = {}
+    for line in lines:
+        path, version, h = line.split(" ")
+        out.setdefault((path, version), set()).add(h)
+    return out
+
+
+def _list_versions(data: bytes) -> list[str] | str:
+    """The versions in an ``@v/list``, or why it is not one."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "@v/list is not UTF-8"
+    versions = []
+    for line in text.splitlines():
+        fields = line.split()
+        if not fields:
+            continue
+        if not semver.is_valid(fields[0]):
+            return f"@v/list line {modpath.quote(line)} is not a version"
+        versions.append(fields[0])
+    return versions
+
+
+def check_medium(
+    manifest: Manifest,
+    actual: Mapping[str, tuple[int, str]],
+    odd: Iterable[tuple[str, str]],
+    h1: Mapping[str, str],
+    bad_module_files: Mapping[str, str] | None = None,
+) -> Report:
+    """Every problem of a medium, from what was measured on it.
+
+    ``actual``: path -> (size, sha256) of each regular file found; ``odd``: (path, kind) for
+    symlinks and special files; ``h1``: path -> h1 hash computed for module ``.zip``/``.mod``
+    files; ``bad_module_files``: path -> why a module file could not be hashed.
+    """
+    problems: list[tuple[str, str]] = [(p, _DIFF_WORDS[kind]) for p, kind in diff(manifest, actual).problems()]
+    problems += [(p, f"{kind} on the medium (never followed; not allowed)") for p, kind in odd]
+    problems += list((bad_module_files or {}).items())
+    sums = gosum_hashes(manifest.gosum)
+    for path, h in h1.items():
+        mf = module_file(path)
+        if mf is None:
+            continue
+        mv, ext = mf
+        key = (mv.path, mv.version if ext == "zip" else mv.version + "/go.mod")
+        want = sums.get(key)
+        if want is not None and want != {h}:
+            problems.append((path, f"h1 mismatch: manifest go.sum says {' or '.join(sorted(want))}, file hashes to {h}"))
+    return Report(tuple(problems), files=len(manifest.entries), bytes=sum(e.size for e in manifest.entries))
+
+
+# --- reading a medium -----------------------------------------------------------------------------
+
+
+def _sha256_file(path: Path) -> tuple[int, str]:
+    """(size, sha256 hex) of the file at ``path``, read in 1 MiB blocks without following symlinks."""
+    h = hashlib.sha256()
+    size = 0
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        while block := os.read(fd, BLOCK):
+            h.update(block)
+            size += len(block)
+    finally:
+        os.close(fd)
+    return size, h.hexdigest()
+
+
+def _read_manifest(root: Path, verifier: note.Verifier) -> tuple[Manifest | None, str | None]:
+    path = root / MANIFEST
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None, "manifest missing"
+    except OSError as e:
+        return None, f"cannot read the manifest: {e.strerror or e}"
+    if not stat.S_ISREG(st.st_mode):
+        return None, "manifest is not a regular file"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            data = b"".join(iter(lambda: os.read(fd, BLOCK), b""))
+        finally:
+            os.close(fd)
+    except OSError as e:
+        return None, f"cannot read the manifest: {e.strerror or e}"
+    try:
+        return open_manifest(data, verifier, MANIFEST), None
+    except (note.NoteError, ManifestError) as e:
+        why = str(e)
+        if why.startswith(MANIFEST + ":"):
+            why = why[len(MANIFEST) + 1 :].strip()
+        return None, why
+
+
+def verify_medium(root: Path, verifier: note.Verifier) -> Report:
+    """Check the medium at ``root`` against its signed manifest; see the module docstring."""
+    return _verify(Path(root), verifier)[0]
+
+
+def _verify(root: Path, verifier: note.Verifier) -> tuple[Report, Manifest | None]:
+    try:
+        scan = tree_files(root)
+    except OSError as e:
+        return Report(((str(root), f"cannot read the medium: {e.strerror or e}"),)), None
+    manifest, why = _read_manifest(root, verifier)
+    if manifest is None:
+        odd = [(p, f"{kind} on the medium (never followed; not allowed)") for p, kind in scan.odd]
+        return Report(((MANIFEST, why or "unusable manifest"), *odd)), None
+
+    actual: dict[str, tuple[int, str]] = {}
+    unreadable: dict[str, str] = {}
+    h1: dict[str, str] = {}
+    for rel in scan.files:
+        try:
+            actual[rel] = _sha256_file(root / rel)
+        except OSError as e:
+            unreadable[rel] = f"cannot read: {e.strerror or e}"
+            continue
+        try:
+            mf = module_file(rel)
+        except ModulePathError as e:
+            unreadable[rel] = f"not a valid module file name: {e}"
+            continue
+        if mf is None:
+            if _is_list(rel):
+                try:
+                    versions = _list_versions((root / rel).read_bytes())
+                except OSError as e:
+                    versions = f"cannot read: {e.strerror or e}"
+                if isinstance(versions, str):
+                    unreadable[rel] = versions
+            continue
+        mv, ext = mf
+        try:
+            if ext == "zip":
+                h1[rel] = modzip.check_zip(root / rel, mv)
+            elif ext == "mod":
+                h1[rel] = dirhash.hash_gomod((root / rel).read_bytes())
+        except VerifyError as e:
+            unreadable[rel] = f"bad module zip: {e.detail}"
+        except OSError as e:
+            unreadable[rel] = f"cannot read: {e.strerror or e}"
+    return check_medium(manifest, actual, scan.odd, h1, unreadable), manifest
+
+
+# --- importing ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    copy: tuple[Entry, ...]  # new files, module files and sumdb first, @v/list files last
+    merge: tuple[Entry, ...]  # @v/list files that exist inside with other bytes
+    skip: tuple[Entry, ...]  # identical already
+    conflicts: tuple[tuple[str, str], ...]  # (path, why): refuse the whole import
+
+
+def plan_import(manifest: Manifest, inside: Mapping[str, tuple[str, int, str] | None]) -> Plan:
+    """What importing ``manifest`` does to a mirror where ``inside`` maps each listed path to
+    ("file", size, sha256), ("dir"/"other"/"parent", 0, "") or None when absent."""
+    copy, merge, skip, conflicts = [], [], [], []
+    for e in manifest.entries:
+        if any(part.startswith(".") for part in e.path.split("/")):
+            conflicts.append((e.path, "a dot-path: airsync's workspace never crosses on a medium"))
+            continue
+        have = inside.get(e.path)
+        if have is None:
+            copy.append(e)
+            continue
+        kind, size, sha = have
+        if kind == "parent":
+            conflicts.append((e.path, "a parent of this path is not a directory in the inside mirror"))
+        elif kind != "file":
+            conflicts.append((e.path, f"exists in the inside mirror but is not a regular file ({kind})"))
+        elif size == e.size and sha == e.sha256:
+            skip.append(e)
+        elif _is_list(e.path):
+            merge.append(e)
+        else:
+            conflicts.append(
+                (e.path, "differs from the file already in the inside mirror: refusing to replace it (tamper?)")
+            )
+    copy.sort(key=lambda e: (_is_list(e.path), e.path))
+    return Plan(tuple(copy), tuple(merge), tuple(skip), tuple(sorted(conflicts)))
+
+
+def _inside_state(root: Path, rel: str) -> tuple[str, int, str] | None:
+    p = root
+    parts = rel.split("/")
+    for part in parts[:-1]:
+        p = p / part
+        try:
+            st = os.lstat(p)
+        except FileNotFoundError:
+            return None
+        if not stat.S_ISDIR(st.st_mode):
+            return ("parent", 0, "")
+    try:
+        st = os.lstat(root / rel)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISREG(st.st_mode):
+        return ("file", *_sha256_file(root / rel))
+    return ("symlink" if stat.S_ISLNK(st.st_mode) else "dir" if stat.S_ISDIR(st.st_mode) else "special file", 0, "")
+
+
+def _copy_in(store: MirrorStore, medium: Path, e: Entry) -> set[Path]:
+    """Copy one file into the store's staging area, fsync, check it, publish; the dirs to sync."""
+    partial = store.partial_path(e.path)
+    try:
+        src = os.open(medium / e.path, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            dst = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                while block := os.read(src, BLOCK):
+                    view = memoryview(block)
+                    while view:
+                        view = view[os.write(dst, view) :]
+                os.fsync(dst)
+            finally:
+                os.close(dst)
+        finally:
+            os.close(src)
+        copied = _sha256_file(partial)
+    except OSError:
+        partial.unlink(missing_ok=True)
+        raise
+    if copied != (e.size, e.sha256):
+        partial.unlink(missing_ok=True)
+        raise ImportFailed(f"{e.path}: changed on the medium during the import (no longer matches the manifest)")
+    return store.publish(partial, e.path)
+
+
+def _merge_list(store: MirrorStore, medium: Path, e: Entry) -> bool:
+    """Add the medium's versions to the inside ``@v/list``; True when it gained any."""
+    data = (medium / e.path).read_bytes()
+    if (len(data), hashlib.sha256(data).hexdigest()) != (e.size, e.sha256):
+        raise ImportFailed(f"{e.path}: changed on the medium during the import (no longer matches the manifest)")
+    versions = _list_versions(data)
+    if isinstance(versions, str):
+        raise ImportFailed(f"{e.path}: {versions}")
+    added = False
+    for v in versions:
+        added |= store.add_to_list(e.path, v)
+    return added
+
+
+def import_medium(medium: Path, into: Path, verifier: note.Verifier) -> ImportResult:
+    """Verify ``medium`` and merge it into the mirror at ``into``; raises ImportRefused (nothing
+    written to the tree) when the medium does not verify or conflicts with the mirror."""
+    medium, into = Path(medium), Path(into)
+    report, manifest = _verify(medium, verifier)
+    if not report.ok or manifest is None:
+        raise ImportRefused(report, f"{medium}: the medium does not verify; nothing imported")
+
+    store = MirrorStore(into)
+    try:
+        return _import(store, medium, into, manifest, report)
+    except OSError as e:
+        where = e.filename or into
+        raise ImportFailed(f"{where}: {e.strerror or e}; files imported so far are complete and verified") from None
+    finally:
+        store.close()
+
+
+def _import(store: MirrorStore, medium: Path, into: Path, manifest: Manifest, report: Report) -> ImportResult:
+    """Check every listed file against the mirror first; write only when nothing conflicts."""
+    inside = {e.path: _inside_state(into, e.path) for e in manifest.entries}
+    plan = plan_import(manifest, inside)
+    if plan.conflicts:
+        raise ImportRefused(
+            Report(plan.conflicts, files=report.files, bytes=report.bytes),
+            f"{into}: the medium conflicts with the inside mirror; nothing imported",
+        )
+    dirs: set[Path] = set()
+    copied = 0
+    for i, e in enumerate(plan.copy):
+        if _is_list(e.path) and (i == 0 or not _is_list(plan.copy[i - 1].path)):
+            store.sync_dirs(dirs)  # module files durable before any list advertises them
+            dirs = set()
+        dirs |= _copy_in(store, medium, e)
+        copied += e.size
+    store.sync_dirs(dirs)
+    merged = tuple(e.path for e in plan.merge if _merge_list(store, medium, e))
+    return ImportResult(
+        imported=len(plan.copy),
+        skipped=len(plan.skip) + len(plan.merge) - len(merged),
+        merged=merged,
+        bytes=copied,
+        report=report,
+    )

@@ -1,0 +1,201 @@
+"""`airsync sync` to directory targets: first sync, no-op, growth, damage, full medium, resume,
+symlinks, and the go command building offline from the medium with GOSUMDB on."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from airsync import manifest, sample
+from airsync.medium import MANIFEST, STAGING, tree_files
+from airsync.sample import build_sumdb
+from airsync.sync import SyncError, sync
+from faultserver import FaultServer
+from gotool import go_env, run_go
+
+MODULES = sample.demo_modules()
+BIG = "example.com/big"
+BIG_ZIP = f"{BIG}/@v/v1.0.0.zip"
+
+
+def mirror_from(tmp: Path, modules, name="mirror", extra=()) -> tuple[Path, object]:
+    upstream = tmp / f"{name}-upstream"
+    sample.build_proxy_tree(upstream, modules)
+    db = build_sumdb(upstream, modules, padding=20)
+    mirror = tmp / name
+    with FaultServer(upstream) as srv:
+        r = subprocess.run(
+            [sys.executable, "-m", "airsync", "mirror", *[f"--module={m.path}@{m.version}" for m in modules],
+             "--to", str(mirror), "--upstream", srv.url, "--sumdb", db.vkey, "--no-progress", *extra],
+            capture_output=True, text=True, timeout=180,
+        )
+    assert r.returncode == 0, r.stdout + r.stderr
+    return mirror, db
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    d = tmp_path_factory.mktemp("keys")
+    key, pub = manifest.keygen(d / "border")
+    return manifest.load_signer(key), manifest.load_verifier(pub)
+
+
+@pytest.fixture(scope="module")
+def mirrored(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("sync")
+    return mirror_from(tmp, MODULES)
+
+
+def same_tree(a: Path, b: Path) -> None:
+    fa, fb = tree_files(a).files, tree_files(b).files
+    assert sorted(fa) == sorted(fb)
+    for rel in fa:
+        assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
+
+
+def test_first_sync_noop_and_signed_manifest(mirrored, keys, tmp_path):
+    mirror, db = mirrored
+    signer, verifier = keys
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    r = sync(mirror, usb, signer)
+    assert r.written and r.unchanged == 0
+    same_tree(mirror, usb)
+    m = manifest.open_manifest((usb / MANIFEST).read_bytes(), verifier)
+    assert {e.path for e in m.entries} == set(tree_files(mirror).files)
+    assert any(line.endswith("/go.mod " + line.split()[-1]) for line in m.gosum)
+    assert f"{sample.STRS} v1.1.0 {sample.module_h1(next(x for x in MODULES if x.path == sample.STRS and x.version == 'v1.1.0'))}" in m.gosum
+    r2 = sync(mirror, usb, signer)
+    assert r2.written == [] and r2.unchanged == len(m.entries)
+
+
+def test_resync_after_adding_versions_writes_only_those(keys, tmp_path):
+    signer, _ = keys
+    first = [m for m in MODULES if m.path != sample.TOOLS]
+    mirror, _ = mirror_from(tmp_path, first)
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    sync(mirror, usb, signer)
+    upstream = tmp_path / "more-upstream"
+    sample.build_proxy_tree(upstream, MODULES)
+    db = build_sumdb(upstream, MODULES, padding=20)
+    with FaultServer(upstream) as srv:
+        subprocess.run([sys.executable, "-m", "airsync", "mirror", f"--module={sample.TOOLS}@v0.3.1", "--to",
+                        str(mirror), "--upstream", srv.url, "--sumdb", "off", "--no-progress"],
+                       capture_output=True, timeout=120, check=True)
+    r = sync(mirror, usb, signer)
+    assert sorted(r.written) == sorted(p for p in tree_files(mirror).files if p.startswith("example.com/tools/"))
+    same_tree(mirror, usb)
+
+
+def test_altered_file_on_the_target_is_rewritten(mirrored, keys, tmp_path):
+    mirror, _ = mirrored
+    signer, _ = keys
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    sync(mirror, usb, signer)
+    victim = usb / "example.com/lib/strs/@v/v1.1.0.zip"
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 1
+    time.sleep(0.01)
+    victim.write_bytes(bytes(data))
+    future = time.time() + 10  # clearly after the manifest
+    os.utime(victim, (future, future))
+    r = sync(mirror, usb, signer)
+    assert r.written == ["example.com/lib/strs/@v/v1.1.0.zip"]
+    same_tree(mirror, usb)
+    # With an old mtime only --verify notices.
+    victim.write_bytes(bytes(data))
+    os.utime(victim, (1, 1))
+    assert sync(mirror, usb, signer).written == []
+    assert sync(mirror, usb, signer, verify=True).written == ["example.com/lib/strs/@v/v1.1.0.zip"]
+    same_tree(mirror, usb)
+
+
+def test_resume_from_the_intact_prefix(keys, tmp_path):
+    signer, _ = keys
+    mirror, _ = mirror_from(tmp_path, [sample.big_module(BIG, "v1.0.0", 6 << 20, seed=4)], extra=("--sumdb", "off"))
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    (usb / STAGING).mkdir()
+    import xxhash
+
+    part = usb / STAGING / f"{xxhash.xxh3_64_hexdigest(BIG_ZIP.encode())}.part"
+    src = (mirror / BIG_ZIP).read_bytes()
+    part.write_bytes(src[: 4 << 20])  # a copy cut short by a pulled stick
+    r = sync(mirror, usb, signer)
+    assert BIG_ZIP in r.written and r.resumed_bytes >= 3 << 20
+    same_tree(mirror, usb)
+    # A torn tail is detected chunk by chunk and written again.
+    os.unlink(usb / BIG_ZIP)
+    (usb / STAGING).mkdir(exist_ok=True)
+    part.write_bytes(src[: 2 << 20] + b"\0" * (2 << 20))
+    r = sync(mirror, usb, signer)
+    assert (usb / BIG_ZIP).read_bytes() == src and r.resumed_bytes < 2 << 20
+
+
+def test_symlink_on_the_target_is_not_followed(mirrored, keys, tmp_path):
+    mirror, _ = mirrored
+    signer, _ = keys
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.symlink(outside, usb / "example.com")
+    with pytest.raises(SyncError, match="symlink"):
+        sync(mirror, usb, signer)
+    assert list(outside.iterdir()) == []
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path):
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], check=True)
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_full_medium_is_refused_before_writing(keys, tmp_path, small_tmpfs):
+    signer, _ = keys
+    mirror, _ = mirror_from(tmp_path, [sample.big_module(BIG, "v1.0.0", 6 << 20, seed=4)], extra=("--sumdb", "off"))
+    with pytest.raises(SyncError, match=r"not enough room: the sync needs .* MiB, .* MiB are free"):
+        sync(mirror, small_tmpfs, signer)
+    assert not (small_tmpfs / BIG_ZIP).exists() and not (small_tmpfs / MANIFEST).exists()
+
+
+def test_go_builds_offline_from_the_medium_with_gosumdb_on(mirrored, keys, tmp_path):
+    mirror, db = mirrored
+    signer, _ = keys
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    sync(mirror, usb, signer)
+    app = tmp_path / "app"
+    sample.write_main_module(app, sample.demo_app_requires())
+    env = go_env(tmp_path, usb.as_uri(), gosumdb=db.vkey)
+    r = run_go(["mod", "tidy"], app, env)
+    assert r.returncode == 0, r.stderr
+    r = run_go(["build", "-o", "app", "."], app, env)
+    assert r.returncode == 0, r.stderr
+
+
+def test_cli_sync_and_errors(mirrored, tmp_path):
+    mirror, _ = mirrored
+    run = lambda *a: subprocess.run([sys.executable, "-m", "airsync", *a], capture_output=True, text=True, timeout=120)  # noqa: E731
+    assert run("keygen", "--out", str(tmp_path / "k")).returncode == 0
+    (tmp_path / "usb").mkdir()
+    r = run("sync", "--mirror", str(mirror), "--to", str(tmp_path / "usb"), "--signing-key", str(tmp_path / "k.key"))
+    assert r.returncode == 0 and "signed manifest written" in r.stdout, r.stderr
+    r = run("sync", "--mirror", str(mirror), "--to", str(tmp_path / "nope"), "--signing-key", str(tmp_path / "k.key"))
+    assert r.returncode == 1 and "no such directory" in r.stderr and "Traceback" not in r.stderr
+    r = run("sync", "--mirror", str(mirror), "--to", str(tmp_path / "usb"), "--signing-key", str(tmp_path / "k.pub"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
