@@ -34,7 +34,6 @@ from airsync.medium import MANIFEST, STAGING, tree_files
 from airsync.store import MirrorStore, fsync_dir, fsync_path, makedirs
 
 FAT_MAX_FILE = (4 << 30) - 1
-_FATAL = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.ENOTCONN}
 
 
 class SyncError(AirsyncError):
@@ -203,12 +202,13 @@ def sync(
     try:
         return _sync(store, cache, target, signer, verify, progress or (lambda _m: None))
     except OSError as e:
-        if e.errno in _FATAL:
-            raise SyncError(
-                f"{target}: {e.strerror} ({e.filename or 'the medium'}); stopped. Files already on the medium "
-                "are complete; after fixing the medium, run the sync again to finish"
-            ) from None
-        raise
+        # A pulled stick shows as EIO, ENOTCONN or even EPERM (a FUSE daemon gone), a full one
+        # as ENOSPC, a FAT remounted read-only as EROFS: whatever it is, stop and say so.
+        what = "the medium is full" if e.errno in (errno.ENOSPC, errno.EDQUOT) else e.strerror
+        raise SyncError(
+            f"{e.filename or target}: {what}; stopped. Files already on the medium are complete; "
+            "after fixing the medium, run the sync again to finish"
+        ) from None
     finally:
         cache.close()
         store.close()
