@@ -17,6 +17,7 @@ job with a clear error: nothing already on the medium is damaged.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 from datetime import datetime, timezone
 import socket
@@ -134,22 +135,27 @@ def _case_insensitive(staging: Path) -> bool:
         probe.unlink()
 
 
-def _copy_resumable(src: Path, part: Path, sf: SourceFile) -> int:
+def _copy_resumable(src: Path, part: Path, sf: SourceFile) -> tuple[int, str]:
     """Copy ``src`` into ``part``, keeping an intact prefix left by an interrupted run.
 
-    Returns the number of bytes kept. The prefix is checked chunk by chunk against the source
-    signature; the first chunk that differs (or is cut short) and everything after it is
-    written again.
+    Returns (bytes kept, sha256 of what the part now holds). The prefix is checked chunk by
+    chunk against the source signature; the first chunk that differs (or is cut short) and
+    everything after it is written again. The hash is taken of the bytes as they are written
+    (reading them back would only read the page cache), so a source file that changed under
+    the copy is caught without a second pass.
     """
     kept = 0
+    digest = hashlib.sha256()
     fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         have = os.fstat(fd).st_size
         for c in sf.sig.chunks:
             if c.offset + c.length > have:
                 break
-            if xxhash.xxh3_128_digest(os.pread(fd, c.length, c.offset)) != c.xxh3:
+            piece = os.pread(fd, c.length, c.offset)
+            if xxhash.xxh3_128_digest(piece) != c.xxh3:
                 break
+            digest.update(piece)
             kept = c.offset + c.length
         os.ftruncate(fd, kept)
         with open(src, "rb") as f:
@@ -157,11 +163,12 @@ def _copy_resumable(src: Path, part: Path, sf: SourceFile) -> int:
             pos = kept
             while block := f.read(1 << 20):
                 os.pwrite(fd, block, pos)
+                digest.update(block)
                 pos += len(block)
         os.fsync(fd)
     finally:
         os.close(fd)
-    return kept
+    return kept, digest.hexdigest()
 
 
 def _safe_parents(target: Path, rel: str) -> None:
@@ -179,8 +186,6 @@ def _safe_parents(target: Path, rel: str) -> None:
 
 
 def _hash_file(path: Path) -> str:
-    import hashlib
-
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(1 << 20):
@@ -280,9 +285,9 @@ def _sync(store: MirrorStore, cache: SignatureCache, target: Path, signer, verif
     for sf in todo:
         _safe_parents(target, sf.rel)
         part = staging / f"{xxhash.xxh3_64_hexdigest(sf.rel.encode())}.part"
-        kept = _copy_resumable(store.root / sf.rel, part, sf)
-        if _hash_file(part) != sf.sha256:
-            raise SyncError(f"{sf.rel}: the copy on the medium does not read back as written (bad medium?)")
+        kept, written = _copy_resumable(store.root / sf.rel, part, sf)
+        if written != sf.sha256:
+            raise SyncError(f"{sf.rel}: changed in the mirror while it was copied; run the sync again")
         final = target / sf.rel
         dirs = set(makedirs(final.parent))
         os.replace(part, final)
