@@ -226,18 +226,17 @@ def _sync(store: MirrorStore, cache: SignatureCache, target: Path, signer, verif
 
     staging = target / STAGING
     staging.mkdir(exist_ok=True)
-    # The previous manifest tells what we wrote before; while this sync runs it stays aside,
-    # so that the medium has no manifest (visibly incomplete) until the new one is written.
+    # The previous manifest tells what we wrote before. While files are written it stays
+    # aside, so that the medium has no manifest (visibly incomplete) until the new one is
+    # written; an interrupted sync leaves it aside, where the rerun finds it.
     previous: dict[str, tuple[int, str]] = {}
     since = 0.0  # when the previous manifest was made
     aside = staging / "previous-manifest"
     current = target / MANIFEST
-    if current.exists():
-        os.replace(current, aside)
-        fsync_dir(target)
-    if aside.exists():
+    old_manifest = aside if aside.exists() else current
+    if old_manifest.exists():
         try:
-            old = manifest.open_manifest(aside.read_bytes(), signer.verifier, str(current))
+            old = manifest.open_manifest(old_manifest.read_bytes(), signer.verifier, str(current))
             previous = {e.path: (e.size, e.sha256) for e in old.entries}
             since = datetime.strptime(old.created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
         except AirsyncError as e:
@@ -282,6 +281,14 @@ def _sync(store: MirrorStore, cache: SignatureCache, target: Path, signer, verif
             if other != rel:
                 raise SyncError(f"{target} ignores case in names, and {rel} and {other} would collide")
 
+    if not todo and not stale and old_manifest == current and previous == {
+        rel: (sf.size, sf.sha256) for rel, sf in sources.items()
+    }:
+        return result  # the medium already is the mirror, and its manifest says so
+
+    if current.exists():
+        os.replace(current, aside)
+        fsync_dir(target)
     for sf in todo:
         _safe_parents(target, sf.rel)
         part = staging / f"{xxhash.xxh3_64_hexdigest(sf.rel.encode())}.part"

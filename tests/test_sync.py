@@ -166,11 +166,35 @@ def small_tmpfs(tmp_path: Path):
 
 
 def test_full_medium_is_refused_before_writing(keys, tmp_path, small_tmpfs):
-    signer, _ = keys
-    mirror, _ = mirror_from(tmp_path, [sample.big_module(BIG, "v1.0.0", 6 << 20, seed=4)], extra=("--sumdb", "off"))
+    signer, verifier = keys
+    mirror, _ = mirror_from(tmp_path, MODULES)
+    assert sync(mirror, small_tmpfs, signer).written  # the small demo set fits
+    before = (small_tmpfs / MANIFEST).read_bytes()
+    # The mirror grows past what the medium can hold.
+    upstream = tmp_path / "big-upstream"
+    sample.build_proxy_tree(upstream, [sample.big_module(BIG, "v1.0.0", 6 << 20, seed=4)])
+    with FaultServer(upstream) as srv:
+        subprocess.run([sys.executable, "-m", "airsync", "mirror", f"--module={BIG}@v1.0.0", "--to", str(mirror),
+                        "--upstream", srv.url, "--sumdb", "off", "--no-progress"], capture_output=True, timeout=120, check=True)
     with pytest.raises(SyncError, match=r"not enough room: the sync needs .* MiB, .* MiB are free"):
         sync(mirror, small_tmpfs, signer)
-    assert not (small_tmpfs / BIG_ZIP).exists() and not (small_tmpfs / MANIFEST).exists()
+    # Refused before anything was touched: the medium is still whole and still says so.
+    assert not (small_tmpfs / BIG_ZIP).exists()
+    assert (small_tmpfs / MANIFEST).read_bytes() == before
+    manifest.open_manifest(before, verifier)
+
+
+def test_noop_sync_leaves_the_manifest_alone(mirrored, keys, tmp_path):
+    mirror, _ = mirrored
+    signer, _ = keys
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    sync(mirror, usb, signer)
+    before = (usb / MANIFEST).stat()
+    r = sync(mirror, usb, signer)
+    assert r.written == [] and r.removed == []
+    after = (usb / MANIFEST).stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
 
 
 def test_go_builds_offline_from_the_medium_with_gosumdb_on(mirrored, keys, tmp_path):
