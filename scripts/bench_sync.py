@@ -43,6 +43,7 @@ for p in (str(REPO), str(HERE)):
 
 from bench_mirror import (  # noqa: E402  (stdlib-only helpers shared with the mirror benchmark)
     base_env, fmt_range, log, machine_info, med, rmtree, run_measured, source_digest, timed_sync, tool_version,
+    write_section,
 )
 from airsync import sample  # noqa: E402
 
@@ -209,7 +210,7 @@ def main(argv=None) -> int:
         print()
         print(section)
         if not args.no_write:
-            write_section(args.output, section)
+            write_section(args.output, section, SECTION)
             log(f"wrote the {SECTION} section of {args.output}")
         return 0
     finally:
@@ -292,21 +293,6 @@ def markdown(b: Bench, args, argv_shown, started, elapsed, base_tree, extra, ext
     if source_digest() != digest_start:
         L.append("Note: airsync's sources changed during this run; the runs may mix two versions.\n")
     return "\n".join(L).rstrip("\n") + "\n"
-
-
-def write_section(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, l in enumerate(lines) if l.rstrip() == SECTION), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        tail = "".join(lines[end:])
-        new = "".join(lines[:start]) + section + ("\n" + tail if tail else "")
-    tmp = path.with_name(path.name + ".tmp-bench-sync")
-    tmp.write_text(new)
-    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

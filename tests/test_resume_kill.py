@@ -111,17 +111,8 @@ def test_a_second_run_on_the_same_mirror_is_refused(tmp_path: Path):
 
 
 @pytest.fixture
-def small_tmpfs(tmp_path: Path):
-    """An 8 MiB tmpfs: a real full disk (needs root, as in CI)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mnt)], check=True)
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
+def small_tmpfs(mount_tmpfs):
+    return mount_tmpfs("8m")
 
 
 @pytest.mark.e2e

@@ -153,16 +153,8 @@ def test_symlink_on_the_target_is_not_followed(mirrored, keys, tmp_path):
 
 
 @pytest.fixture
-def small_tmpfs(tmp_path: Path):
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], check=True)
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
+def small_tmpfs(mount_tmpfs):
+    return mount_tmpfs("4m")
 
 
 def test_full_medium_is_refused_before_writing(keys, tmp_path, small_tmpfs):
