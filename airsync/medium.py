@@ -9,6 +9,7 @@ without following symlinks: a symlink or a special file in a tree is reported, n
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from dataclasses import dataclass
@@ -16,6 +17,21 @@ from pathlib import Path
 
 MANIFEST = "airsync-manifest"
 STAGING = ".airsync-partial"  # on a medium: files being written, renamed into place when whole
+BLOCK = 1 << 20
+
+
+def sha256_file(path: Path) -> tuple[int, str]:
+    """(size, sha256 hex) of the file at ``path``, read in 1 MiB blocks, never through a symlink."""
+    h = hashlib.sha256()
+    size = 0
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        while block := os.read(fd, BLOCK):
+            h.update(block)
+            size += len(block)
+    finally:
+        os.close(fd)
+    return size, h.hexdigest()
 
 
 @dataclass(frozen=True)

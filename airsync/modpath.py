@@ -39,6 +39,7 @@ __all__ = [
     "proxy_file",
     "list_file",
     "PROXY_EXTS",
+    "parse_proxy_file",
 ]
 
 PROXY_EXTS = frozenset({"info", "mod", "zip"})
@@ -394,6 +395,23 @@ def proxy_file(mv: ModuleVersion, ext: str) -> str:
         raise ModulePathError(f"unknown proxy file type {quote(ext)} (want info, mod or zip)")
     check_version(mv.path, mv.version)
     return _check_relative(f"{escape_path(mv.path)}/@v/{escape_version(mv.version)}.{ext}")
+
+
+def parse_proxy_file(rel: str) -> tuple[ModuleVersion, str] | None:
+    """The inverse of ``proxy_file``: (module version, ext) for '<escaped path>/@v/<escaped
+    version>.<info|mod|zip>', None for any other path (a list, a sumdb file, ...).
+
+    Raises ModulePathError when the path has that shape but its module or version is invalid.
+    """
+    mod, sep, name = rel.partition("/@v/")
+    if not sep or "/" in name:
+        return None
+    base, dot, ext = name.rpartition(".")
+    if not dot or ext not in PROXY_EXTS:
+        return None
+    mv = ModuleVersion(unescape_path(mod), unescape_version(base))
+    check_version(mv.path, mv.version)
+    return mv, ext
 
 
 def list_file(path: str) -> str:

@@ -31,7 +31,7 @@ import xxhash
 
 from airsync import chunks, dirhash, manifest, modpath, modzip
 from airsync.errors import AirsyncError
-from airsync.medium import MANIFEST, STAGING, tree_files
+from airsync.medium import MANIFEST, STAGING, sha256_file, tree_files
 from airsync.store import MirrorStore, fsync_dir, fsync_path, makedirs
 
 FAT_MAX_FILE = (4 << 30) - 1
@@ -62,18 +62,12 @@ class SyncResult:
 
 
 def _module_of(rel: str) -> tuple[modpath.ModuleVersion, str] | None:
-    """(module version, ext) for '<escaped path>/@v/<escaped version>.(zip|mod)'."""
-    head, sep, name = rel.rpartition("/@v/")
-    if not sep:
+    """(module version, ext) for a mirror's .zip or .mod file: the files with a go.sum hash."""
+    try:
+        mod = modpath.parse_proxy_file(rel)
+    except AirsyncError:
         return None
-    for ext in ("zip", "mod"):
-        if name.endswith("." + ext):
-            try:
-                mv = modpath.ModuleVersion(modpath.unescape_path(head), modpath.unescape_version(name[: -len(ext) - 1]))
-            except AirsyncError:
-                return None
-            return mv, ext
-    return None
+    return mod if mod is not None and mod[1] in ("zip", "mod") else None
 
 
 class SignatureCache:
@@ -185,14 +179,6 @@ def _safe_parents(target: Path, rel: str) -> None:
             raise SyncError(f"{p}: {what} on the target where a directory must be; refusing to follow or replace it")
 
 
-def _hash_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def sync(
     mirror: Path,
     target: Path,
@@ -252,7 +238,7 @@ def _sync(store: MirrorStore, cache: SignatureCache, target: Path, signer, verif
             # Touched after the last manifest (2 s of slack: FAT keeps even seconds): look inside.
             touched = st.st_mtime > since + 2
             if verify or rel not in previous or touched:
-                if _hash_file(target / rel) == sf.sha256:
+                if sha256_file(target / rel)[1] == sf.sha256:
                     result.unchanged += 1
                     continue
             elif previous[rel] == (sf.size, sf.sha256):

@@ -30,7 +30,7 @@ from pathlib import Path
 from airsync import dirhash, modpath, modzip, note, semver
 from airsync.errors import AirsyncError, ModulePathError, VerifyError
 from airsync.manifest import Entry, Manifest, ManifestError, diff, open_manifest
-from airsync.medium import MANIFEST, tree_files
+from airsync.medium import BLOCK, MANIFEST, sha256_file, tree_files
 from airsync.store import MirrorStore
 
 __all__ = [
@@ -39,7 +39,6 @@ __all__ = [
     "ImportResult",
     "ImportRefused",
     "ImportFailed",
-    "module_file",
     "gosum_hashes",
     "check_medium",
     "verify_medium",
@@ -48,7 +47,6 @@ __all__ = [
     "import_medium",
 ]
 
-BLOCK = 1 << 20  # read and copy in 1 MiB blocks
 
 _DIFF_WORDS = {
     "missing": "missing (listed in the manifest, not on the medium)",
@@ -118,22 +116,6 @@ class ImportFailed(AirsyncError):
 # --- pure checks ----------------------------------------------------------------------------------
 
 
-def module_file(rel: str) -> tuple[modpath.ModuleVersion, str] | None:
-    """(module version, ext) for '<escaped path>/@v/<escaped version>.<info|mod|zip>', else None.
-
-    Raises ModulePathError when the path has that shape but its module or version is invalid.
-    """
-    mod, sep, name = rel.partition("/@v/")
-    if not sep or "/" in name:
-        return None
-    base, dot, ext = name.rpartition(".")
-    if not dot or ext not in modpath.PROXY_EXTS:
-        return None
-    mv = modpath.ModuleVersion(modpath.unescape_path(mod), modpath.unescape_version(base))
-    modpath.check_version(mv.path, mv.version)
-    return mv, ext
-
-
 def _is_list(rel: str) -> bool:
     return rel.endswith("/@v/list")
 
@@ -182,7 +164,7 @@ def check_medium(
     problems += list((bad_module_files or {}).items())
     sums = gosum_hashes(manifest.gosum)
     for path, h in h1.items():
-        mf = module_file(path)
+        mf = modpath.parse_proxy_file(path)
         if mf is None:
             continue
         mv, ext = mf
@@ -194,20 +176,6 @@ def check_medium(
 
 
 # --- reading a medium -----------------------------------------------------------------------------
-
-
-def _sha256_file(path: Path) -> tuple[int, str]:
-    """(size, sha256 hex) of the file at ``path``, read in 1 MiB blocks without following symlinks."""
-    h = hashlib.sha256()
-    size = 0
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    try:
-        while block := os.read(fd, BLOCK):
-            h.update(block)
-            size += len(block)
-    finally:
-        os.close(fd)
-    return size, h.hexdigest()
 
 
 def _read_manifest(root: Path, verifier: note.Verifier) -> tuple[Manifest | None, str | None]:
@@ -257,12 +225,12 @@ def _verify(root: Path, verifier: note.Verifier) -> tuple[Report, Manifest | Non
     h1: dict[str, str] = {}
     for rel in scan.files:
         try:
-            actual[rel] = _sha256_file(root / rel)
+            actual[rel] = sha256_file(root / rel)
         except OSError as e:
             unreadable[rel] = f"cannot read: {e.strerror or e}"
             continue
         try:
-            mf = module_file(rel)
+            mf = modpath.parse_proxy_file(rel)
         except ModulePathError as e:
             unreadable[rel] = f"not a valid module file name: {e}"
             continue
@@ -344,7 +312,7 @@ def _inside_state(root: Path, rel: str) -> tuple[str, int, str] | None:
     except FileNotFoundError:
         return None
     if stat.S_ISREG(st.st_mode):
-        return ("file", *_sha256_file(root / rel))
+        return ("file", *sha256_file(root / rel))
     return ("symlink" if stat.S_ISLNK(st.st_mode) else "dir" if stat.S_ISDIR(st.st_mode) else "special file", 0, "")
 
 
@@ -365,7 +333,7 @@ def _copy_in(store: MirrorStore, medium: Path, e: Entry) -> set[Path]:
                 os.close(dst)
         finally:
             os.close(src)
-        copied = _sha256_file(partial)
+        copied = sha256_file(partial)
     except OSError:
         partial.unlink(missing_ok=True)
         raise

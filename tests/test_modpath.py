@@ -6,7 +6,7 @@ import pytest
 
 from airsync import modpath
 from airsync.errors import ModulePathError
-from airsync.modpath import ModuleVersion
+from airsync.modpath import ModuleVersion, parse_proxy_file, proxy_file
 
 # (path, module ok, import ok, file ok), from module_test.go checkPathTests.
 CHECK_PATH = [
@@ -455,3 +455,19 @@ def test_defensive_relative_check(rel):
 
 def test_quote_is_ascii():
     assert modpath.quote("a\x07\udcff☺") == '"a\\u0007\\udcff\\u263a"'
+
+
+@pytest.mark.parametrize("ext", ["info", "mod", "zip"])
+def test_parse_proxy_file_inverts_proxy_file(ext):
+    mv = ModuleVersion("example.com/BigCorp/Util", "v1.2.0-RC.1")
+    assert parse_proxy_file(proxy_file(mv, ext)) == (mv, ext)
+
+
+@pytest.mark.parametrize("rel", ["example.com/a/@v/list", "sumdb/x/lookup/a@v1.0.0", "example.com/a/@v/v1.0.0.txt", "a/b"])
+def test_parse_proxy_file_other_paths(rel):
+    assert parse_proxy_file(rel) is None
+
+
+def test_parse_proxy_file_rejects_bad_versions():
+    with pytest.raises(ModulePathError):
+        parse_proxy_file("example.com/a/@v/v1.zip")
