@@ -316,6 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--into", required=True, metavar="MIRROR", help="the inside mirror directory")
     im.add_argument("--key", required=True, metavar="PREFIX.pub", help="the border host's verifier key")
     im.set_defaults(func=cmd_import)
+
+    from airsync import daemon_cli
+
+    daemon_cli.add_commands(sub)
     return p
 
 
