@@ -60,26 +60,42 @@ MIRROR_KEYS: dict[str, Key] = {
 }
 
 
-def load(path: Path) -> dict[str, Any]:
-    """Read and check a config file; returns its ``[mirror]`` table (other tables untouched)."""
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads(path.read_text("utf-8"))
+        return tomllib.loads(path.read_text("utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot read: {e}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
-    mirror = data.get("mirror", {})
-    if not isinstance(mirror, dict):
-        raise ConfigError(f"{path}: 'mirror' must be a table ([mirror])")
-    for key, value in mirror.items():
-        spec = MIRROR_KEYS.get(key)
+
+
+def _table(path: Path, data: dict[str, Any], name: str, keys: dict[str, Key]) -> dict[str, Any]:
+    """The table ``[name]`` of ``data`` with every key known and of its type (else ConfigError)."""
+    table = data.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: '{name}' must be a table ([{name}])")
+    for key, value in table.items():
+        spec = keys.get(key)
         if spec is None:
-            raise ConfigError(f"{path}: unknown key mirror.{key} (known: {', '.join(sorted(MIRROR_KEYS))})")
+            raise ConfigError(f"{path}: unknown key {name}.{key} (known: {', '.join(sorted(keys))})")
         if not isinstance(value, spec.types) or (isinstance(value, bool) and bool not in spec.types):
             want = " or ".join(t.__name__ for t in spec.types)
-            raise ConfigError(f"{path}: mirror.{key} must be {want}, got {value!r}")
+            raise ConfigError(f"{path}: {name}.{key} must be {want}, got {value!r}")
+        if list in spec.types and not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{path}: {name}.{key} must be a list of strings, got {value!r}")
+    return table
+
+
+def load(path: Path) -> dict[str, Any]:
+    """Read and check a config file; returns its ``[mirror]`` table (other tables untouched)."""
+    return _mirror_table(path, _read_toml(path))
+
+
+def _mirror_table(path: Path, data: dict[str, Any]) -> dict[str, Any]:
+    mirror = _table(path, data, "mirror", MIRROR_KEYS)
+    for key, value in mirror.items():
         try:
             if key == "limit_rate":
                 parse_rate(str(value))
@@ -90,3 +106,115 @@ def load(path: Path) -> dict[str, Any]:
         if key not in ("limit_rate", "chunk_size", "split_threshold") and isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
             raise ConfigError(f"{path}: mirror.{key} must be positive, got {value!r}")
     return mirror
+
+
+# -- the service: airsync run --config FILE ----------------------------------------------------
+
+DEFAULT_CONFIG = Path("/etc/airsync/airsync.toml")
+DEFAULT_MIRROR = "/var/lib/airsync/mirror"
+
+# [daemon] keys, their types and what they mean (conf.example.toml documents the same).
+DAEMON_KEYS: dict[str, Key] = {
+    "requests_dir": Key((str,), "watched directory: go.sum, go.mod and module-list files dropped here are mirrored"),
+    "control_socket": Key((str,), "unix socket of the control API (airsync status and friends)"),
+    "state_db": Key((str,), "SQLite file where job transitions are kept"),
+    "signing_key": Key((str,), "PREFIX.key from airsync keygen: signs the manifest of every medium"),
+    "modules": Key((list,), "module versions (PATH@VERSION) always kept in the mirror"),
+    "modules_files": Key((list,), "files of PATH@VERSION lines always kept in the mirror"),
+    "go_sum": Key((list,), "go.sum files whose closure is always kept in the mirror"),
+    "go_mod": Key((list,), "go.mod files whose requirements are always kept in the mirror"),
+    "refresh_interval": Key((str, int, float), "how often the config's lists are mirrored again (e.g. 6h; 0: never)"),
+    "debounce": Key((int, float), "seconds a dropped request file must stay unchanged before it is read"),
+    "stop_timeout": Key((int, float), "seconds running jobs get to stop on SIGTERM before they are abandoned"),
+    "history": Key((int,), "finished jobs kept for airsync status"),
+}
+
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: str | int | float, what: str = "duration") -> float:
+    """Seconds from 90, 2.5, "90s", "30m", "6h" or "1d"; 0 is allowed (it means never)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value >= 0:
+            return float(value)
+    elif isinstance(value, str):
+        t = value.strip().lower()
+        unit = t[-1:] if t[-1:] in _DURATION_UNITS else ""
+        try:
+            n = float(t[: len(t) - len(unit)])
+        except ValueError:
+            n = -1
+        if n >= 0:
+            return n * _DURATION_UNITS[unit]
+    raise ConfigError(f"bad {what} {value!r}: use seconds or a number with s, m, h or d, e.g. 6h")
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    """Everything ``airsync run`` needs, checked: the [mirror] table plus the [daemon] table."""
+
+    path: Path
+    mirror: dict[str, Any]  # the checked [mirror] table: how mirror jobs fetch
+    mirror_dir: Path
+    requests_dir: Path = Path("/var/lib/airsync/requests")
+    control_socket: Path = Path("/run/airsync/control.sock")
+    state_db: Path = Path("/var/lib/airsync/daemon.db")
+    signing_key: Path = Path("/etc/airsync/signing.key")
+    modules: tuple[str, ...] = ()
+    modules_files: tuple[str, ...] = ()
+    go_sum: tuple[str, ...] = ()
+    go_mod: tuple[str, ...] = ()
+    refresh_interval: float = 6 * 3600.0
+    debounce: float = 1.0
+    stop_timeout: float = 20.0
+    history: int = 50
+
+    @property
+    def has_sources(self) -> bool:
+        return bool(self.modules or self.modules_files or self.go_sum or self.go_mod)
+
+
+def load_daemon(path: Path) -> DaemonConfig:
+    """Read and check the service's config file: [mirror] and [daemon]; errors name file and key."""
+    from airsync import modpath, sumdb
+    from airsync.errors import AirsyncError
+    from airsync.upstream import parse_goproxy
+
+    data = _read_toml(path)
+    for name in data:
+        if name not in ("mirror", "daemon"):
+            raise ConfigError(f"{path}: unknown table [{name}] (known: [mirror], [daemon])")
+    mirror = _mirror_table(path, data)
+    # Settings a job would only reject later are checked now, so a reload can refuse them.
+    for key, check in (("upstream", parse_goproxy), ("sumdb", sumdb.parse_gosumdb)):
+        if key in mirror:
+            try:
+                check(mirror[key])
+            except AirsyncError as e:
+                raise ConfigError(f"{path}: mirror.{key}: {e}") from None
+    d = _table(path, data, "daemon", DAEMON_KEYS)
+    values: dict[str, Any] = {}
+    for key in ("requests_dir", "control_socket", "state_db", "signing_key"):
+        if key in d:
+            if not d[key]:
+                raise ConfigError(f"{path}: daemon.{key} must not be empty")
+            values[key] = Path(d[key])
+    for key in ("modules", "modules_files", "go_sum", "go_mod"):
+        if key in d:
+            values[key] = tuple(d[key])
+    for i, text in enumerate(values.get("modules", ())):
+        try:
+            modpath.parse_module_version(text)
+        except AirsyncError as e:
+            raise ConfigError(f"{path}: daemon.modules[{i}]: {e}") from None
+    for key in ("refresh_interval", "debounce", "stop_timeout"):
+        if key in d:
+            try:
+                values[key] = parse_duration(d[key], f"daemon.{key}")
+            except ConfigError as e:
+                raise ConfigError(f"{path}: {e}") from None
+    if "history" in d:
+        if d["history"] < 1:
+            raise ConfigError(f"{path}: daemon.history must be at least 1, got {d['history']}")
+        values["history"] = d["history"]
+    return DaemonConfig(path=path, mirror=mirror, mirror_dir=Path(mirror.get("to", DEFAULT_MIRROR)), **values)
