@@ -75,6 +75,7 @@ __all__ = [
     "signature_of_bytes",
     "signature_of_file",
     "encode",
+    "encoded_size",
     "decode",
     "index_chunks",
     "plan_delta",
@@ -237,6 +238,11 @@ def encode(sig: FileSignature) -> bytes:
     parts.extend(pack(c.length, c.xxh3) for c in sig.chunks)
     body = b"".join(parts)
     return body + xxhash.xxh3_128_digest(body)
+
+
+def encoded_size(sig: FileSignature) -> int:
+    """len(encode(sig)), without encoding."""
+    return _HEADER.size + _ENTRY.size * len(sig.chunks) + _CHECK_LEN
 
 
 def decode(data: bytes | bytearray | memoryview) -> FileSignature:

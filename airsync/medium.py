@@ -2,8 +2,11 @@
 
 A medium is a GOPROXY tree like the mirror it was synced from: every module file, ``@v/list``,
 and the carried checksum database under ``sumdb/``, plus at its root the signed manifest
-(``airsync-manifest``) that lists every file with its size, sha256 and xxh3_128. airsync's own
-workspace (``.airsync/``, any dot-path) never crosses. ``tree_files`` lists what a tree carries,
+(``airsync-manifest``) that lists every file with its size, sha256 and xxh3_128. Next to each
+large file may lie its chunk signature (``<file>.airsig``), an unsigned hint that lets a peer
+pulling from the medium fetch only the chunks it lacks; a file assembled with it is still
+checked against the manifest's SHA-256. airsync's own workspace (``.airsync/``, any dot-path)
+never crosses. ``tree_files`` lists what a tree carries,
 without following symlinks: a symlink or a special file in a tree is reported, never followed.
 """
 
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MANIFEST = "airsync-manifest"
+SIDECAR_SUFFIX = ".airsig"  # a file's chunk signature, next to it
 STAGING = ".airsync-partial"  # on a medium: files being written, renamed into place when whole
 BLOCK = 1 << 20
 
@@ -38,11 +42,14 @@ def sha256_file(path: Path) -> tuple[int, str]:
 class TreeScan:
     files: dict[str, os.stat_result]  # relative path -> lstat, regular files only
     odd: list[tuple[str, str]]  # (relative path, what it is) for symlinks and special files
+    sidecars: dict[str, os.stat_result]  # relative path -> lstat of each ``*.airsig``
 
 
 def tree_files(root: Path) -> TreeScan:
-    """Every regular file under ``root`` except dot-paths and the manifest; odd entries apart."""
+    """Every regular file under ``root`` except dot-paths, the manifest and sidecars (kept
+    apart); symlinks and special files are listed as odd, never followed."""
     files: dict[str, os.stat_result] = {}
+    sidecars: dict[str, os.stat_result] = {}
     odd: list[tuple[str, str]] = []
     stack = [""]
     while stack:
@@ -58,8 +65,10 @@ def tree_files(root: Path) -> TreeScan:
                 elif stat.S_ISDIR(st.st_mode):
                     stack.append(rel)
                 elif stat.S_ISREG(st.st_mode):
-                    if rel != MANIFEST:
+                    if rel.endswith(SIDECAR_SUFFIX):
+                        sidecars[rel] = st
+                    elif rel != MANIFEST:
                         files[rel] = st
                 else:
                     odd.append((rel, "special file"))
-    return TreeScan(files=files, odd=sorted(odd))
+    return TreeScan(files=files, odd=sorted(odd), sidecars=sidecars)

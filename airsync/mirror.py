@@ -7,7 +7,8 @@ Each downloaded file is verified before it becomes visible (``verify_file``): th
 passes the module zip rules and its h1 must equal a go.sum hash, the ``.mod`` must match the
 ``/go.mod`` hash and name the module, the ``.info`` must be JSON naming the version. Bytes that
 fail are moved aside (``.airsync/rejected``) and reported with module, expected and actual
-hash. Once a version's files are all present it is added to ``@v/list``.
+hash. Once a version's files are all present it is added to ``@v/list``. Each published file's
+chunk signature (``signatures``) is recorded as it is published, for sync, serve and pull.
 
 One failing module never stops the others; a failure of the mirror's own disk (ENOSPC, EIO,
 EROFS) stops the whole job, since nothing else could be published either.
@@ -26,12 +27,13 @@ from pathlib import Path
 import structlog
 import trio
 
-from airsync import dirhash, gomod, modpath, modzip
+from airsync import chunks, dirhash, gomod, modpath, modzip
 from airsync.errors import AirsyncError, HashMismatch, UpstreamError, VerifyError
 from airsync.fetch import Fetcher, FetchSettings, Stats
 from airsync.modpath import ModuleVersion
 from airsync.sumdb import RecordError, SumDB, matches_patterns
 from airsync.slots import ClientSlots
+from airsync.signatures import SignatureCache
 from airsync.state import StateDB
 from airsync.store import MirrorStore, StoreError, fsync_path, write_plain
 from airsync.upstream import Upstream
@@ -70,14 +72,15 @@ class Summary:
         return not self.failures and self.fatal is None
 
 
-def verify_file(ext: str, path: Path, want: ModuleWant) -> None:
-    """Raise VerifyError unless the downloaded file is exactly what the plan pins."""
+def verify_file(ext: str, path: Path, want: ModuleWant) -> str | None:
+    """Raise VerifyError unless the downloaded file is exactly what the plan pins; returns the
+    file's go.sum hash (None for .info)."""
     mv = want.module
     if ext == "zip":
         actual = modzip.check_zip(path, mv)
         if want.zip_h1 and actual not in want.zip_h1:
             raise HashMismatch(str(mv), "zip", " or ".join(sorted(want.zip_h1)), actual)
-        return
+        return actual
     data = path.read_bytes()
     if ext == "mod":
         actual = dirhash.hash_gomod(data)
@@ -88,7 +91,7 @@ def verify_file(ext: str, path: Path, want: ModuleWant) -> None:
             raise VerifyError(str(mv), f".mod does not parse: {problems[0]}")
         if parsed.module_path is not None and parsed.module_path != mv.path:
             raise VerifyError(str(mv), f".mod declares module {parsed.module_path!r}, not {mv.path!r}")
-        return
+        return actual
     if ext == "info":
         try:
             info = json.loads(data)
@@ -97,7 +100,7 @@ def verify_file(ext: str, path: Path, want: ModuleWant) -> None:
         if not isinstance(info, dict) or info.get("Version") != mv.version:
             got = info.get("Version") if isinstance(info, dict) else None
             raise VerifyError(str(mv), f".info names version {got!r}, expected {mv.version!r}")
-        return
+        return None
     raise ValueError(ext)
 
 
@@ -126,6 +129,7 @@ class MirrorJob:
         ``private``: GONOSUMDB-style globs of module paths never looked up in it."""
         self.store = MirrorStore(root)
         self.state = StateDB(self.store.state_path)
+        self.signatures = SignatureCache(self.store.state_path)
         self.store.clean_partial(self.state.resumable())
         self.upstreams = upstreams
         self.settings = settings
@@ -176,6 +180,7 @@ class MirrorJob:
             except OSError as e:
                 self.summary.fatal = self.summary.fatal or f"mirror disk error on {self.state.path}: {e.strerror}"
         finally:
+            self.signatures.close()
             self.state.close()
             self.store.close()
         s = self.summary
@@ -332,9 +337,10 @@ class MirrorJob:
             else:
                 partials[ext] = data  # a large download, already fsynced
         result: dict[str, AirsyncError | None] = {}
+        h1: dict[str, str | None] = {}
         for ext, partial in partials.items():
             try:
-                verify_file(ext, partial, want)
+                h1[ext] = verify_file(ext, partial, want)
                 result[ext] = None
             except VerifyError as e:
                 kept = self.store.reject(partial, modpath.proxy_file(mv, ext))
@@ -348,9 +354,17 @@ class MirrorJob:
                 fsync_path(partials[ext])
         if listing is not None:
             fsync_path(listing[0])
+        # Signed now, while the bytes are in the page cache: sync, serve and pull need it later.
+        sigs = {
+            ext: chunks.signature_of_bytes(got[ext]) if isinstance(got[ext], bytes)
+            else chunks.signature_of_file(partials[ext])
+            for ext in good
+        }
         dirs: set[Path] = set()
         for ext in good:
-            dirs |= self.store.publish(partials[ext], modpath.proxy_file(mv, ext))
+            rel = modpath.proxy_file(mv, ext)
+            dirs |= self.store.publish(partials[ext], rel)
+            self.signatures.put(rel, os.lstat(self.store.root / rel), sigs[ext], h1[ext])
         if listing is not None:
             os.replace(*listing)
             dirs.add(listing[1].parent)

@@ -21,7 +21,6 @@ import hashlib
 import os
 from datetime import datetime, timezone
 import socket
-import sqlite3
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,9 +28,10 @@ from pathlib import Path
 
 import xxhash
 
-from airsync import chunks, dirhash, manifest, modpath, modzip
+from airsync import chunks, manifest, sumdb
 from airsync.errors import AirsyncError
-from airsync.medium import MANIFEST, STAGING, sha256_file, tree_files
+from airsync.medium import MANIFEST, SIDECAR_SUFFIX, STAGING, sha256_file, tree_files
+from airsync.signatures import SIDECAR_MIN, SignatureCache, SignedFile, module_file
 from airsync.store import MirrorStore, fsync_dir, fsync_path, makedirs
 
 FAT_MAX_FILE = (4 << 30) - 1
@@ -39,16 +39,6 @@ FAT_MAX_FILE = (4 << 30) - 1
 
 class SyncError(AirsyncError):
     """The target cannot take the sync, or failed under it."""
-
-
-@dataclass(frozen=True)
-class SourceFile:
-    rel: str
-    size: int
-    sha256: str
-    xxh3: str
-    h1: str | None  # for .zip and .mod: the go.sum hash
-    sig: chunks.FileSignature
 
 
 @dataclass
@@ -59,48 +49,6 @@ class SyncResult:
     resumed_bytes: int = 0
     bytes_written: int = 0
     unknown: list[str] = field(default_factory=list)  # files on the target we did not put there
-
-
-def _module_of(rel: str) -> tuple[modpath.ModuleVersion, str] | None:
-    """(module version, ext) for a mirror's .zip or .mod file: the files with a go.sum hash."""
-    try:
-        mod = modpath.parse_proxy_file(rel)
-    except AirsyncError:
-        return None
-    return mod if mod is not None and mod[1] in ("zip", "mod") else None
-
-
-class SignatureCache:
-    """Signatures of mirror files, computed once per (size, mtime) and kept in the state DB."""
-
-    SCHEMA = """CREATE TABLE IF NOT EXISTS signatures (
-        relpath TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, h1 TEXT, sig BLOB)"""
-
-    def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(self.SCHEMA)
-
-    def close(self) -> None:
-        self._db.close()
-
-    def get(self, root: Path, rel: str, st: os.stat_result) -> SourceFile:
-        row = self._db.execute("SELECT size, mtime_ns, h1, sig FROM signatures WHERE relpath = ?", (rel,)).fetchone()
-        if row and row[0] == st.st_size and row[1] == st.st_mtime_ns:
-            sig = chunks.decode(row[3])
-            return SourceFile(rel, sig.size, sig.sha256.hex(), sig.xxh3.hex(), row[2], sig)
-        path = root / rel
-        sig = chunks.signature_of_file(path)
-        h1 = None
-        mod = _module_of(rel)
-        if mod is not None:
-            mv, ext = mod
-            h1 = modzip.check_zip(path, mv) if ext == "zip" else dirhash.hash_gomod(path.read_bytes())
-        self._db.execute(
-            "INSERT OR REPLACE INTO signatures VALUES (?, ?, ?, ?, ?)",
-            (rel, st.st_size, st.st_mtime_ns, h1, chunks.encode(sig)),
-        )
-        return SourceFile(rel, sig.size, sig.sha256.hex(), sig.xxh3.hex(), h1, sig)
 
 
 def _fstype(path: Path) -> str:
@@ -129,7 +77,7 @@ def _case_insensitive(staging: Path) -> bool:
         probe.unlink()
 
 
-def _copy_resumable(src: Path, part: Path, sf: SourceFile) -> tuple[int, str]:
+def _copy_resumable(src: Path, part: Path, sf: SignedFile) -> tuple[int, str]:
     """Copy ``src`` into ``part``, keeping an intact prefix left by an interrupted run.
 
     Returns (bytes kept, sha256 of what the part now holds). The prefix is checked chunk by
@@ -185,13 +133,16 @@ def sync(
     signer,
     verify: bool = False,
     progress: Callable[[str], None] | None = None,
+    only: str = "",
 ) -> SyncResult:
+    """Make ``target`` equal to the mirror (or to the modules ``only`` selects: comma-separated
+    GONOSUMDB-style globs of module paths), with a signed manifest at its root."""
     if not target.is_dir():
         raise SyncError(f"{target}: no such directory (mount the medium first)")
     store = MirrorStore(mirror)  # also keeps a mirror job from changing files under us
-    cache = SignatureCache(store.work / "signatures.db")
+    cache = SignatureCache(store.state_path)
     try:
-        return _sync(store, cache, target, signer, verify, progress or (lambda _m: None))
+        return _sync(store, cache, target, signer, verify, progress or (lambda _m: None), only)
     except OSError as e:
         # A pulled stick shows as EIO, ENOTCONN or even EPERM (a FUSE daemon gone), a full one
         # as ENOSPC, a FAT remounted read-only as EROFS: whatever it is, stop and say so.
@@ -205,10 +156,50 @@ def sync(
         store.close()
 
 
-def _sync(store: MirrorStore, cache: SignatureCache, target: Path, signer, verify: bool, say) -> SyncResult:
+def selected(rel: str, only: str) -> bool:
+    """Is a mirror file part of the subset ``only`` selects ('' selects everything)?
+
+    Module files and lists go with their module path; the checksum database goes whole (its
+    tiles are shared by every record, and the go command needs them to check any module)."""
+    if not only or rel.startswith("sumdb/"):
+        return True
+    mod, sep, _ = rel.partition("/@v/")
+    if not sep:
+        return False
+    try:
+        path = modpath.unescape_path(mod)
+    except AirsyncError:
+        return False
+    return sumdb.matches_patterns(only, path)
+
+
+def make_manifest(root: Path, sources: dict[str, SignedFile]) -> manifest.Manifest:
+    """The manifest of ``sources`` (files of the tree at ``root``), with their go.sum lines."""
+    gosum_lines = []
+    for sf in sources.values():
+        mod = module_file(sf.rel)
+        if mod is not None and sf.h1:
+            mv, ext = mod
+            gosum_lines.append(f"{mv.path} {mv.version}{'/go.mod' if ext == 'mod' else ''} {sf.h1}")
+    return manifest.Manifest(
+        created=manifest.utc_timestamp(),
+        source=f"{socket.gethostname()}:{root.resolve()}",
+        entries=tuple(manifest.Entry(sf.rel, sf.size, sf.sha256, sf.xxh3) for sf in sources.values()),
+        gosum=tuple(gosum_lines),
+    )
+
+
+def tree_signatures(root: Path, cache: SignatureCache, only: str = "") -> dict[str, SignedFile]:
+    """Signatures of every file of the tree at ``root`` that ``only`` selects, sorted by path."""
+    scan = tree_files(root)
+    return {rel: cache.get(root, rel, st) for rel, st in sorted(scan.files.items()) if selected(rel, only)}
+
+
+def _sync(
+    store: MirrorStore, cache: SignatureCache, target: Path, signer, verify: bool, say, only: str
+) -> SyncResult:
     result = SyncResult()
-    scan = tree_files(store.root)
-    sources = {rel: cache.get(store.root, rel, st) for rel, st in sorted(scan.files.items())}
+    sources = tree_signatures(store.root, cache, only)
 
     staging = target / STAGING
     staging.mkdir(exist_ok=True)
@@ -231,7 +222,7 @@ def _sync(store: MirrorStore, cache: SignatureCache, target: Path, signer, verif
     there = tree_files(target)
     if there.odd:
         raise SyncError("unexpected entries on the target, not followed: " + ", ".join(f"{p} ({w})" for p, w in there.odd))
-    todo: list[SourceFile] = []
+    todo: list[SignedFile] = []
     for rel, sf in sources.items():
         st = there.files.get(rel)
         if st is not None and st.st_size == sf.size:
@@ -267,7 +258,18 @@ def _sync(store: MirrorStore, cache: SignatureCache, target: Path, signer, verif
             if other != rel:
                 raise SyncError(f"{target} ignores case in names, and {rel} and {other} would collide")
 
-    if not todo and not stale and old_manifest == current and previous == {
+    # Sidecars (chunk signatures for peers that pull from the medium): beside every large file,
+    # rewritten with it, removed with it. Unsigned hints: a pull checks what it assembles.
+    want_sidecars = {sf.rel + SIDECAR_SUFFIX: sf for sf in sources.values() if sf.size >= SIDECAR_MIN}
+    rewritten = {sf.rel for sf in todo}
+    sidecars_todo = [
+        side for side, sf in want_sidecars.items()
+        if sf.rel in rewritten or side not in there.sidecars
+        or there.sidecars[side].st_size != chunks.encoded_size(sf.sig)
+    ]
+    sidecars_stale = [side for side in there.sidecars if side not in want_sidecars]
+
+    if not todo and not stale and not sidecars_todo and not sidecars_stale and old_manifest == current and previous == {
         rel: (sf.size, sf.sha256) for rel, sf in sources.items()
     }:
         return result  # the medium already is the mirror, and its manifest says so
@@ -293,20 +295,20 @@ def _sync(store: MirrorStore, cache: SignatureCache, target: Path, signer, verif
     for rel in stale:
         os.unlink(target / rel)
         result.removed.append(rel)
+    dirs: set[Path] = set()
+    for side in sidecars_todo:
+        _safe_parents(target, side)
+        tmp = staging / "sidecar.tmp"
+        tmp.write_bytes(chunks.encode(want_sidecars[side].sig))
+        fsync_path(tmp)
+        os.replace(tmp, target / side)
+        dirs.add((target / side).parent)
+    for side in sidecars_stale:
+        os.unlink(target / side)
+        dirs.add((target / side).parent)
+    MirrorStore.sync_dirs(dirs)
 
-    gosum_lines = []
-    for sf in sources.values():
-        mod = _module_of(sf.rel)
-        if mod is not None and sf.h1:
-            mv, ext = mod
-            gosum_lines.append(f"{mv.path} {mv.version}{'/go.mod' if ext == 'mod' else ''} {sf.h1}")
-    m = manifest.Manifest(
-        created=manifest.utc_timestamp(),
-        source=f"{socket.gethostname()}:{store.root.resolve()}",
-        entries=tuple(manifest.Entry(sf.rel, sf.size, sf.sha256, sf.xxh3) for sf in sources.values()),
-        gosum=tuple(gosum_lines),
-    )
-    signed = manifest.sign_manifest(m, signer)
+    signed = manifest.sign_manifest(make_manifest(store.root, sources), signer)
     tmp = staging / "manifest.tmp"
     tmp.write_bytes(signed)
     fsync_path(tmp)
