@@ -171,24 +171,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     root = Path(args.mirror)
     serve.parse_listen(args.listen)  # a bad address is a usage error before anything starts
-    serve.app_for(root)
+    signer = _signer(args.signing_key) if args.signing_key else None
+    serve.app_for(root, signer)
     print(f"airsync: serving {root} at http://{args.listen}/ (GOPROXY=http://{args.listen})", file=sys.stderr)
     try:
-        trio.run(serve.serve, root, args.listen)
+        trio.run(serve.serve, root, args.listen, None, signer)
     except KeyboardInterrupt:
         pass  # Ctrl-C is how a foreground server is stopped
     return EXIT_OK
 
 
-def cmd_sync(args: argparse.Namespace) -> int:
+def _signer(keyfile: str):
     from airsync import manifest
-    from airsync.sync import sync
 
     try:
-        signer = manifest.load_signer(Path(args.signing_key))
+        return manifest.load_signer(Path(keyfile))
     except manifest.KeyFileError as e:
         raise ConfigError(str(e)) from None
-    r = sync(Path(args.mirror), Path(args.to), signer, verify=args.verify)
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from airsync.sync import sync
+
+    signer = _signer(args.signing_key)
+    r = sync(Path(args.mirror), Path(args.to), signer, verify=args.verify, only=args.only or "")
     print(
         f"airsync sync: wrote {len(r.written)} files ({r.bytes_written / 2**20:.1f} MiB"
         + (f", {r.resumed_bytes / 2**20:.1f} MiB resumed" if r.resumed_bytes else "")
@@ -247,6 +253,26 @@ def cmd_import(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_pull(args: argparse.Namespace) -> int:
+    from airsync import pull
+
+    verifier = _verifier(args.key)
+    if args.concurrency < 1:
+        raise ConfigError("--concurrency must be at least 1")
+    try:
+        result = trio.run(
+            lambda: pull.pull(args.url, Path(args.into), verifier, only=args.only or "", concurrency=args.concurrency)
+        )
+    except pull.PullRefused as e:
+        _print_report(e.report)
+        print(f"airsync: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    for path, why in result.failures:
+        print(f"airsync: {path}: {why}", file=sys.stderr)
+    print(result.summary())
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="airsync", description="Verified, resumable Go module mirrors for air gaps.")
     p.add_argument("--version", action="version", version=f"airsync {__version__}")
@@ -292,6 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("mirror", metavar="MIRROR", help="mirror directory")
     sv.add_argument("--listen", default="127.0.0.1:8080", metavar="ADDR:PORT",
                     help="address to listen on (default 127.0.0.1:8080, this machine only)")
+    sv.add_argument("--signing-key", metavar="KEYFILE",
+                    help="PREFIX.key: serve a signed manifest of the mirror at /airsync-manifest for airsync pull")
     sv.set_defaults(func=cmd_serve)
 
     sy = sub.add_parser("sync", help="copy the mirror to a medium or directory, durably, with a signed manifest")
@@ -299,6 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("--to", required=True, metavar="DIR", help="the target directory (a mounted medium)")
     sy.add_argument("--signing-key", required=True, metavar="KEYFILE", help="PREFIX.key from airsync keygen")
     sy.add_argument("--verify", action="store_true", help="re-hash the target's files instead of trusting stat")
+    sy.add_argument("--only", metavar="PATTERNS",
+                    help="copy only these modules: comma-separated globs of module paths (e.g. golang.org/x/*); "
+                    "the checksum database always goes whole")
     sy.set_defaults(func=cmd_sync)
 
     kg = sub.add_parser("keygen", help="make the ed25519 key pair that signs media manifests")
@@ -316,6 +347,14 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--into", required=True, metavar="MIRROR", help="the inside mirror directory")
     im.add_argument("--key", required=True, metavar="PREFIX.pub", help="the border host's verifier key")
     im.set_defaults(func=cmd_import)
+
+    pl = sub.add_parser("pull", help="bring a peer's mirror (airsync serve, or a served medium) into this one by delta")
+    pl.add_argument("url", metavar="URL", help="the peer, e.g. http://border:8080 (its /airsync-manifest must be signed)")
+    pl.add_argument("--into", required=True, metavar="MIRROR", help="the local mirror directory")
+    pl.add_argument("--key", required=True, metavar="PREFIX.pub", help="the verifier key of the peer's signer")
+    pl.add_argument("--only", metavar="PATTERNS", help="pull only these modules: comma-separated globs of module paths")
+    pl.add_argument("--concurrency", type=int, default=8, help="files fetched at once (default 8)")
+    pl.set_defaults(func=cmd_pull)
 
     from airsync import daemon_cli
 

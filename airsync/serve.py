@@ -5,10 +5,17 @@ serving static files: Starlette's ``StaticFiles`` does that (GET and HEAD, Range
 ETag and Last-Modified, no path outside the directory, no symlinks out of it), on Hypercorn's
 trio worker. airsync adds only what is its own: ``.airsync/`` (resume state, rejected bytes)
 and every other dot-path stay private, and it binds to 127.0.0.1 unless told otherwise.
+
+For peers running ``airsync pull`` it also serves what a synced medium carries as files: the
+signed manifest at ``/airsync-manifest`` (made from the mirror's cached signatures and signed
+with ``--signing-key``; without a key only a manifest already in the tree is served) and each
+file's chunk signature at ``/<file>.airsig``. A tree that holds these files (a medium) has them
+served as they are, so nginx serving a synced medium offers the same to a puller.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import structlog
@@ -16,12 +23,15 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve as hypercorn_serve
 from starlette.applications import Starlette
-from starlette.responses import PlainTextResponse
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from airsync.errors import ConfigError
+from airsync import chunks, manifest
+from airsync.errors import AirsyncError, ConfigError
+from airsync.medium import MANIFEST, SIDECAR_SUFFIX
+from airsync.signatures import SignatureCache
 
 log = structlog.get_logger("airsync.serve")
 
@@ -48,14 +58,58 @@ class _HidePrivate:
         await self.app(scope, receive, send)
 
 
-def app_for(root: Path) -> ASGIApp:
+class _Carry:
+    """The manifest and sidecars of a tree that does not hold them as files."""
+
+    def __init__(self, app: ASGIApp, root: Path, signer) -> None:
+        self.app = app
+        self.root = root
+        self.signer = signer
+        self.cache = SignatureCache.for_tree(root)
+        self._lock = trio.Lock()  # one manifest build at a time; the cache makes repeats cheap
+
+    def _regular(self, rel: str) -> bool:
+        """Is ``rel`` a regular file inside the tree, reached through no symlink?"""
+        path = self.root / rel
+        return os.path.realpath(path) == os.path.join(os.path.realpath(self.root), rel) and path.is_file()
+
+    def _manifest(self) -> bytes:
+        from airsync.sync import make_manifest, tree_signatures
+
+        return manifest.sign_manifest(make_manifest(self.root, tree_signatures(self.root, self.cache)), self.signer)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        rel = scope["path"].lstrip("/") if scope["type"] == "http" else ""
+        body, status = None, 200
+        if rel and scope["method"] in ("GET", "HEAD") and not self._regular(rel):
+            try:
+                if rel == MANIFEST and self.signer is not None:
+                    async with self._lock:
+                        body = await trio.to_thread.run_sync(self._manifest)
+                elif rel == MANIFEST:
+                    body, status = b"no manifest: start airsync serve with --signing-key\n", 404
+                elif rel.endswith(SIDECAR_SUFFIX) and self._regular(base := rel[: -len(SIDECAR_SUFFIX)]):
+                    sf = await trio.to_thread.run_sync(self.cache.get, self.root, base)
+                    body = chunks.encode(sf.sig)
+            except (OSError, AirsyncError) as e:
+                log.error("cannot serve", path=rel, error=str(e))
+                body, status = b"cannot make it now\n", 503
+        if body is None:
+            await self.app(scope, receive, send)
+            return
+        ctype = "text/plain; charset=utf-8" if rel == MANIFEST else "application/octet-stream"
+        await Response(body, status_code=status, media_type=ctype)(scope, receive, send)
+
+
+def app_for(root: Path, signer=None) -> ASGIApp:
+    """The ASGI app serving ``root``; ``signer`` signs the manifest made when the tree has none."""
     if not root.is_dir():
         raise ConfigError(f"{root}: no such mirror directory")
     static = StaticFiles(directory=root, follow_symlink=False)
-    return _HidePrivate(Starlette(routes=[Mount("/", app=static)]))
+    return _HidePrivate(_Carry(Starlette(routes=[Mount("/", app=static)]), root, signer))
 
 
-async def serve(root: Path, listen: str, shutdown: trio.Event | None = None) -> None:
+async def serve(root: Path, listen: str, shutdown: trio.Event | None = None, signer=None) -> None:
     host, port = parse_listen(listen)
     config = Config()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
@@ -63,4 +117,4 @@ async def serve(root: Path, listen: str, shutdown: trio.Event | None = None) -> 
     config.errorlog = None
     log.info("serving", mirror=str(root), url=f"http://{host}:{port}/")
     trigger = shutdown.wait if shutdown is not None else None
-    await hypercorn_serve(app_for(root), config, shutdown_trigger=trigger)
+    await hypercorn_serve(app_for(root, signer), config, shutdown_trigger=trigger)

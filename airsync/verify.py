@@ -44,6 +44,8 @@ __all__ = [
     "verify_medium",
     "Plan",
     "plan_import",
+    "inside_state",
+    "merge_list",
     "import_medium",
 ]
 
@@ -296,7 +298,9 @@ def plan_import(manifest: Manifest, inside: Mapping[str, tuple[str, int, str] | 
     return Plan(tuple(copy), tuple(merge), tuple(skip), tuple(sorted(conflicts)))
 
 
-def _inside_state(root: Path, rel: str) -> tuple[str, int, str] | None:
+def inside_state(root: Path, rel: str, hasher=sha256_file) -> tuple[str, int, str] | None:
+    """What the mirror at ``root`` holds at ``rel``, in ``plan_import``'s terms; ``hasher(path)``
+    gives a regular file's (size, sha256)."""
     p = root
     parts = rel.split("/")
     for part in parts[:-1]:
@@ -312,7 +316,7 @@ def _inside_state(root: Path, rel: str) -> tuple[str, int, str] | None:
     except FileNotFoundError:
         return None
     if stat.S_ISREG(st.st_mode):
-        return ("file", *sha256_file(root / rel))
+        return ("file", *hasher(root / rel))
     return ("symlink" if stat.S_ISLNK(st.st_mode) else "dir" if stat.S_ISDIR(st.st_mode) else "special file", 0, "")
 
 
@@ -348,6 +352,11 @@ def _merge_list(store: MirrorStore, medium: Path, e: Entry) -> bool:
     data = (medium / e.path).read_bytes()
     if (len(data), hashlib.sha256(data).hexdigest()) != (e.size, e.sha256):
         raise ImportFailed(f"{e.path}: changed on the medium during the import (no longer matches the manifest)")
+    return merge_list(store, e, data)
+
+
+def merge_list(store: MirrorStore, e: Entry, data: bytes) -> bool:
+    """Add the versions of ``data`` (the checked bytes of list ``e``) to the mirror's list."""
     versions = _list_versions(data)
     if isinstance(versions, str):
         raise ImportFailed(f"{e.path}: {versions}")
@@ -377,7 +386,7 @@ def import_medium(medium: Path, into: Path, verifier: note.Verifier) -> ImportRe
 
 def _import(store: MirrorStore, medium: Path, into: Path, manifest: Manifest, report: Report) -> ImportResult:
     """Check every listed file against the mirror first; write only when nothing conflicts."""
-    inside = {e.path: _inside_state(into, e.path) for e in manifest.entries}
+    inside = {e.path: inside_state(into, e.path) for e in manifest.entries}
     plan = plan_import(manifest, inside)
     if plan.conflicts:
         raise ImportRefused(

@@ -1,0 +1,327 @@
+"""``airsync pull``: bring a peer's mirror into the local one, moving only the chunks it lacks.
+
+The peer is anything serving a GOPROXY tree with airsync's carry files over HTTP: ``airsync
+serve`` (which makes the signed manifest and chunk sidecars from its mirror) or a plain static
+server such as nginx in front of a medium written by ``airsync sync`` (which holds them as
+files). Trust comes only from the signed manifest; the peer and the network are not trusted.
+
+How it works:
+
+1. Fetch ``/airsync-manifest`` and open it with the trusted verifier key: a bad signature or a
+   wrong key stops the pull before anything else is requested.
+2. Compare each listed file with the local mirror exactly as ``import`` does (``plan_import``):
+   identical files are skipped, ``@v/list`` files are merged, and any other file whose bytes
+   differ from the local one is a tamper signal that refuses the whole pull.
+3. For each new file large enough to have one, fetch its sidecar (``<file>.airsig``) and plan
+   the file with ``chunks.plan_delta`` against an index of every chunk the local mirror holds,
+   in any file (a new version of a module shares chunks with the old one under another name):
+   known chunks are copied from local files, the rest is fetched with Range requests, nearby
+   ranges coalesced into one. Small files, and files whose sidecar is missing or does not
+   describe the listed file, are fetched whole.
+4. Assemble each file in the mirror's staging area in target order, hashing as it is written;
+   its size and SHA-256 must match the manifest, and a module ``.zip``/``.mod`` must hash to the
+   manifest's go.sum line (the zip is checked against the module zip rules on the way). A file
+   assembled from local chunks that fails (a local file changed) is fetched once more whole.
+   Then fsync and publish; module files become durable before any list that names them.
+
+A file that fails is reported and the others go on (exit status 1); what was published is
+complete and verified, and a rerun fetches only what is still missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import trio
+
+from airsync import chunks, note
+from airsync.errors import AirsyncError
+from airsync.manifest import Entry, Manifest, open_manifest
+from airsync.medium import MANIFEST, SIDECAR_SUFFIX
+from airsync.signatures import SIDECAR_MIN, SignatureCache, h1_of, module_file
+from airsync.store import MirrorStore
+from airsync.verify import Report, gosum_hashes, inside_state, merge_list, plan_import
+
+__all__ = ["PullError", "PullRefused", "PullResult", "pull", "DEFAULT_CONCURRENCY"]
+
+DEFAULT_CONCURRENCY = 8
+ATTEMPTS = 3  # per request, for resets and 5xx
+TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+MAX_REQUEST = 8 << 20  # bytes asked for in one request
+
+
+class PullError(AirsyncError):
+    """The peer cannot be pulled from (unreachable, no manifest, a bad signature)."""
+
+
+class PullRefused(AirsyncError):
+    """The peer's files conflict with the local mirror: nothing was pulled."""
+
+    def __init__(self, report: Report, why: str) -> None:
+        self.report = report
+        super().__init__(why)
+
+
+@dataclass
+class PullResult:
+    pulled: int = 0  # new files published
+    skipped: int = 0  # identical already
+    merged: list[str] = field(default_factory=list)  # @v/list files that gained versions
+    bytes: int = 0  # size of the new files
+    fetched: int = 0  # bytes of HTTP bodies received (manifest, sidecars, ranges, whole files)
+    reused: int = 0  # bytes of new files copied from chunks the local mirror already had
+    requests: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def summary(self) -> str:
+        return (
+            f"pulled {self.pulled} files ({self.bytes / 2**20:.1f} MiB): fetched {self.fetched / 2**20:.2f} MiB "
+            f"in {self.requests} requests, {self.reused / 2**20:.1f} MiB reused from local chunks; "
+            f"{self.skipped} already present, {len(self.merged)} lists merged"
+            + (f"; {len(self.failures)} failed" if self.failures else "")
+        )
+
+
+class _FileFailed(AirsyncError):
+    pass
+
+
+class _Peer:
+    """GET requests to the peer with a few retries, counting what crosses."""
+
+    def __init__(self, client: httpx.AsyncClient, base: str, result: PullResult) -> None:
+        self.client = client
+        self.base = base.rstrip("/")
+        self.result = result
+
+    async def get(self, rel: str, start: int | None = None, end: int | None = None) -> bytes | None:
+        """The file ``rel`` (None when the peer has no such file), or bytes [start, end)."""
+        url = f"{self.base}/{rel}"
+        headers = {"Accept-Encoding": "identity"}
+        if start is not None:
+            headers["Range"] = f"bytes={start}-{end - 1}"
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                r = await self.client.get(url, headers=headers)
+                self.result.requests += 1
+                self.result.fetched += len(r.content)
+            except httpx.TransportError as e:
+                if attempt == ATTEMPTS:
+                    raise _FileFailed(f"{url}: {type(e).__name__}: {e}") from None
+                await trio.sleep(0.2 * attempt)
+                continue
+            if r.status_code in (404, 410):
+                return None
+            if r.status_code >= 500 or r.status_code == 429:
+                if attempt == ATTEMPTS:
+                    raise _FileFailed(f"{url}: HTTP {r.status_code}")
+                await trio.sleep(0.2 * attempt)
+                continue
+            if start is None and r.status_code == 200:
+                return r.content
+            if start is not None and r.status_code == 206:
+                got = r.headers.get("content-range", "")
+                if got.startswith(f"bytes {start}-{end - 1}/") and len(r.content) == end - start:
+                    return r.content
+                raise _FileFailed(f"{url}: asked for bytes {start}-{end - 1}, got {got or 'no Content-Range'}")
+            if start is not None and r.status_code == 200:
+                raise _FileFailed(f"{url}: the peer ignores Range requests")
+            raise _FileFailed(f"{url}: HTTP {r.status_code}")
+        raise AssertionError("unreachable")
+
+
+async def pull(
+    url: str,
+    into: Path,
+    verifier: note.Verifier,
+    *,
+    only: str = "",
+    coalesce_gap: int = chunks.DEFAULT_COALESCE_GAP,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    say: Callable[[str], None] | None = None,
+) -> PullResult:
+    """Pull the peer at ``url`` into the mirror at ``into`` (``only``: module path globs)."""
+    if not url.startswith(("http://", "https://")):
+        raise PullError(f"{url}: not an http:// or https:// URL (to bring in a medium, use airsync import)")
+    say = say or (lambda _m: None)
+    result = PullResult()
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=TIMEOUT, limits=limits, follow_redirects=False) as client:
+        peer = _Peer(client, url, result)
+        try:
+            data = await peer.get(MANIFEST)
+        except _FileFailed as e:
+            raise PullError(str(e)) from None
+        if data is None:
+            raise PullError(f"{peer.base}/{MANIFEST}: not found (serve the mirror with airsync serve --signing-key)")
+        m = open_manifest(data, verifier, f"{peer.base}/{MANIFEST}")
+        store = MirrorStore(into)
+        cache = SignatureCache(store.state_path)
+        try:
+            await _pull(peer, store, cache, m, only, coalesce_gap, concurrency, say)
+        except OSError as e:
+            raise PullError(
+                f"{e.filename or into}: {e.strerror or e}; files pulled so far are complete and verified"
+            ) from None
+        finally:
+            cache.close()
+            store.close()
+    return result
+
+
+async def _pull(
+    peer: _Peer, store: MirrorStore, cache: SignatureCache, m: Manifest, only: str, gap: int, concurrency: int, say
+) -> None:
+    from airsync.sync import selected, tree_signatures
+
+    result = peer.result
+    if only:
+        m = Manifest(m.created, m.source, tuple(e for e in m.entries if selected(e.path, only)), m.gosum)
+
+    def hasher(path: Path) -> tuple[int, str]:
+        sf = cache.get(store.root, path.relative_to(store.root).as_posix())
+        return sf.size, sf.sha256
+
+    def look() -> dict:
+        return {e.path: inside_state(store.root, e.path, hasher) for e in m.entries}
+
+    plan = plan_import(m, await trio.to_thread.run_sync(look))
+    if plan.conflicts:
+        raise PullRefused(Report(plan.conflicts), f"{store.root}: the peer conflicts with the local mirror; nothing pulled")
+    result.skipped = len(plan.skip)
+
+    index: dict[bytes, tuple[str, int]] = {}
+    if any(e.size >= SIDECAR_MIN for e in plan.copy):
+        sigs = await trio.to_thread.run_sync(tree_signatures, store.root, cache)
+        index = chunks.index_chunks({rel: sf.sig for rel, sf in sigs.items()})
+    h1s = gosum_hashes(m.gosum)
+
+    async def one(e: Entry, limiter: trio.CapacityLimiter, dirs: set[Path]) -> None:
+        async with limiter:
+            try:
+                dirs |= await _pull_file(peer, store, cache, e, index, gap, h1s)
+                result.pulled += 1
+                result.bytes += e.size
+                say(f"pulled {e.path}")
+            except _FileFailed as e2:
+                result.failures.append((e.path, str(e2)))
+
+    limiter = trio.CapacityLimiter(concurrency)
+    modules = [e for e in plan.copy if not e.path.endswith("/@v/list")]
+    lists = [e for e in plan.copy if e.path.endswith("/@v/list")]
+    for batch in (modules, lists):
+        dirs: set[Path] = set()
+        async with trio.open_nursery() as nursery:
+            for e in batch:
+                nursery.start_soon(one, e, limiter, dirs)
+        # Module files durable before any list advertises them.
+        await trio.to_thread.run_sync(store.sync_dirs, dirs)
+    for e in plan.merge:
+        try:
+            data = await peer.get(e.path)
+        except _FileFailed as e2:
+            result.failures.append((e.path, str(e2)))
+            continue
+        if data is None or (len(data), hashlib.sha256(data).hexdigest()) != (e.size, e.sha256):
+            result.failures.append((e.path, "the peer's file does not match its manifest"))
+            continue
+        if await trio.to_thread.run_sync(merge_list, store, e, data):
+            result.merged.append(e.path)
+
+
+async def _pull_file(
+    peer: _Peer,
+    store: MirrorStore,
+    cache: SignatureCache,
+    e: Entry,
+    index: dict[bytes, tuple[str, int]],
+    gap: int,
+    h1s: dict[tuple[str, str], set[str]],
+) -> set[Path]:
+    pieces: list[chunks.Piece] = [chunks.Fetch(0, e.size)]
+    if e.size >= SIDECAR_MIN and index:
+        side = await peer.get(e.path + SIDECAR_SUFFIX)
+        try:
+            sig = chunks.decode(side) if side is not None else None
+        except chunks.SignatureFormatError:
+            sig = None  # an unusable hint: fetch the file whole
+        if sig is not None and sig.size == e.size and sig.sha256.hex() == e.sha256:
+            pieces = chunks.plan_delta(sig, index, coalesce_gap=gap)
+    partial = store.partial_path(e.path)
+    ok = await _assemble(peer, store.root, partial, e, pieces)
+    if not ok and len(pieces) > 1:
+        ok = await _assemble(peer, store.root, partial, e, [chunks.Fetch(0, e.size)])
+    if not ok:
+        partial.unlink(missing_ok=True)
+        raise _FileFailed("the peer's file does not match its signed manifest (size or sha256)")
+    return await trio.to_thread.run_sync(_land, store, cache, partial, e, h1s)
+
+
+async def _assemble(peer: _Peer, root: Path, partial: Path, e: Entry, pieces: list[chunks.Piece]) -> bool:
+    """Write ``pieces`` into ``partial`` in order; True when it then matches ``e``."""
+    digest = hashlib.sha256()
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        pos = 0
+        for p in pieces:
+            # Large ranges go in parts, so memory stays bounded whatever the file size.
+            for start in range(p.offset, p.offset + p.length, MAX_REQUEST):
+                end = min(start + MAX_REQUEST, p.offset + p.length)
+                if isinstance(p, chunks.Copy):
+                    data = await trio.to_thread.run_sync(_read_local, root / p.path, start, end - start)
+                    peer.result.reused += len(data)
+                elif start == 0 and end == e.size:
+                    data = await peer.get(e.path)
+                else:
+                    data = await peer.get(e.path, start, end)
+                if data is None:
+                    raise _FileFailed("listed in the peer's manifest, but the peer does not have it")
+                if len(data) != end - start:
+                    return False
+                digest.update(data)
+                await trio.to_thread.run_sync(os.pwrite, fd, data, pos)
+                pos += len(data)
+        await trio.to_thread.run_sync(os.fsync, fd)
+    finally:
+        os.close(fd)
+    return pos == e.size and digest.hexdigest() == e.sha256
+
+
+def _read_local(path: Path, offset: int, length: int) -> bytes:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return b""  # gone since it was indexed: the caller falls back to fetching
+    try:
+        return os.pread(fd, length, offset)
+    finally:
+        os.close(fd)
+
+
+def _land(store: MirrorStore, cache: SignatureCache, partial: Path, e: Entry, h1s) -> set[Path]:
+    """Check a module file's go.sum hash (and zip rules), publish, and record its signature."""
+    mod = module_file(e.path)
+    try:
+        h1 = h1_of(partial, e.path)
+    except AirsyncError as err:
+        partial.unlink(missing_ok=True)
+        raise _FileFailed(str(err)) from None
+    if mod is not None:
+        mv, ext = mod
+        want = h1s.get((mv.path, mv.version + ("/go.mod" if ext == "mod" else "")), set())
+        if h1 not in want:
+            partial.unlink(missing_ok=True)
+            raise _FileFailed(f"h1 hash {h1} is not the manifest's go.sum hash for {mv}")
+    sig = chunks.signature_of_file(partial)
+    dirs = store.publish(partial, e.path)
+    cache.put(e.path, os.lstat(store.root / e.path), sig, h1)
+    return dirs
