@@ -1,12 +1,208 @@
 """Subcommands of the long-running service and its clients (``run``, ``status``, ...).
 
-They live apart from ``cli`` so the daemon's command line grows in one place.
+They live apart from ``cli`` so the daemon's command line grows in one place. ``run`` is the
+service itself (``daemon``); ``init`` writes a starting config; ``usb-init`` marks a medium;
+``status``, ``jobs cancel``, ``sync-now`` and ``usb-attach`` talk to a running service over
+its control socket (``control.Client``). Each handler returns an exit code; user mistakes are
+raised as ``AirsyncError`` and printed by ``cli.main`` without a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from airsync import config
+from airsync.errors import ConfigError
+
+EXIT_OK, EXIT_FAILED = 0, 1
+DEFAULT_SOCKET = "/run/airsync/control.sock"
+
+
+def _client(args: argparse.Namespace):
+    from airsync import control
+
+    return control.Client(Path(args.socket))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from airsync import daemon
+
+    conf = config.load_daemon(Path(args.config))  # a bad config: exit 2 before anything starts
+    sys.setswitchinterval(0.0005)  # as for airsync mirror: worker threads hand the GIL back soon
+    return daemon.run(conf)
+
+
+# What ``airsync init`` writes: (table, key, value or None to leave it commented out).
+_STARTER: list[tuple[str, str, object]] = [
+    ("mirror", "to", config.DEFAULT_MIRROR),
+    ("mirror", "upstream", "https://proxy.golang.org"),
+    ("mirror", "concurrency", 64),
+    ("mirror", "limit_rate", None),
+    ("mirror", "sumdb", None),
+    ("mirror", "private", None),
+    ("daemon", "requests_dir", "/var/lib/airsync/requests"),
+    ("daemon", "control_socket", DEFAULT_SOCKET),
+    ("daemon", "state_db", "/var/lib/airsync/daemon.db"),
+    ("daemon", "signing_key", "/etc/airsync/signing.key"),
+    ("daemon", "modules", []),
+    ("daemon", "go_sum", []),
+    ("daemon", "go_mod", []),
+    ("daemon", "modules_files", []),
+    ("daemon", "refresh_interval", "6h"),
+    ("daemon", "debounce", 1.0),
+    ("daemon", "stop_timeout", 20.0),
+]
+_EXAMPLES = {"limit_rate": "2M", "sumdb": "sum.golang.org", "private": "*.corp.example"}
+
+
+def starter_config() -> str:
+    """A commented config whose values are the defaults; every line is tomli-w's own TOML."""
+    import tomli_w
+
+    keys = {"mirror": config.MIRROR_KEYS, "daemon": config.DAEMON_KEYS}
+    out = ["# airsync service configuration (airsync run --config FILE); conf.example.toml explains",
+           "# every key. Reload after editing: systemctl reload airsync."]
+    table = None
+    for name, key, value in _STARTER:
+        if name != table:
+            out += ["", f"[{name}]"]
+            table = name
+        out.append(f"# {keys[name][key].help}")
+        if value is None:
+            out.append("# " + tomli_w.dumps({key: _EXAMPLES[key]}).strip())
+        else:
+            out.append(tomli_w.dumps({key: value}).strip())
+    return "\n".join(out) + "\n"
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        raise ConfigError(f"{out} already exists; not overwritten (edit it, or give --out another file)") from None
+    except OSError as e:
+        raise ConfigError(f"{out}: cannot create: {e.strerror}") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(starter_config())
+    print(f"wrote {out}; check it with: airsync run --config {out}")
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from airsync import statusview
+
+    with _client(args) as client:
+        if args.json:
+            print(json.dumps(client.status(), indent=1))
+            return EXIT_OK
+        console = Console()
+        if not args.watch:
+            console.print(statusview.render(client.status()))
+            return EXIT_OK
+        from rich.live import Live
+
+        try:
+            with Live(statusview.render(client.status(), bars=True), console=console,
+                      auto_refresh=False) as live:
+                n = 1
+                while args.count is None or n < args.count:
+                    time.sleep(args.interval)
+                    live.update(statusview.render(client.status(), bars=True), refresh=True)
+                    n += 1
+        except KeyboardInterrupt:
+            pass  # Ctrl-C is how watching ends
+    return EXIT_OK
+
+
+def cmd_jobs_cancel(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        job = client.cancel(args.id)
+    what = "cancelled" if job["state"] == "cancelled" else "stopping (it ends at a safe point; a rerun resumes)"
+    print(f"job {job['id']} ({job['kind']} {job.get('label') or job['target']}): {what}")
+    return EXIT_OK
+
+
+def cmd_sync_now(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        queued = client.sync_now()
+    if not queued:
+        print("nothing to refresh: no module lists in the config and no pending request files")
+    for job in queued:
+        print(f"job {job['id']}: mirror {job.get('label') or job['source']} ({job['state']})")
+    return EXIT_OK
+
+
+def cmd_usb_init(args: argparse.Namespace) -> int:
+    from airsync import marker
+
+    root = Path(args.path)
+    m = marker.write(root, args.label or root.resolve().name)
+    print(f"{root} is now an airsync medium (label {m.label!r}); attach it with: airsync usb-attach {root}")
+    return EXIT_OK
+
+
+def cmd_usb_attach(args: argparse.Namespace) -> int:
+    path = os.path.abspath(args.path)
+    with _client(args) as client:
+        answer = client.usb_attach(path, args.label or os.path.basename(path))
+    job = answer["job"]
+    print(job["id"])
+    if not answer["new"]:
+        print(f"airsync: {path} already has job {job['id']} ({job['state']})", file=sys.stderr)
+    return EXIT_OK
+
+
+def _socket_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--socket", default=DEFAULT_SOCKET, metavar="PATH",
+                   help=f"the daemon's control socket (default {DEFAULT_SOCKET})")
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add the daemon's subcommands to the ``airsync`` parser."""
+    r = sub.add_parser("run", help="run the service: watch requests, mirror, sync media (under systemd)")
+    r.add_argument("--config", default=str(config.DEFAULT_CONFIG), metavar="FILE",
+                   help=f"TOML config with [mirror] and [daemon] tables (default {config.DEFAULT_CONFIG})")
+    r.set_defaults(func=cmd_run)
+
+    i = sub.add_parser("init", help="write a commented starting config for the service")
+    i.add_argument("--out", default=str(config.DEFAULT_CONFIG), metavar="FILE",
+                   help=f"where to write it (default {config.DEFAULT_CONFIG}); never overwritten")
+    i.set_defaults(func=cmd_init)
+
+    s = sub.add_parser("status", help="what the service is doing: health and jobs")
+    s.add_argument("--watch", action="store_true", help="redraw live with progress bars until Ctrl-C")
+    s.add_argument("--json", action="store_true", help="print the control API's JSON (for scripts)")
+    s.add_argument("--interval", type=float, default=1.0, metavar="SECONDS", help="redraw interval of --watch")
+    s.add_argument("--count", type=int, metavar="N", help="with --watch: stop after N redraws")
+    _socket_option(s)
+    s.set_defaults(func=cmd_status)
+
+    j = sub.add_parser("jobs", help="act on the service's jobs")
+    jsub = j.add_subparsers(dest="jobs_command", required=True)
+    jc = jsub.add_parser("cancel", help="cancel a job (a running one stops at a safe point)")
+    jc.add_argument("id", metavar="ID", help="job id, as airsync status shows it")
+    _socket_option(jc)
+    jc.set_defaults(func=cmd_jobs_cancel)
+
+    n = sub.add_parser("sync-now", help="mirror the config's lists and pending request files now")
+    _socket_option(n)
+    n.set_defaults(func=cmd_sync_now)
+
+    ui = sub.add_parser("usb-init", help="mark a mounted medium as one the service may write to")
+    ui.add_argument("path", metavar="PATH", help="the medium's mount point")
+    ui.add_argument("--label", help="a name for the medium (default: the directory's name)")
+    ui.set_defaults(func=cmd_usb_init)
+
+    ua = sub.add_parser("usb-attach", help="ask the service to sync the mirror to a mounted medium; prints the job id")
+    ua.add_argument("path", metavar="PATH", help="the medium's mount point (must carry the usb-init marker)")
+    ua.add_argument("--label", help="a name shown in status (default: the directory's name)")
+    _socket_option(ua)
+    ua.set_defaults(func=cmd_usb_attach)

@@ -1,0 +1,200 @@
+"""The control API of the service: HTTP + JSON over a unix socket, versioned under ``/v1``.
+
+Server side, a small Starlette app on Hypercorn's trio worker, in the daemon's own event loop
+(handlers call the ``daemon.Daemon`` directly; nothing blocks). The socket is created with
+mode 0660 (umask 0117 while binding) and the process's group, so the file's permissions
+decide who may ask; a socket that still answers means another daemon runs, and is not taken.
+
+    GET  /v1/status              daemon health and every job (running, queued, recent)
+    GET  /v1/jobs                the jobs alone
+    GET  /v1/jobs/{id}           one job
+    POST /v1/jobs/{id}/cancel    cancel a job (queued: at once; running: it stops, resume-safe)
+    POST /v1/sync-now            queue the config's lists and pending request files now
+    POST /v1/usb-attach          {"path": MOUNT, "label": L}: queue a sync of the mirror to a medium
+
+Errors are ``{"error": message}`` with 400 (bad request), 404 (no such job), 409 (a job that
+already finished), 422 (a medium without the marker). ``Client`` is the other side, for the
+CLI: ``httpx`` over the socket; a daemon that is not there is ``DaemonNotRunning``, with the
+hint to look at ``systemctl status airsync``. ``curl --unix-socket PATH http://airsync/v1/status``
+works as well.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import httpx
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve as hypercorn_serve
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from airsync.errors import AirsyncError, ConfigError
+from airsync.jobs import JobError
+from airsync.marker import MarkerError
+
+API = "/v1"
+
+
+class ControlError(AirsyncError):
+    """The daemon answered with an error."""
+
+
+class DaemonNotRunning(AirsyncError):
+    """Nobody answers on the control socket."""
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def app_for(daemon) -> Starlette:
+    def job_id(request: Request) -> int | None:
+        try:
+            return int(request.path_params["id"])
+        except ValueError:
+            return None
+
+    async def status(_request: Request) -> JSONResponse:
+        return JSONResponse(daemon.status_view())
+
+    async def jobs(_request: Request) -> JSONResponse:
+        return JSONResponse({"jobs": daemon.jobs_view()})
+
+    async def job(request: Request) -> JSONResponse:
+        jid = job_id(request)
+        if jid is None or jid not in daemon.queue.jobs:
+            return _error(404, f"no job {request.path_params['id']}")
+        return JSONResponse({"job": daemon.job_view(daemon.queue.get(jid))})
+
+    async def cancel(request: Request) -> JSONResponse:
+        jid = job_id(request)
+        if jid is None or jid not in daemon.queue.jobs:
+            return _error(404, f"no job {request.path_params['id']}")
+        try:
+            j = daemon.cancel(jid)
+        except JobError as e:
+            return _error(409, str(e))
+        return JSONResponse({"job": daemon.job_view(j)})
+
+    async def sync_now(_request: Request) -> JSONResponse:
+        if daemon.stopping:
+            return _error(409, "the service is stopping")
+        return JSONResponse({"jobs": [daemon.job_view(j) for j in daemon.sync_now()]})
+
+    async def usb_attach(request: Request) -> JSONResponse:
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, "the body must be JSON: {\"path\": MOUNT_POINT, \"label\": LABEL}")
+        if not isinstance(body, dict) or not isinstance(body.get("path"), str) \
+                or not isinstance(body.get("label", ""), str):
+            return _error(400, "want {\"path\": MOUNT_POINT, \"label\": LABEL} (strings)")
+        if daemon.stopping:
+            return _error(409, "the service is stopping; attach the medium again after it started")
+        try:
+            j, new = daemon.usb_attach(body["path"], body.get("label", ""))
+        except (MarkerError, ConfigError) as e:
+            return _error(422, str(e))
+        return JSONResponse({"job": daemon.job_view(j), "new": new}, status_code=202)
+
+    return Starlette(routes=[
+        Route(f"{API}/status", status),
+        Route(f"{API}/jobs", jobs),
+        Route(f"{API}/jobs/{{id}}", job),
+        Route(f"{API}/jobs/{{id}}/cancel", cancel, methods=["POST"]),
+        Route(f"{API}/sync-now", sync_now, methods=["POST"]),
+        Route(f"{API}/usb-attach", usb_attach, methods=["POST"]),
+    ])
+
+
+def _in_use(path: Path) -> bool:
+    """Does something answer on the socket at ``path``? (Then it is not ours to replace.)"""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(1)
+    try:
+        s.connect(str(path))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+async def serve(daemon, path: Path, shutdown: trio.Event, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Serve the API on the unix socket ``path``; ``task_status.started()`` once it listens."""
+    if _in_use(path):
+        raise ConfigError(f"{path}: another airsync daemon is listening there (see: systemctl status airsync)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"{path.parent}: cannot create the control socket's directory: {e.strerror}") from None
+    config = Config()
+    config.bind = [f"unix:{path}"]
+    config.umask = 0o117  # the socket is born 0660: owner and group only
+    config.accesslog = None
+    config.errorlog = None
+    config.graceful_timeout = 1.0
+    try:
+        await hypercorn_serve(app_for(daemon), config, shutdown_trigger=shutdown.wait, task_status=task_status)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot listen there: {e.strerror}") from None
+    finally:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+class Client:
+    """The CLI's side of the control API."""
+
+    def __init__(self, path: Path, timeout: float = 10.0) -> None:
+        self.path = path
+        self._http = httpx.Client(transport=httpx.HTTPTransport(uds=str(path)), base_url="http://airsync",
+                                  timeout=timeout)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._http.close()
+
+    def _call(self, method: str, url: str, body: Any = None) -> dict[str, Any]:
+        try:
+            r = self._http.request(method, f"{API}{url}", json=body)
+        except httpx.TransportError as e:
+            cause = e.__cause__ or e.__context__
+            if isinstance(cause, PermissionError) or "Permission denied" in str(e):
+                raise DaemonNotRunning(
+                    f"{self.path}: permission denied (the control socket is for root and group airsync)"
+                ) from None
+            raise DaemonNotRunning(
+                f"the airsync daemon is not running (nothing answers on {self.path}); "
+                "see: systemctl status airsync"
+            ) from None
+        try:
+            data = r.json()
+        except ValueError:
+            raise ControlError(f"{self.path}: the daemon answered {r.status_code} without JSON") from None
+        if r.status_code >= 400:
+            raise ControlError(data.get("error") if isinstance(data, dict) else f"HTTP {r.status_code}")
+        return data
+
+    def status(self) -> dict[str, Any]:
+        return self._call("GET", "/status")
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        return self._call("POST", f"/jobs/{job_id}/cancel")["job"]
+
+    def sync_now(self) -> list[dict[str, Any]]:
+        return self._call("POST", "/sync-now")["jobs"]
+
+    def usb_attach(self, path: str, label: str) -> dict[str, Any]:
+        return self._call("POST", "/usb-attach", {"path": path, "label": label})

@@ -1,0 +1,606 @@
+"""``airsync run``: the service. One trio process that keeps the mirror up to date and fills media.
+
+Theory of operation. ``Daemon.serve`` opens the control socket (``control``), tells systemd
+READY=1, and then runs, side by side:
+
+- the **supervisor** loop: starts queued jobs as ``jobs.JobQueue.startable`` allows (all jobs
+  hold the mirror's lock, so they run one after another), persists every transition
+  (``jobdb``), and beats a heartbeat; the **watchdog** task pings systemd only while that
+  heartbeat is fresh and the job database writable;
+- the **requests watcher**: ``watchfiles.awatch`` on the requests directory; a file is read only
+  once ``inbox.Settler`` saw it unchanged for the debounce time (``*.tmp`` and dot-files never);
+- the **refresh** task: every ``refresh_interval`` the config's lists, and any request file not
+  yet mirrored, are queued again (``airsync sync-now`` does the same at once);
+- the **signal** task: SIGHUP reloads the config (a broken file is logged and the old config
+  kept; running jobs keep the settings they started with), SIGTERM/SIGINT stop the service.
+
+Jobs. A mirror job reads its inputs the way ``airsync mirror`` does (``cli.read_inputs``) and runs
+``mirror.MirrorJob`` in this process; cancelling it is resume-safe (spans are recorded only once
+fsynced). A request file whose job finished is moved to ``.done/`` (or ``.failed/`` when its
+lines are bad); one that failed for upstream reasons stays and is retried at the next refresh.
+A USB job checks the medium's marker, then runs ``sync.sync`` in a worker thread; it is stopped
+between files through the progress callback (the medium is left visibly incomplete, and the
+next attach resumes).
+
+Stopping (SIGTERM): STOPPING=1, no new jobs; mirror jobs are cancelled at once, syncs get
+``stop_timeout`` seconds to reach a file boundary, then their thread is abandoned (the process
+exits, the kernel drops its locks). Every job not finished becomes ``interrupted``; its source
+queues it again at the next start, and the work resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import structlog
+import trio
+
+from airsync import __version__, config, inbox, jobs, marker, sdnotify
+from airsync.config import DaemonConfig
+from airsync.errors import AirsyncError, ConfigError
+from airsync.jobdb import JobDB
+from airsync.jobs import Job, JobQueue, Kind, RateMeter, State
+
+log = structlog.get_logger("airsync.daemon")
+
+MAX_RUNNING = 1  # every job holds the mirror's lock; the claims decide, this only bounds
+TICK = 1.0  # the supervisor wakes at least this often (heartbeat, rates)
+DONE_DIR, FAILED_DIR = ".done", ".failed"
+
+
+class _StopSync(Exception):
+    """Raised inside a sync's progress callback to stop it between two files."""
+
+
+@dataclass
+class Live:
+    """What only memory knows about a running job: counters, rate, and how to stop it."""
+
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    stop: threading.Event = field(default_factory=threading.Event)  # for work in a thread
+    cancel_requested: bool = False
+    stats: Any = None  # fetch.Stats of a mirror job
+    files_done: int = 0
+    files_total: int | None = None
+    bytes_done: int = 0
+    bytes_total: int | None = None
+    meter: RateMeter = field(default_factory=RateMeter)
+
+    def sample(self, now: float) -> None:
+        s = self.stats
+        if s is not None:
+            self.files_done = s.files_done + s.files_skipped + s.files_failed
+            self.files_total = s.files_total
+            self.bytes_done = s.bytes_received
+            self.bytes_total = s.bytes_expected - s.bytes_resumed if s.bytes_expected else None
+        self.meter.add(now, self.bytes_done)
+
+    def view(self) -> dict[str, Any]:
+        remaining = None if self.bytes_total is None else self.bytes_total - self.bytes_done
+        return {
+            "files_done": self.files_done,
+            "files_total": self.files_total,
+            "bytes": self.bytes_done,
+            "bytes_total": self.bytes_total,
+            "rate": round(self.meter.rate, 1),
+            "eta": self.meter.eta(remaining),
+            "cancelling": self.cancel_requested,
+        }
+
+
+class Daemon:
+    def __init__(self, conf: DaemonConfig, notifier: sdnotify.Notifier | None = None) -> None:
+        self.conf = conf
+        self.notifier = notifier or sdnotify.Notifier()
+        self.db = JobDB(conf.state_db)
+        loaded, next_id = self.db.load(conf.history)
+        self.queue = JobQueue(loaded, next_id)
+        now = time.time()
+        for job in list(self.queue.jobs.values()):
+            if not job.state.terminal:  # cut off by a crash: it did not finish
+                self._move(job.id, State.INTERRUPTED, now, error="the service stopped before it finished")
+        self.live: dict[int, Live] = {}
+        self.started = now
+        self.heartbeat = 0.0
+        self.problem: str | None = None  # why the supervisor is unhealthy (no watchdog pings)
+        self.reloads = 0
+        self.reload_error: str | None = None
+        self.next_refresh: float | None = None
+        self.stopping = False
+        self._wake = trio.Event()
+        self._stopped = trio.Event()
+        self._scopes: dict[str, trio.CancelScope] = {}
+        self._watch_stop: trio.Event | None = None
+        self._request_stat: dict[int, tuple[str, tuple[int, int]]] = {}  # job -> file it read
+
+    # -- the service ---------------------------------------------------------------------
+
+    async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        from airsync import control
+
+        self.heartbeat = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            await nursery.start(control.serve, self, self.conf.control_socket, self._stopped)
+            log.info("listening", socket=str(self.conf.control_socket), mirror=str(self.conf.mirror_dir),
+                     requests=str(self.conf.requests_dir), pid=os.getpid())
+            self.notifier.notify(READY=1, STATUS=self.status_line(), MAINPID=os.getpid())
+            task_status.started()
+            nursery.start_soon(self._signals)
+            nursery.start_soon(self._watchdog)
+            nursery.start_soon(self._status_updates)
+            self._restart("watch", self._watch_requests, self.conf.requests_dir)
+            self._restart("refresh", self._refresh_loop)
+            if self.conf.has_sources:
+                self.submit_mirror("config", "config")
+            async with trio.open_nursery() as jobs_nursery:
+                self._jobs = jobs_nursery
+                await self._supervise()
+                await self._stop_jobs()
+            self._finish()
+            self._stopped.set()  # the control server closes its socket
+            nursery.cancel_scope.cancel()
+        self.db.close()
+        log.info("stopped")
+
+    def stop(self) -> None:
+        """Begin stopping: no new jobs; running ones are stopped by ``_stop_jobs``."""
+        if not self.stopping:
+            self.stopping = True
+            self.notifier.notify(STOPPING=1, STATUS="stopping")
+            log.info("stopping")
+            if self._watch_stop is not None:
+                self._watch_stop.set()  # awatch's thread returns within one step
+            self._kick()
+
+    def _kick(self) -> None:
+        self._wake.set()
+
+    def _restart(self, name: str, fn, *args) -> None:
+        """(Re)start a background task of the service under a cancel scope of its own."""
+        old = self._scopes.pop(name, None)
+        if old is not None:
+            old.cancel()
+
+        async def run() -> None:
+            with trio.CancelScope() as scope:
+                self._scopes[name] = scope
+                await fn(*args)
+
+        self._nursery.start_soon(run)
+
+    async def _supervise(self) -> None:
+        while not self.stopping:
+            self.heartbeat = trio.current_time()
+            for job in self.queue.startable(MAX_RUNNING):
+                self._start(job)
+            with trio.move_on_after(TICK):
+                await self._wake.wait()
+            self._wake = trio.Event()
+            now = time.time()
+            for live in self.live.values():
+                live.sample(now)
+
+    def _start(self, job: Job) -> None:
+        live = Live()
+        self.live[job.id] = live
+        self._move(job.id, State.RUNNING, time.time())
+        self._jobs.start_soon(self._run_job, job.id, live)
+
+    async def _run_job(self, job_id: int, live: Live) -> None:
+        job = self.queue.get(job_id)
+        structlog.contextvars.bind_contextvars(job=job.id, kind=job.kind.value)
+        log.info("job started", target=job.target, source=job.source)
+        state, error, result = State.DONE, None, None
+        with live.scope:
+            try:
+                if job.kind is Kind.MIRROR:
+                    error, result = await self._mirror_job(job, live)
+                else:
+                    error, result = await self._usb_job(job, live)
+                if error is not None:
+                    state = State.FAILED
+            except _StopSync:
+                pass
+            except AirsyncError as e:
+                state, error = State.FAILED, str(e)
+            except Exception as e:  # noqa: BLE001 - one job's bug must not take the service down
+                user = _user_error(e)
+                if user is None:
+                    log.exception("job crashed")
+                state, error = State.FAILED, str(user) if user is not None else f"internal error: {e!r}"
+        if live.cancel_requested or live.scope.cancelled_caught or live.stop.is_set():
+            if self.stopping and not live.cancel_requested:
+                state, error = State.INTERRUPTED, "the service stopped; the next start resumes it"
+            else:
+                state, error = State.CANCELLED, "cancelled"
+        if state is State.DONE:
+            log.info("job done", **{k: v for k, v in (result or {}).items() if not isinstance(v, list)})
+        elif state is State.FAILED:
+            log.error("job failed", error=error)
+        else:
+            log.info(f"job {state.value}", error=error)
+        self._move(job.id, state, time.time(), error=error, result=result)
+        self._after(job, state, result)
+        del self.live[job.id]
+        self._kick()
+
+    async def _stop_jobs(self) -> None:
+        """SIGTERM: stop running jobs in bounded time; queued ones become interrupted."""
+        now = time.time()
+        for job in self.queue.queued():
+            self._move(job.id, State.INTERRUPTED, now, error="the service stopped before it started")
+        for job_id, live in list(self.live.items()):
+            live.stop.set()
+            if self.queue.get(job_id).kind is Kind.MIRROR:
+                live.scope.cancel()  # resume-safe: only fsynced spans were recorded
+        with trio.move_on_after(self.conf.stop_timeout):
+            while self.live:
+                await trio.sleep(0.05)
+        for live in self.live.values():
+            live.scope.cancel()  # a sync still inside one file: abandon its thread
+        with trio.move_on_after(5):
+            while self.live:
+                await trio.sleep(0.05)
+
+    def _finish(self) -> None:
+        self.queue.forget_old(self.conf.history)
+
+    def _move(self, job_id: int, state: State, now: float, error: str | None = None,
+              result: dict | None = None) -> Job:
+        job = self.queue.move(job_id, state, now, error=error, result=result)
+        try:
+            self.db.save(job, now)
+            if self.problem and self.problem.startswith("job database"):
+                self.problem = None
+        except AirsyncError as e:
+            # The service goes on (the work is on disk), but systemd should hear about it.
+            self.problem = f"job database: {e}"
+            log.error("cannot persist job", error=str(e))
+        return job
+
+    # -- sources of work -----------------------------------------------------------------
+
+    def submit_mirror(self, source: str, key: str, label: str = "") -> tuple[Job, bool]:
+        job, new = self.queue.submit(Kind.MIRROR, str(self.conf.mirror_dir), source, key,
+                                     jobs.mirror_claims(), time.time(), label=label)
+        if new:
+            self.db.save(job, job.created)
+            log.info("job queued", job=job.id, kind="mirror", source=source)
+            self._kick()
+        return job, new
+
+    def sync_now(self, why: str = "sync-now") -> list[Job]:
+        """Queue the config's lists and every request file not yet mirrored."""
+        queued = []
+        if self.conf.has_sources:
+            queued.append(self.submit_mirror(why, "config")[0])
+        for name in self._pending_requests():
+            queued.append(self.submit_mirror(f"request:{name}", f"request:{name}", label=name)[0])
+        return queued
+
+    def usb_attach(self, path: str, label: str) -> tuple[Job, bool]:
+        target = Path(path)
+        if not target.is_absolute():
+            raise ConfigError(f"{path}: give the medium's absolute mount point")
+        marker.read(target)  # a stick without the marker is never written to
+        key = f"usb:{target}"
+        job, new = self.queue.submit(Kind.USB, str(target), "usb-attach", key, jobs.usb_claims(str(target)),
+                                     time.time(), label=label)
+        if new:
+            self.db.save(job, job.created)
+            log.info("job queued", job=job.id, kind="usb", target=str(target), label=label)
+            self._kick()
+        return job, new
+
+    def cancel(self, job_id: int) -> Job:
+        job = self.queue.cancel(job_id, time.time())
+        if job.state is State.CANCELLED:
+            self.db.save(job, job.finished or time.time())
+            log.info("job cancelled", job=job_id)
+        else:
+            live = self.live[job_id]
+            live.cancel_requested = True
+            live.stop.set()
+            if job.kind is Kind.MIRROR:
+                live.scope.cancel()
+            log.info("job cancelling", job=job_id)
+        return job
+
+    def _pending_requests(self) -> list[str]:
+        try:
+            names = sorted(e.name for e in os.scandir(self.conf.requests_dir) if e.is_file(follow_symlinks=False))
+        except OSError:
+            return []
+        return [n for n in names if inbox.kind_of(n) is not None]
+
+    async def _watch_requests(self, directory: Path) -> None:
+        from watchfiles import awatch
+
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            log.error("requests directory unusable", path=str(directory), error=e.strerror)
+            return
+        settler = inbox.Settler(self.conf.debounce)
+        stop = self._watch_stop = trio.Event()
+
+        def look(name: str) -> None:
+            try:
+                st = os.stat(directory / name, follow_symlinks=False)
+                settler.observe(name, (st.st_size, st.st_mtime_ns), trio.current_time())
+            except OSError:
+                settler.observe(name, None, trio.current_time())
+
+        async def settle() -> None:
+            while True:
+                await trio.sleep(max(0.05, self.conf.debounce / 4))
+                for name in settler.pending:
+                    look(name)
+                for name in settler.settled(trio.current_time()):
+                    self.submit_mirror(f"request:{name}", f"request:{name}", label=name)
+
+        for name in self._pending_requests():  # dropped while the service was down
+            look(name)
+        async with trio.open_nursery() as n:
+            n.start_soon(settle)
+            try:
+                async for changes in awatch(
+                    directory, stop_event=stop, recursive=False, debounce=200, rust_timeout=1000,
+                    watch_filter=lambda _c, p: inbox.kind_of(os.path.basename(p)) is not None,
+                ):
+                    for _change, p in changes:
+                        look(os.path.basename(p))
+            finally:
+                stop.set()
+                n.cancel_scope.cancel()
+
+    async def _refresh_loop(self) -> None:
+        interval = self.conf.refresh_interval
+        if interval <= 0:
+            self.next_refresh = None
+            return
+        while True:
+            self.next_refresh = time.time() + interval
+            await trio.sleep(interval)
+            log.info("refresh")
+            self.sync_now("refresh")
+
+    # -- jobs ----------------------------------------------------------------------------
+
+    async def _mirror_job(self, job: Job, live: Live) -> tuple[str | None, dict]:
+        from airsync import cli, sumdb, wants
+        from airsync.fetch import Stats
+        from airsync.mirror import MirrorJob
+        from airsync.upstream import DEFAULT_GOPROXY, parse_goproxy
+
+        conf = self.conf
+        if job.key == "config":
+            inputs = cli.read_inputs(list(conf.go_sum), list(conf.go_mod), list(conf.modules_files), list(conf.modules))
+        else:
+            name = job.key.removeprefix("request:")
+            path = conf.requests_dir / name
+            try:
+                st = os.stat(path)
+            except OSError as e:
+                return f"{path}: {e.strerror}", {}
+            self._request_stat[job.id] = (name, (st.st_size, st.st_mtime_ns))
+            kind = inbox.kind_of(name)
+            inputs = cli.read_inputs(*([str(path)] if kind == k else [] for k in ("go_sum", "go_mod", "modules")), [])
+        problems = [str(p) for p in inputs.problems]
+        for p in problems:
+            log.warning("input problem", problem=p)
+        plan = wants.plan(inputs.sum_lines, inputs.requires, inputs.modules)
+        result: dict[str, Any] = {"input_problems": problems}
+        if not plan:
+            return (problems[0] if problems else "nothing to mirror in it"), result
+        m = conf.mirror
+        settings = cli._settings(argparse.Namespace(), m)
+        db = sumdb.parse_gosumdb(m.get("sumdb") or sumdb.SUM_GOLANG_ORG)
+        private = m.get("private", os.environ.get("GONOSUMDB") or os.environ.get("GOPRIVATE") or "")
+        live.stats = Stats()
+        mirror_job = MirrorJob(conf.mirror_dir, parse_goproxy(m.get("upstream") or DEFAULT_GOPROXY), settings,
+                               live.stats, sumdb=db, private=private)
+        s = await mirror_job.run(plan)
+        result.update(
+            fetched=s.fetched, skipped=s.skipped, failed=len(s.failures), bytes=s.bytes,
+            resumed_bytes=s.resumed_bytes, retries=s.retries, seconds=round(s.seconds, 3),
+            sumdb_carried=s.sumdb_carried, unpinned=list(s.unpinned), not_carried=list(s.not_carried),
+            failures=[f"{f.module} {f.file}: {f.message}" for f in s.failures[:20]],
+        )
+        if s.fatal:
+            return s.fatal, result
+        if s.failures:
+            f = s.failures[0]
+            return f"{len(s.failures)} file(s) failed; first: {f.module} {f.file}: {f.message}", result
+        if problems:
+            return f"{len(problems)} input problem(s); first: {problems[0]}", result
+        return None, result
+
+    async def _usb_job(self, job: Job, live: Live) -> tuple[str | None, dict]:
+        from airsync import manifest
+        from airsync.sync import sync
+
+        target = Path(job.target)
+        marker.read(target)  # checked again: the stick may have been swapped since the attach
+        try:
+            signer = manifest.load_signer(self.conf.signing_key)
+        except manifest.KeyFileError as e:
+            return f"signing key: {e}", {}
+        mirror = self.conf.mirror_dir
+
+        def progress(msg: str) -> None:  # runs in the sync's thread
+            if live.stop.is_set():
+                raise _StopSync
+            if msg.startswith("wrote "):
+                live.files_done += 1
+                try:
+                    live.bytes_done += (mirror / msg.removeprefix("wrote ")).stat().st_size
+                except OSError:
+                    pass
+
+        r = await trio.to_thread.run_sync(
+            partial(sync, mirror, target, signer, verify=False, progress=progress), abandon_on_cancel=True
+        )
+        return None, {
+            "written": len(r.written), "unchanged": r.unchanged, "removed": len(r.removed),
+            "bytes": r.bytes_written, "resumed_bytes": r.resumed_bytes, "unknown": list(r.unknown),
+        }
+
+    def _after(self, job: Job, state: State, result: dict | None) -> None:
+        """A request file whose job ended: out of the way if done or unreadable; else kept."""
+        seen = self._request_stat.pop(job.id, None)
+        if seen is None or state not in (State.DONE, State.FAILED):
+            return
+        name, size_mtime = seen
+        bad_input = state is State.FAILED and result is not None and result.get("input_problems") \
+            and not result.get("fetched") and not result.get("failed")
+        if state is State.FAILED and not bad_input:
+            return  # an upstream problem: the refresh schedule tries it again
+        src = self.conf.requests_dir / name
+        try:
+            st = os.stat(src)
+            if (st.st_size, st.st_mtime_ns) != size_mtime:
+                return  # replaced while the job ran: the new file has a job of its own
+            dest = self.conf.requests_dir / (DONE_DIR if state is State.DONE else FAILED_DIR)
+            dest.mkdir(exist_ok=True)
+            os.replace(src, dest / name)
+        except OSError as e:
+            log.warning("request file not moved", file=str(src), error=e.strerror)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def _signals(self) -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            async for sig in signals:
+                if sig == signal.SIGHUP:
+                    self.reload()
+                else:
+                    self.stop()
+
+    def reload(self) -> None:
+        try:
+            new = config.load_daemon(self.conf.path)
+        except ConfigError as e:
+            self.reload_error = str(e)
+            log.error("config reload failed; keeping the running config", error=str(e))
+            return
+        old, self.conf = self.conf, new
+        self.reloads += 1
+        self.reload_error = None
+        for key in ("control_socket", "state_db"):
+            if getattr(old, key) != getattr(new, key):
+                log.warning("config change takes effect at the next restart", key=f"daemon.{key}")
+        if new.requests_dir != old.requests_dir or new.debounce != old.debounce:
+            if self._watch_stop is not None:
+                self._watch_stop.set()
+            self._restart("watch", self._watch_requests, new.requests_dir)
+        if new.refresh_interval != old.refresh_interval:
+            self._restart("refresh", self._refresh_loop)
+        sources = ("modules", "modules_files", "go_sum", "go_mod")
+        if new.has_sources and any(getattr(old, k) != getattr(new, k) for k in sources):
+            self.submit_mirror("config", "config")
+        log.info("config reloaded", path=str(new.path))
+
+    def healthy(self) -> bool:
+        return self.problem is None and trio.current_time() - self.heartbeat < 3 * TICK + 2
+
+    async def _watchdog(self) -> None:
+        interval = self.notifier.watchdog
+        if interval is None:
+            return
+        while True:
+            if self.healthy():
+                self.notifier.notify(WATCHDOG=1)
+            else:
+                log.error("supervisor unhealthy: not pinging the watchdog", problem=self.problem)
+            await trio.sleep(interval)
+
+    async def _status_updates(self) -> None:
+        last = ""
+        while True:
+            line = self.status_line()
+            if line != last:
+                self.notifier.notify(STATUS=line)
+                last = line
+            await trio.sleep(2)
+
+    def status_line(self) -> str:
+        running, queued = self.queue.running(), self.queue.queued()
+        if not running and not queued:
+            return "idle; waiting for requests and media"
+        line = f"{len(running)} running, {len(queued)} queued"
+        for job in running[:1]:
+            live = self.live.get(job.id)
+            p = live.view() if live else {}
+            files = f"{p.get('files_done', 0)}/{p.get('files_total') or '?'} files"
+            line += f"; job {job.id} {job.kind.value} {job.label or job.target}: {files}, {p.get('rate', 0) / 2**20:.1f} MiB/s"
+        return line
+
+    # -- what the control API shows ------------------------------------------------------
+
+    def job_view(self, job: Job) -> dict[str, Any]:
+        d = job.as_dict()
+        del d["claims"], d["key"]
+        live = self.live.get(job.id)
+        d["progress"] = live.view() if live is not None else None
+        return d
+
+    def jobs_view(self) -> list[dict[str, Any]]:
+        return [self.job_view(j) for j in self.queue.listing(self.conf.history)]
+
+    def status_view(self) -> dict[str, Any]:
+        return {
+            "daemon": {
+                "version": __version__,
+                "pid": os.getpid(),
+                "started": self.started,
+                "uptime": round(time.time() - self.started, 1),
+                "healthy": self.healthy() and not self.stopping,
+                "problem": self.problem,
+                "stopping": self.stopping,
+                "config": str(self.conf.path),
+                "mirror": str(self.conf.mirror_dir),
+                "requests_dir": str(self.conf.requests_dir),
+                "reloads": self.reloads,
+                "reload_error": self.reload_error,
+                "next_refresh": self.next_refresh,
+                "running": len(self.queue.running()),
+                "queued": len(self.queue.queued()),
+                "status": self.status_line(),
+            },
+            "jobs": self.jobs_view(),
+        }
+
+
+def _user_error(e: BaseException) -> AirsyncError | None:
+    """The AirsyncError inside an exception group from a job's nursery, if there is one."""
+    if isinstance(e, AirsyncError):
+        return e
+    if isinstance(e, BaseExceptionGroup):
+        for inner in e.exceptions:
+            found = _user_error(inner)
+            if found is not None:
+                return found
+    return None
+
+
+def run(conf: DaemonConfig) -> int:
+    """``airsync run``: serve until SIGTERM; 0 after an orderly stop."""
+    daemon = Daemon(conf)
+    try:
+        trio.run(daemon.serve)
+    except BaseExceptionGroup as eg:
+        user = _user_error(eg)  # e.g. the control socket is taken: a message, not a traceback
+        if user is None:
+            raise
+        raise user from None
+    return 0
