@@ -45,14 +45,15 @@ from airsync.manifest import Entry, Manifest, open_manifest
 from airsync.medium import MANIFEST, SIDECAR_SUFFIX
 from airsync.signatures import SIDECAR_MIN, SignatureCache, h1_of, module_file
 from airsync.store import MirrorStore
-from airsync.verify import Report, gosum_hashes, inside_state, merge_list, plan_import
+from airsync.verify import ImportFailed, Report, gosum_hashes, inside_state, merge_list, plan_import
 
 __all__ = ["PullError", "PullRefused", "PullResult", "pull", "DEFAULT_CONCURRENCY"]
 
 DEFAULT_CONCURRENCY = 8
 ATTEMPTS = 3  # per request, for resets and 5xx
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
-MAX_REQUEST = 8 << 20  # bytes asked for in one request
+MAX_REQUEST = 8 << 20  # bytes asked for in one range request
+WRITE_BLOCK = 1 << 20
 
 
 class PullError(AirsyncError):
@@ -213,29 +214,27 @@ async def _pull(
                 result.bytes += e.size
                 say(f"pulled {e.path}")
             except _FileFailed as e2:
+                store.partial_path(e.path).unlink(missing_ok=True)
                 result.failures.append((e.path, str(e2)))
 
     limiter = trio.CapacityLimiter(concurrency)
-    modules = [e for e in plan.copy if not e.path.endswith("/@v/list")]
-    lists = [e for e in plan.copy if e.path.endswith("/@v/list")]
-    for batch in (modules, lists):
-        dirs: set[Path] = set()
-        async with trio.open_nursery() as nursery:
-            for e in batch:
+    dirs: set[Path] = set()
+    async with trio.open_nursery() as nursery:
+        for e in plan.copy:
+            if not e.path.endswith("/@v/list"):
                 nursery.start_soon(one, e, limiter, dirs)
-        # Module files durable before any list advertises them.
-        await trio.to_thread.run_sync(store.sync_dirs, dirs)
-    for e in plan.merge:
+    # Module files durable before any list advertises them.
+    await trio.to_thread.run_sync(store.sync_dirs, dirs)
+    # A list names only the versions whose files are all here: one that failed is not advertised.
+    for e in [e for e in plan.copy if e.path.endswith("/@v/list")] + list(plan.merge):
         try:
             data = await peer.get(e.path)
-        except _FileFailed as e2:
-            result.failures.append((e.path, str(e2)))
-            continue
-        if data is None or (len(data), hashlib.sha256(data).hexdigest()) != (e.size, e.sha256):
-            result.failures.append((e.path, "the peer's file does not match its manifest"))
-            continue
-        if await trio.to_thread.run_sync(merge_list, store, e, data):
-            result.merged.append(e.path)
+            if data is None or (len(data), hashlib.sha256(data).hexdigest()) != (e.size, e.sha256):
+                raise _FileFailed("the peer's file does not match its signed manifest")
+            if await trio.to_thread.run_sync(merge_list, store, e, data, True):
+                result.merged.append(e.path)
+        except (_FileFailed, ImportFailed) as err:
+            result.failures.append((e.path, str(err)))
 
 
 async def _pull_file(
@@ -247,7 +246,7 @@ async def _pull_file(
     gap: int,
     h1s: dict[tuple[str, str], set[str]],
 ) -> set[Path]:
-    pieces: list[chunks.Piece] = [chunks.Fetch(0, e.size)]
+    pieces: list[chunks.Piece] = []
     if e.size >= SIDECAR_MIN and index:
         side = await peer.get(e.path + SIDECAR_SUFFIX)
         try:
@@ -257,13 +256,58 @@ async def _pull_file(
         if sig is not None and sig.size == e.size and sig.sha256.hex() == e.sha256:
             pieces = chunks.plan_delta(sig, index, coalesce_gap=gap)
     partial = store.partial_path(e.path)
-    ok = await _assemble(peer, store.root, partial, e, pieces)
-    if not ok and len(pieces) > 1:
-        ok = await _assemble(peer, store.root, partial, e, [chunks.Fetch(0, e.size)])
+    ok = False
+    if pieces and any(isinstance(p, chunks.Copy) for p in pieces):
+        try:
+            ok = await _assemble(peer, store.root, partial, e, pieces)
+        except _FileFailed:
+            ok = False  # e.g. a peer that ignores Range: the whole file may still come
+    if not ok:
+        ok = await _fetch_whole(peer, partial, e)
     if not ok:
         partial.unlink(missing_ok=True)
         raise _FileFailed("the peer's file does not match its signed manifest (size or sha256)")
     return await trio.to_thread.run_sync(_land, store, cache, partial, e, h1s)
+
+
+async def _fetch_whole(peer: _Peer, partial: Path, e: Entry) -> bool:
+    """Stream the whole file into ``partial``; True when it then matches ``e``."""
+    url = f"{peer.base}/{e.path}"
+    for attempt in range(1, ATTEMPTS + 1):
+        digest = hashlib.sha256()
+        pos = 0
+        buf = bytearray()
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            async with peer.client.stream("GET", url, headers={"Accept-Encoding": "identity"}) as r:
+                peer.result.requests += 1
+                if r.status_code in (404, 410):
+                    raise _FileFailed("listed in the peer's manifest, but the peer does not have it")
+                if r.status_code != 200:
+                    if attempt < ATTEMPTS and (r.status_code >= 500 or r.status_code == 429):
+                        await trio.sleep(0.2 * attempt)
+                        continue
+                    raise _FileFailed(f"{url}: HTTP {r.status_code}")
+                async for block in r.aiter_raw():
+                    peer.result.fetched += len(block)
+                    buf += block
+                    if pos + len(buf) > e.size:
+                        return False
+                    if len(buf) >= WRITE_BLOCK:
+                        digest.update(buf)
+                        pos += await trio.to_thread.run_sync(os.pwrite, fd, bytes(buf), pos)
+                        buf.clear()
+            digest.update(buf)
+            pos += await trio.to_thread.run_sync(os.pwrite, fd, bytes(buf), pos)
+            await trio.to_thread.run_sync(os.fsync, fd)
+            return pos == e.size and digest.hexdigest() == e.sha256
+        except httpx.TransportError as err:
+            if attempt == ATTEMPTS:
+                raise _FileFailed(f"{url}: {type(err).__name__}: {err}") from None
+            await trio.sleep(0.2 * attempt)
+        finally:
+            os.close(fd)
+    return False
 
 
 async def _assemble(peer: _Peer, root: Path, partial: Path, e: Entry, pieces: list[chunks.Piece]) -> bool:
@@ -279,8 +323,6 @@ async def _assemble(peer: _Peer, root: Path, partial: Path, e: Entry, pieces: li
                 if isinstance(p, chunks.Copy):
                     data = await trio.to_thread.run_sync(_read_local, root / p.path, start, end - start)
                     peer.result.reused += len(data)
-                elif start == 0 and end == e.size:
-                    data = await peer.get(e.path)
                 else:
                     data = await peer.get(e.path, start, end)
                 if data is None:

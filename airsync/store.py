@@ -162,29 +162,29 @@ class MirrorStore:
         os.replace(partial, dest)
         return dest
 
-    def prepare_list(self, list_relpath: str, version: str) -> tuple[Path, Path] | None:
-        """Stage a module's ``@v/list`` with ``version`` added (semver order).
+    def prepare_list(self, list_relpath: str, *versions: str) -> tuple[Path, Path] | None:
+        """Stage a module's ``@v/list`` with ``versions`` added (semver order).
 
         Returns (staged file, list path) for the caller to fsync and rename, or None when the
-        version is already listed. Callers serialize per module.
+        versions are all listed already. Callers serialize per module.
         """
         path = self.root / list_relpath
         try:
             lines = path.read_text("utf-8").splitlines()
         except FileNotFoundError:
             lines = []
-        versions = {line.split()[0] for line in lines if line.strip()}
-        if version in versions:
+        listed = {line.split()[0] for line in lines if line.strip()}
+        if listed.issuperset(versions):
             return None
-        versions.add(version)
-        text = "".join(v + "\n" for v in sorted(versions, key=semver.sort_key))
+        listed.update(versions)
+        text = "".join(v + "\n" for v in sorted(listed, key=semver.sort_key))
         tmp = self.partial_dir / f"{xxhash.xxh3_64_hexdigest(list_relpath.encode())}.list.tmp"
         write_plain(tmp, text.encode())
         return tmp, path
 
-    def add_to_list(self, list_relpath: str, version: str) -> bool:
-        """Add ``version`` to ``@v/list`` durably on its own; False when it was listed already."""
-        staged = self.prepare_list(list_relpath, version)
+    def add_to_list(self, list_relpath: str, *versions: str) -> bool:
+        """Add ``versions`` to ``@v/list`` durably on their own; False when all were listed."""
+        staged = self.prepare_list(list_relpath, *versions)
         if staged is None:
             return False
         fsync_path(staged[0])

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import xxhash
 
-from airsync import chunks, manifest, sumdb
+from airsync import chunks, manifest, modpath, sumdb
 from airsync.errors import AirsyncError
 from airsync.medium import MANIFEST, SIDECAR_SUFFIX, STAGING, sha256_file, tree_files
 from airsync.signatures import SIDECAR_MIN, SignatureCache, SignedFile, module_file

@@ -46,6 +46,7 @@ __all__ = [
     "plan_import",
     "inside_state",
     "merge_list",
+    "list_versions",
     "import_medium",
 ]
 
@@ -131,7 +132,7 @@ def gosum_hashes(lines: Iterable[str]) -> dict[tuple[str, str], set[str]]:
     return out
 
 
-def _list_versions(data: bytes) -> list[str] | str:
+def list_versions(data: bytes) -> list[str] | str:
     """The versions in an ``@v/list``, or why it is not one."""
     try:
         text = data.decode("utf-8")
@@ -239,7 +240,7 @@ def _verify(root: Path, verifier: note.Verifier) -> tuple[Report, Manifest | Non
         if mf is None:
             if _is_list(rel):
                 try:
-                    versions = _list_versions((root / rel).read_bytes())
+                    versions = list_versions((root / rel).read_bytes())
                 except OSError as e:
                     versions = f"cannot read: {e.strerror or e}"
                 if isinstance(versions, str):
@@ -355,15 +356,19 @@ def _merge_list(store: MirrorStore, medium: Path, e: Entry) -> bool:
     return merge_list(store, e, data)
 
 
-def merge_list(store: MirrorStore, e: Entry, data: bytes) -> bool:
-    """Add the versions of ``data`` (the checked bytes of list ``e``) to the mirror's list."""
-    versions = _list_versions(data)
+def merge_list(store: MirrorStore, e: Entry, data: bytes, only_present: bool = False) -> bool:
+    """Add the versions of ``data`` (the checked bytes of list ``e``) to the mirror's list;
+    ``only_present``: only those whose .info, .mod and .zip the mirror holds."""
+    versions = list_versions(data)
     if isinstance(versions, str):
         raise ImportFailed(f"{e.path}: {versions}")
-    added = False
-    for v in versions:
-        added |= store.add_to_list(e.path, v)
-    return added
+    if only_present:
+        where = store.root / e.path.removesuffix("list")
+        versions = [
+            v for v in versions
+            if all((where / f"{modpath.escape_version(v)}.{ext}").is_file() for ext in ("info", "mod", "zip"))
+        ]
+    return bool(versions) and store.add_to_list(e.path, *versions)
 
 
 def import_medium(medium: Path, into: Path, verifier: note.Verifier) -> ImportResult:

@@ -1399,7 +1399,7 @@ def main(argv=None) -> int:
             "mix+tls (http2), the certificate, made once": "openssl " + " ".join(OPENSSL_REQ),
             "kill -9": "the mix airsync command; SIGKILL after uniform(0.2, 0.8) x median mix airsync wall time; "
                        "then the same command again to completion",
-            "$UPSTREAM": f"http://127.0.0.1:<nginx port>  (+delay: http://127.0.0.1:<proxy port>, proxy -> nginx)",
+            "$UPSTREAM": "http://127.0.0.1:<nginx port>  (+delay: http://127.0.0.1:<proxy port>, proxy -> nginx)",
         }
         if "http2" not in args.only:
             for k in [k for k in b.commands if k.startswith("mix+tls")]:

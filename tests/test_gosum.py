@@ -118,7 +118,7 @@ def test_control_characters_and_bad_utf8():
 
 
 def test_several_errors_all_reported():
-    lines, errors = _errs(["x", f"bad path v1.0.0 {H_ZIP}", "", f"golang.org/x/net v0.1.0 sha256:abc"])
+    lines, errors = _errs(["x", f"bad path v1.0.0 {H_ZIP}", "", "golang.org/x/net v0.1.0 sha256:abc"])
     assert [e.lineno for e in errors] == [2, 3, 5]
     assert "unsupported hash algorithm" in errors[2].message
     assert [ln.lineno for ln in lines] == [1, 6]

@@ -17,7 +17,6 @@ from airsync.note import (
     Note,
     NoteError,
     Signature,
-    Signer,
     UnverifiedNoteError,
     Verifier,
     generate_key,

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from airsync import manifest, sample
-from airsync.medium import MANIFEST, STAGING, tree_files
+from airsync import chunks, manifest, sample
+from airsync.medium import MANIFEST, SIDECAR_SUFFIX, STAGING, sha256_file, tree_files
 from airsync.sample import build_sumdb
-from airsync.sync import SyncError, sync
+from airsync.sync import SyncError, selected, sync
 from faultserver import FaultServer
 from gotool import go_env, run_go
 
@@ -83,7 +83,7 @@ def test_resync_after_adding_versions_writes_only_those(keys, tmp_path):
     sync(mirror, usb, signer)
     upstream = tmp_path / "more-upstream"
     sample.build_proxy_tree(upstream, MODULES)
-    db = build_sumdb(upstream, MODULES, padding=20)
+    build_sumdb(upstream, MODULES, padding=20)
     with FaultServer(upstream) as srv:
         subprocess.run([sys.executable, "-m", "airsync", "mirror", f"--module={sample.TOOLS}@v0.3.1", "--to",
                         str(mirror), "--upstream", srv.url, "--sumdb", "off", "--no-progress"],
@@ -215,3 +215,38 @@ def test_cli_sync_and_errors(mirrored, tmp_path):
     assert r.returncode == 1 and "no such directory" in r.stderr and "Traceback" not in r.stderr
     r = run("sync", "--mirror", str(mirror), "--to", str(tmp_path / "usb"), "--signing-key", str(tmp_path / "k.pub"))
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize(
+    "rel, only, expected",
+    [
+        ("example.com/lib/strs/@v/v1.0.0.zip", "", True),
+        ("example.com/lib/strs/@v/v1.0.0.zip", "example.com/lib", True),
+        ("example.com/lib/strs/@v/list", "example.com/lib/*", True),
+        ("example.com/lib/strs/@v/v1.0.0.zip", "example.org", False),
+        ("example.com/!big!corp/util/@v/v1.2.0.mod", "example.com/BigCorp", True),
+        ("sumdb/sum.example/lookup/example.com/x@v1.0.0", "example.org", True),
+        ("README", "example.org", False),
+    ],
+)
+def test_selected_subset(rel, only, expected):
+    assert selected(rel, only) is expected
+
+
+def test_sync_a_subset_writes_sidecars_and_removes_what_left(keys, tmp_path):
+    signer, verifier = keys
+    big = sample.big_module(BIG, "v1.0.0", 2 << 20, seed=3)
+    mirror, _ = mirror_from(tmp_path, [*MODULES, big])
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    sync(mirror, usb, signer)
+    side = usb / (BIG_ZIP + SIDECAR_SUFFIX)
+    assert chunks.decode(side.read_bytes()).sha256.hex() == sha256_file(mirror / BIG_ZIP)[1]
+    assert not (usb / f"{sample.STRS}/@v/v1.1.0.zip{SIDECAR_SUFFIX}").exists()  # too small to need one
+    r = sync(mirror, usb, signer, only=sample.STRS)
+    assert not side.exists() and not (usb / BIG_ZIP).exists()
+    assert BIG_ZIP in r.removed
+    m = manifest.open_manifest((usb / MANIFEST).read_bytes(), verifier)
+    paths = {e.path for e in m.entries}
+    assert any(p.startswith("sumdb/") for p in paths)
+    assert {p for p in paths if "/@v/" in p} == {p for p in tree_files(mirror).files if p.startswith(sample.STRS + "/")}

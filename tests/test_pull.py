@@ -1,0 +1,292 @@
+"""`airsync pull` between two mirrors: the receiver has version N of modules, the sender N+1.
+
+The sender is `airsync serve` (manifest made and signed on the fly) or nginx in front of a medium
+written by `airsync sync`; faults come from our own fault-injecting server. The acceptance test is
+the go command building offline, with GOSUMDB on, from the receiver's mirror.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+
+from airsync import chunks, manifest, sample
+from airsync.medium import MANIFEST, tree_files
+from airsync.pull import pull
+from airsync.sample import build_sumdb
+from airsync.signatures import SIDECAR_MIN, SignatureCache
+from airsync.sync import sync
+from faultserver import FOREVER, Fault, FaultServer
+from gotool import go_env, run_go
+from nginx import Nginx, free_port
+
+MODULES = sample.demo_modules()
+BIG = "example.com/big"
+BIG_N = sample.big_module(BIG, "v1.0.0", 3 << 20, seed=7)
+BIG_N1 = sample.big_module(BIG, "v1.1.0", 3 << 20, seed=7)  # same data files, new version
+BIG_ZIP_N1 = f"{BIG}/@v/v1.1.0.zip"
+OLD = [m for m in MODULES if not (m.path == sample.STRS and m.version == "v1.1.0")]
+
+
+def airsync(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "airsync", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def mirror(upstream_url: str, dest: Path, modules, db) -> Path:
+    r = airsync("mirror", *[f"--module={m.path}@{m.version}" for m in modules], "--to", str(dest),
+                "--upstream", upstream_url, "--sumdb", db.vkey, "--no-progress")
+    assert r.returncode == 0, r.stdout + r.stderr
+    return dest
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """An upstream with a checksum database; the sender mirrors everything, the receiver
+    template only the older versions."""
+    tmp = tmp_path_factory.mktemp("pull")
+    everything = [*MODULES, BIG_N, BIG_N1]
+    upstream = tmp / "upstream"
+    sample.build_proxy_tree(upstream, everything)
+    db = build_sumdb(upstream, everything, padding=40)
+    with FaultServer(upstream) as srv:
+        sender = mirror(srv.url, tmp / "sender", everything, db)
+        receiver = mirror(srv.url, tmp / "receiver-template", [*OLD, BIG_N], db)
+    key, pub = manifest.keygen(tmp / "border")
+    return sender, receiver, db, key, pub
+
+
+def fresh_receiver(world, tmp_path: Path) -> Path:
+    dest = tmp_path / "receiver"
+    shutil.copytree(world[1], dest, symlinks=True)
+    return dest
+
+
+def same_tree(a: Path, b: Path) -> None:
+    fa, fb = tree_files(a).files, tree_files(b).files
+    assert sorted(fa) == sorted(fb)
+    for rel in fa:
+        assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
+
+
+class Served:
+    """`airsync serve` as a subprocess on a free loopback port."""
+
+    def __init__(self, root: Path, key: Path | None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        args = ["serve", str(root), "--listen", f"127.0.0.1:{self.port}"]
+        if key is not None:
+            args += ["--signing-key", str(key)]
+        self.proc = subprocess.Popen([sys.executable, "-m", "airsync", *args],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(self.url + "/", timeout=1)
+                return
+            except httpx.TransportError:
+                assert self.proc.poll() is None, self.proc.stderr.read().decode()
+                assert time.monotonic() < deadline, "airsync serve did not start"
+                time.sleep(0.1)
+
+    def __enter__(self) -> Served:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def go_builds_from(mirror_dir: Path, db, tmp: Path) -> None:
+    app = tmp / "app"
+    sample.write_main_module(app, sample.demo_app_requires())
+    env = go_env(tmp, mirror_dir.as_uri(), gosumdb=db.vkey)
+    r = run_go(["mod", "tidy"], app, env)
+    assert r.returncode == 0, r.stderr
+    r = run_go(["build", "-o", "app", "."], app, env)
+    assert r.returncode == 0, r.stderr
+
+
+def test_pull_from_airsync_serve_moves_only_missing_chunks(world, tmp_path):
+    sender, _, db, key, pub = world
+    receiver = fresh_receiver(world, tmp_path)
+    with Served(sender, key) as peer:
+        r = airsync("pull", peer.url, "--into", str(receiver), "--key", str(pub))
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "pulled" in r.stdout and "reused" in r.stdout
+        same_tree(sender, receiver)
+        # The new big zip shares its data files with version N: most of it comes from local chunks.
+        new_bytes = sum(st.st_size for rel, st in tree_files(sender).files.items()
+                        if not (world[1] / rel).exists())
+        fetched = float(r.stdout.split("fetched ")[1].split(" MiB")[0]) * 2**20
+        assert new_bytes > 3 << 20
+        assert fetched < new_bytes / 4, r.stdout
+        again = airsync("pull", peer.url, "--into", str(receiver), "--key", str(pub))
+        assert again.returncode == 0 and "pulled 0 files" in again.stdout, again.stdout
+    go_builds_from(receiver, db, tmp_path)
+
+
+def test_pull_from_nginx_serving_a_synced_medium(world, tmp_path):
+    sender, _, db, key, pub = world
+    medium = tmp_path / "medium"
+    medium.mkdir()
+    sync(sender, medium, manifest.load_signer(key))
+    sidecar = medium / (BIG_ZIP_N1 + ".airsig")
+    assert sidecar.is_file() and chunks.decode(sidecar.read_bytes()).size == (sender / BIG_ZIP_N1).stat().st_size
+    receiver = fresh_receiver(world, tmp_path)
+    with Nginx(medium, tmp_path / "nginx") as web:
+        r = airsync("pull", web.url, "--into", str(receiver), "--key", str(pub))
+        assert r.returncode == 0, r.stdout + r.stderr
+        ranged = [q for q in web.requests() if q.uri.endswith(".zip") and q.status == 206]
+        assert ranged, "the delta should have fetched ranges of the new zip"
+        assert web.served_bytes() < (sender / BIG_ZIP_N1).stat().st_size / 4
+    same_tree(sender, receiver)
+    go_builds_from(receiver, db, tmp_path)
+
+
+def test_ranges_are_coalesced_and_counted(world, tmp_path):
+    sender, _, _, key, pub = world
+    receiver = fresh_receiver(world, tmp_path)
+    medium = tmp_path / "medium"
+    medium.mkdir()
+    sync(sender, medium, manifest.load_signer(key))
+    # Change one data file's middle in the sender's zip: the delta must fetch a few ranges.
+    with FaultServer(medium) as srv:
+        result = trio.run(lambda: pull(srv.url, receiver, manifest.load_verifier(pub)))
+        zip_ranges = [q for q in srv.requests if q.path == "/" + BIG_ZIP_N1 and q.range]
+    assert result.ok and result.reused > 2 << 20
+    sig = chunks.decode((medium / (BIG_ZIP_N1 + ".airsig")).read_bytes())
+    assert len(zip_ranges) < len(sig.chunks) / 4, "nearby ranges must be coalesced"
+    assert result.fetched < result.bytes
+
+
+def test_wrong_key_and_missing_manifest_are_clear_errors(world, tmp_path):
+    sender, _, _, key, _ = world
+    receiver = fresh_receiver(world, tmp_path)
+    _, other_pub = manifest.keygen(tmp_path / "other")
+    before = sorted(tree_files(receiver).files)
+    with Served(sender, key) as peer:
+        r = airsync("pull", peer.url, "--into", str(receiver), "--key", str(other_pub))
+        assert r.returncode != 0 and "Traceback" not in r.stderr
+        assert "airsync-manifest" in r.stderr, r.stderr
+    with Served(sender, None) as peer:
+        r = airsync("pull", peer.url, "--into", str(receiver), "--key", str(other_pub))
+        assert r.returncode == 1 and "--signing-key" in r.stderr, r.stderr
+    r = airsync("pull", str(sender), "--into", str(receiver), "--key", str(other_pub))
+    assert r.returncode == 1 and "airsync import" in r.stderr
+    assert sorted(tree_files(receiver).files) == before
+
+
+def test_a_conflicting_local_file_refuses_the_whole_pull(world, tmp_path):
+    sender, _, _, key, pub = world
+    receiver = fresh_receiver(world, tmp_path)
+    mod = receiver / f"{BIG}/@v/v1.0.0.mod"
+    mod.write_bytes(mod.read_bytes() + b"// local edit\n")
+    before = sorted(tree_files(receiver).files)
+    with Served(sender, key) as peer:
+        r = airsync("pull", peer.url, "--into", str(receiver), "--key", str(pub))
+    assert r.returncode == 1
+    assert f"{BIG}/@v/v1.0.0.mod: differs" in r.stdout + r.stderr
+    assert "nothing pulled" in r.stderr
+    assert sorted(tree_files(receiver).files) == before
+
+
+def test_lying_peer_bytes_are_refused_and_the_rest_still_lands(world, tmp_path):
+    sender, _, _, key, pub = world
+    medium = tmp_path / "medium"
+    medium.mkdir()
+    sync(sender, medium, manifest.load_signer(key))
+    receiver = fresh_receiver(world, tmp_path)
+    strs_zip = f"{sample.STRS}/@v/v1.1.0.zip"
+    # A lying sidecar (chunk hashes of other data) costs bandwidth, never correctness.
+    sidecar = medium / (BIG_ZIP_N1 + ".airsig")
+    sidecar.write_bytes(chunks.encode(chunks.signature_of_bytes(b"\0" * (SIDECAR_MIN * 2))))
+    with FaultServer(medium) as srv:
+        srv.add_fault(strs_zip, Fault(times=FOREVER, corrupt=True))
+        result = trio.run(lambda: pull(srv.url, receiver, manifest.load_verifier(pub)))
+    assert [p for p, _ in result.failures] == [strs_zip]
+    assert "does not match its signed manifest" in result.failures[0][1]
+    assert not (receiver / strs_zip).exists()
+    assert (receiver / BIG_ZIP_N1).read_bytes() == (sender / BIG_ZIP_N1).read_bytes()
+    # The version whose zip failed is not advertised; the others are.
+    strs_list = (receiver / f"{sample.STRS}/@v/list").read_text().split()
+    assert "v1.1.0" not in strs_list and "v1.0.0" in strs_list
+    assert "v1.1.0" in (receiver / f"{BIG}/@v/list").read_text().split()
+    assert not list((receiver / ".airsync" / "partial").iterdir())
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault(times=2, reset_after=1000),
+        Fault(times=2, truncate_after=5000),
+        Fault(times=2, status=503),
+        Fault(times=FOREVER, ignore_range=True),
+    ],
+    ids=["reset", "truncate", "503", "ignore-range"],
+)
+def test_pull_survives_faults(world, tmp_path, fault):
+    sender, _, _, key, pub = world
+    medium = tmp_path / "medium"
+    medium.mkdir()
+    sync(sender, medium, manifest.load_signer(key))
+    receiver = fresh_receiver(world, tmp_path)
+    with FaultServer(medium) as srv:
+        rule = srv.add_fault(BIG_ZIP_N1, fault)
+        result = trio.run(lambda: pull(srv.url, receiver, manifest.load_verifier(pub)))
+    assert rule.hits >= 1
+    assert result.ok, result.failures
+    same_tree(sender, receiver)
+
+
+def test_only_pulls_a_subset_and_signatures_are_recorded(world, tmp_path):
+    sender, _, _, key, pub = world
+    receiver = fresh_receiver(world, tmp_path)
+    with Served(sender, key) as peer:
+        r = airsync("pull", peer.url, "--into", str(receiver), "--key", str(pub), "--only", BIG)
+        assert r.returncode == 0, r.stderr
+    assert (receiver / BIG_ZIP_N1).is_file()
+    assert not (receiver / f"{sample.STRS}/@v/v1.1.0.zip").exists()
+    cache = SignatureCache(receiver / ".airsync" / "state.db")
+    try:
+        sf = cache.get(receiver, BIG_ZIP_N1)
+    finally:
+        cache.close()
+    assert sf.sha256 == hashlib.sha256((receiver / BIG_ZIP_N1).read_bytes()).hexdigest()
+    assert sf.h1 == sample.module_h1(BIG_N1)
+
+
+def test_serve_exports_manifest_and_sidecars(world, tmp_path):
+    sender, _, _, key, pub = world
+    with Served(sender, key) as peer:
+        m = httpx.get(f"{peer.url}/{MANIFEST}")
+        assert m.status_code == 200
+        opened = manifest.open_manifest(m.content, manifest.load_verifier(pub))
+        assert {e.path for e in opened.entries} == set(tree_files(sender).files)
+        side = httpx.get(f"{peer.url}/{BIG_ZIP_N1}.airsig")
+        assert side.status_code == 200
+        sig = chunks.decode(side.content)
+        assert sig.sha256 == hashlib.sha256((sender / BIG_ZIP_N1).read_bytes()).digest()
+        assert httpx.get(f"{peer.url}/{BIG}/@v/nope.zip.airsig").status_code == 404
+        assert httpx.get(f"{peer.url}/.airsync/state.db.airsig").status_code == 404
+
+
+def test_the_mirror_job_records_signatures_when_it_publishes(world):
+    sender = world[0]
+    db = sqlite3.connect(sender / ".airsync" / "state.db")
+    try:
+        rows = dict(db.execute("SELECT relpath, h1 FROM signatures").fetchall())
+    finally:
+        db.close()
+    published = {rel for rel in tree_files(sender).files if "/@v/" in rel and not rel.endswith("/list")}
+    assert published <= set(rows)
+    assert rows[BIG_ZIP_N1] == sample.module_h1(BIG_N1)
