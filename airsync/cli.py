@@ -14,16 +14,17 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import structlog
-import trio
-
 from airsync import __version__, config, gomod, gosum, log, modpath, sumdb
 from airsync.errors import AirsyncError, ConfigError, InputError, ModulePathError
-from airsync.fetch import FetchSettings, Stats
 from airsync.retry import RetryPolicy
 from airsync.upstream import DEFAULT_GOPROXY, parse_goproxy
 
+# trio, httpx and structlog (which pulls in rich) are imported by the commands that use them,
+# so that a sync, verify or import starts quickly.
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# Commands that report only on stdout/stderr, never through structlog: they skip its set-up.
+QUIET_COMMANDS = {"sync", "verify", "import", "keygen"}
 
 
 @dataclass
@@ -79,7 +80,9 @@ def _add_module(inputs: Inputs, text: str, source: str, lineno: int | None) -> N
     inputs.modules.append((mv, f"{source}:{lineno}" if lineno else f"{source} {text}"))
 
 
-def _settings(args: argparse.Namespace, conf: dict) -> FetchSettings:
+def _settings(args: argparse.Namespace, conf: dict):
+    from airsync.fetch import FetchSettings
+
     def pick(name: str, default):
         v = getattr(args, name, None)
         return v if v is not None else conf.get(name, default)
@@ -100,7 +103,11 @@ def _settings(args: argparse.Namespace, conf: dict) -> FetchSettings:
 
 
 def cmd_mirror(args: argparse.Namespace) -> int:
+    import structlog
+    import trio
+
     from airsync import progress, wants
+    from airsync.fetch import Stats
     from airsync.mirror import MirrorJob
 
     conf = config.load(Path(args.config)) if args.config else {}
@@ -167,6 +174,8 @@ def cmd_mirror(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import trio
+
     from airsync import serve
 
     root = Path(args.mirror)
@@ -254,6 +263,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
+    import trio
+
     from airsync import pull
 
     verifier = _verifier(args.key)
@@ -369,7 +380,8 @@ def main(argv: list[str] | None = None) -> int:
         args.progress = sys.stderr.isatty()
     # With a live display on the terminal, only warnings and errors interrupt it.
     level = args.log_level if not getattr(args, "progress", False) or args.log_level != "info" else "warning"
-    log.setup(level, args.log_format)
+    if args.command not in QUIET_COMMANDS:
+        log.setup(level, args.log_format)
     try:
         return args.func(args)
     except AirsyncError as e:

@@ -11,14 +11,13 @@ import logging
 import os
 import sys
 
-import structlog
-
 _PRIORITY = {"critical": 2, "error": 3, "warning": 4, "info": 6, "debug": 7}
 
 
 
 def setup(level: str = "info", fmt: str = "auto") -> None:
     """Configure structlog once for the process. ``fmt``: auto, json or console."""
+    import structlog  # here, not at the top: commands that never log skip its import cost
     if fmt == "auto":
         fmt = "console" if sys.stderr.isatty() else "json"
     processors: list = [
