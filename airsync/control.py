@@ -169,6 +169,8 @@ class Client:
     def _call(self, method: str, url: str, body: Any = None) -> dict[str, Any]:
         try:
             r = self._http.request(method, f"{API}{url}", json=body)
+        except httpx.TimeoutException:
+            raise ControlError(f"{self.path}: the daemon did not answer in time (see: systemctl status airsync)") from None
         except httpx.TransportError as e:
             cause = e.__cause__ or e.__context__
             if isinstance(cause, PermissionError) or "Permission denied" in str(e):

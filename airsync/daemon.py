@@ -127,6 +127,10 @@ class Daemon:
         from airsync import control
 
         self.heartbeat = trio.current_time()
+        try:  # there before READY=1, so a request can be dropped as soon as systemd says started
+            self.conf.requests_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"{self.conf.requests_dir}: cannot create the requests directory: {e.strerror}") from None
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             await nursery.start(control.serve, self, self.conf.control_socket, self._stopped)

@@ -60,6 +60,8 @@ class Notifier:
         self._sock: socket.socket | None = None
         if self.address is not None:
             self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            # A full receive queue (systemd busy) must never stall the event loop: drop instead.
+            self._sock.setblocking(False)
 
     def notify(self, **fields: str | int) -> bool:
         """Send one message; True if it was sent. A datagram never blocks for long."""

@@ -58,3 +58,12 @@ def test_without_systemd_nothing_is_sent_and_nothing_fails(tmp_path):
     assert not sdnotify.Notifier({}).notify(READY=1)
     gone = sdnotify.Notifier({"NOTIFY_SOCKET": str(tmp_path / "nobody")})
     assert not gone.notify(READY=1)
+
+
+def test_a_full_queue_drops_messages_instead_of_blocking(tmp_path):
+    path = str(tmp_path / "notify")
+    with _receiver(path) as rx:  # never read: its queue fills up
+        n = sdnotify.Notifier({"NOTIFY_SOCKET": path})
+        sent = [n.notify(WATCHDOG=1) for _ in range(1000)]
+        assert sent[0] and not sent[-1]
+        n.close()
