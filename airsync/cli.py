@@ -207,7 +207,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
     print(
         f"airsync sync: wrote {len(r.written)} files ({r.bytes_written / 2**20:.1f} MiB"
         + (f", {r.resumed_bytes / 2**20:.1f} MiB resumed" if r.resumed_bytes else "")
-        + f"), {r.unchanged} unchanged, {len(r.removed)} removed; signed manifest written"
+        + f"), {r.unchanged} unchanged, {len(r.removed)} removed; "
+        + ("signed manifest written" if r.manifest_written else "already up to date, manifest left as it was")
     )
     for rel in r.unknown:
         print(f"  note: {rel} is on the target but not ours; left alone", file=sys.stderr)

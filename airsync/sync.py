@@ -7,8 +7,10 @@ computed once and cached in the mirror's state database, keyed by size and mtime
 
 Before writing, the target is checked: free space for what must be written, the FAT32 4 GiB
 file limit, case-insensitive name collisions, symlinks where directories must be. Each file is
-written beside its final place in ``.airsync-partial/``, fsynced, renamed, and its directory
-fsynced; a large file cut short by a pulled stick resumes from its last intact chunk. While a
+written beside its final place in ``.airsync-partial/`` and made durable before it is renamed
+into place, and the rename is made durable before the manifest names the file; this is done
+per batch of files (one syncfs where the file system allows it, else an fsync of each file and
+directory). A large file cut short by a pulled stick resumes from its last intact chunk. While a
 sync runs the old manifest is set aside, so an interrupted sync is visibly incomplete; the new
 manifest, signed, listing only complete files, is written last. ENOSPC, EIO and EROFS stop the
 job with a clear error: nothing already on the medium is damaged.
@@ -16,6 +18,7 @@ job with a clear error: nothing already on the medium is damaged.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import hashlib
 import os
@@ -23,6 +26,7 @@ from datetime import datetime, timezone
 import socket
 import stat
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +53,7 @@ class SyncResult:
     resumed_bytes: int = 0
     bytes_written: int = 0
     unknown: list[str] = field(default_factory=list)  # files on the target we did not put there
+    manifest_written: bool = False  # False: the medium already was the mirror, left as it was
 
 
 def _fstype(path: Path) -> str:
@@ -66,6 +71,63 @@ def _fstype(path: Path) -> str:
     except OSError:
         pass
     return kind
+
+
+#: Files are written in batches: the batch's data is flushed once, then its files are renamed
+#: into place and their directories flushed once. A pulled stick loses at most the batch in
+#: flight (its parts resume by chunk), and a medium sees two flushes per batch instead of two
+#: per file (measured on ext4: per-file fsyncs were two thirds of a first copy's time).
+BATCH_BYTES = 64 << 20
+BATCH_FILES = 1024
+COPY_THREADS = 4
+#: File systems where syncfs(2) flushes data, metadata and the device cache of the whole file
+#: system in one call. Elsewhere (FUSE, network file systems) every file and directory is
+#: fsynced on its own.
+SYNCFS_TYPES = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "vfat", "msdos", "exfat", "tmpfs"})
+
+
+def _libc_syncfs():
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.syncfs
+    except (OSError, AttributeError):
+        return None
+
+
+class _Flusher:
+    """Makes written files and renames durable on the target: by syncfs(2) where it does the
+    whole job in one call, else by fsync of each file and directory."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        self.local = _fstype(target) in SYNCFS_TYPES  # a kernel file system on a local device
+        self._syncfs = _libc_syncfs() if self.local else None
+
+    def _sync_all(self) -> None:
+        fd = os.open(self.target, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            if self._syncfs(fd) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, os.strerror(err), str(self.target))
+        finally:
+            os.close(fd)
+
+    def files(self, paths: list[Path]) -> None:
+        if not paths:
+            return
+        if self._syncfs is not None:
+            self._sync_all()
+        else:
+            for p in paths:
+                fsync_path(p)
+
+    def dirs(self, dirs: set[Path]) -> None:
+        if not dirs:
+            return
+        if self._syncfs is not None:
+            self._sync_all()
+        else:
+            MirrorStore.sync_dirs(dirs)
 
 
 def _case_insensitive(staging: Path) -> bool:
@@ -107,7 +169,6 @@ def _copy_resumable(src: Path, part: Path, sf: SignedFile) -> tuple[int, str]:
                 os.pwrite(fd, block, pos)
                 digest.update(block)
                 pos += len(block)
-        os.fsync(fd)
     finally:
         os.close(fd)
     return kept, digest.hexdigest()
@@ -277,36 +338,65 @@ def _sync(
     if current.exists():
         os.replace(current, aside)
         fsync_dir(target)
-    for sf in todo:
+    flush = _Flusher(target)
+    batch: list[tuple[str, Path]] = []  # (relative path, its part in the staging area)
+    pending = 0  # bytes written into the batch's parts
+
+    def commit() -> list[str]:
+        # The batch's bytes are made durable before any of its files is renamed into place,
+        # so no file is ever visible on the medium before its bytes are on it.
+        flush.files([part for _, part in batch])
+        dirs: set[Path] = set()
+        for rel, part in batch:
+            final = target / rel
+            dirs.update(makedirs(final.parent))
+            os.replace(part, final)
+            dirs.add(final.parent)
+        flush.dirs(dirs)
+        done = [rel for rel, _ in batch]
+        batch.clear()
+        return done
+
+    def copy(sf: SignedFile) -> tuple[SignedFile, Path, int]:
         _safe_parents(target, sf.rel)
         part = staging / f"{xxhash.xxh3_64_hexdigest(sf.rel.encode())}.part"
         kept, written = _copy_resumable(store.root / sf.rel, part, sf)
         if written != sf.sha256:
             raise SyncError(f"{sf.rel}: changed in the mirror while it was copied; run the sync again")
-        final = target / sf.rel
-        dirs = set(makedirs(final.parent))
-        os.replace(part, final)
-        for d in sorted(dirs | {final.parent}, key=lambda p: len(p.parts), reverse=True):
-            fsync_dir(d)
-        result.written.append(sf.rel)
-        result.resumed_bytes += kept
-        result.bytes_written += sf.size - kept
-        say(f"wrote {sf.rel}")
+        return sf, part, kept
+
+    # A few copies at once on a local file system: creating a file waits on the journal far
+    # longer than it costs CPU, and the waits overlap (the threads release the GIL in every
+    # system call). Strictly one thing at a time on FUSE and network file systems, in batches
+    # of one: fusefat was seen to corrupt files written while others were renamed.
+    pool = ThreadPoolExecutor(COPY_THREADS)
+    per_batch = BATCH_FILES if flush.local else 1
+    try:
+        for sf, part, kept in (pool.map if flush.local else map)(copy, todo):
+            batch.append((sf.rel, part))
+            result.resumed_bytes += kept
+            result.bytes_written += sf.size - kept
+            pending += sf.size - kept
+            if pending >= BATCH_BYTES or len(batch) >= per_batch:
+                result.written += commit()
+                pending = 0
+    finally:
+        pool.shutdown(cancel_futures=True)  # after an error (a full or pulled medium), start no more
+    result.written += commit()
+    for rel in result.written:
+        say(f"wrote {rel}")
     for rel in stale:
         os.unlink(target / rel)
         result.removed.append(rel)
-    dirs: set[Path] = set()
-    for side in sidecars_todo:
+    for i, side in enumerate(sidecars_todo):
         _safe_parents(target, side)
-        tmp = staging / "sidecar.tmp"
-        tmp.write_bytes(chunks.encode(want_sidecars[side].sig))
-        fsync_path(tmp)
-        os.replace(tmp, target / side)
-        dirs.add((target / side).parent)
+        part = staging / f"sidecar-{i}.tmp"
+        part.write_bytes(chunks.encode(want_sidecars[side].sig))
+        batch.append((side, part))
+    commit()
     for side in sidecars_stale:
         os.unlink(target / side)
-        dirs.add((target / side).parent)
-    MirrorStore.sync_dirs(dirs)
+    flush.dirs({(target / rel).parent for rel in [*stale, *sidecars_stale]})
 
     signed = manifest.sign_manifest(make_manifest(store.root, sources), signer)
     tmp = staging / "manifest.tmp"
@@ -316,4 +406,5 @@ def _sync(
     fsync_dir(target)
     if aside.exists():
         aside.unlink()
+    result.manifest_written = True
     return result

@@ -3,7 +3,7 @@
 
 Scenarios (the two tools alternate A B / B A for --rounds; fresh target directories every round):
 
-  first copy   an empty target; the mirror's signature cache (MIRROR/.airsync/signatures.db) warm.
+  first copy   an empty target; the signature cache (in MIRROR/.airsync/state.db) warm.
   no-op        a resync of the up-to-date target each tool just made itself.
   add          a resync after adding versions to the mirror (--add-small small modules and one new
                --add-big-mb MiB version of a big module), each tool updating the target it made; the
