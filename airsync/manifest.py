@@ -109,6 +109,8 @@ class KeyFileError(ManifestError):
 
 def _bad_char(s: str) -> str | None:
     """The first character of ``s`` that may not appear in a manifest line, if any."""
+    if s.isascii() and s.isprintable():
+        return None  # nearly every line: skip the per-character look-ups
     for c in s:
         if unicodedata.category(c) in ("Cc", "Zl", "Zp", "Cs"):  # Cs: lone surrogates, not UTF-8
             return c
