@@ -1,0 +1,209 @@
+"""The control API and USB jobs, through the real client over the real unix socket.
+
+The daemon serves in-process; the CLI-facing ``control.Client`` runs in a worker thread (it is
+synchronous, like the CLI). USB jobs go to a directory standing in for a mount point, and
+(as root, like CI) to a FAT file system mounted with fusefat, including a stick pulled mid-sync.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+
+from airsync import config, manifest, marker, sample, sdnotify
+from airsync.control import Client, ControlError
+from airsync.daemon import Daemon
+from airsync.verify import verify_medium
+from daemonkit import Service, drop_request, job_states, wait_for, write_config
+from test_fat import _need, fat  # noqa: F401  (the fusefat medium fixture)
+
+
+@pytest.fixture
+def setup(tmp_path: Path):
+    up = tmp_path / "up"
+    sample.build_proxy_tree(up, sample.demo_modules())
+    manifest.keygen(tmp_path / "k")
+    conf = config.load_daemon(write_config(tmp_path, up.as_uri()))
+    return conf
+
+
+def serve_and(conf, body):
+    """Run the daemon with a mirrored go.sum, then ``body(daemon, call)`` where ``call(fn, *a)``
+    runs a Client method in a thread."""
+    async def main():
+        d = Daemon(conf, sdnotify.Notifier({}))
+        client = Client(conf.control_socket)
+
+        async def call(fn, *args, **kw):
+            return await trio.to_thread.run_sync(lambda: fn(client, *args, **kw))
+
+        async with trio.open_nursery() as n:
+            await n.start(d.serve)
+            try:
+                with trio.fail_after(90):
+                    drop_request(conf.requests_dir, "go.sum", sample.gosum_lines(sample.demo_modules()))
+                    while not any(j.state.value == "done" for j in d.queue.jobs.values()):
+                        await trio.sleep(0.05)
+                    await body(d, call)
+            finally:
+                client.__exit__()
+                d.stop()
+        return d
+
+    return trio.run(main)
+
+
+async def finished(d: Daemon, job_id: int) -> None:
+    with trio.fail_after(60):
+        while not d.queue.get(job_id).state.terminal:
+            await trio.sleep(0.05)
+
+
+def test_api_errors_are_json_with_status_codes(setup):
+    conf = setup
+
+    async def body(d, call):
+        def raw(c: Client, method: str, url: str, **kw):
+            return c._http.request(method, url, **kw)
+
+        r = await call(raw, "POST", "/v1/jobs/999/cancel")
+        assert r.status_code == 404 and r.json() == {"error": "no job 999"}
+        r = await call(raw, "GET", "/v1/jobs/abc")
+        assert r.status_code == 404
+        r = await call(raw, "POST", "/v1/jobs/1/cancel")
+        assert r.status_code == 409 and "already done" in r.json()["error"]
+        r = await call(raw, "POST", "/v1/usb-attach", content=b"not json")
+        assert r.status_code == 400
+        r = await call(raw, "POST", "/v1/usb-attach", json={"path": 3})
+        assert r.status_code == 400
+        r = await call(raw, "GET", "/v1/jobs/1")
+        assert r.status_code == 200 and r.json()["job"]["state"] == "done"
+        r = await call(raw, "GET", "/v1/jobs")
+        assert [j["id"] for j in r.json()["jobs"]] == [1]
+        r = await call(raw, "GET", "/v2/status")
+        assert r.status_code == 404
+
+    serve_and(conf, body)
+
+
+def test_usb_job_to_a_directory(setup, tmp_path):
+    conf = setup
+    stick = tmp_path / "media" / "sdb1"
+    stick.mkdir(parents=True)
+
+    async def body(d, call):
+        with pytest.raises(ControlError, match="not an airsync medium; refusing"):
+            await call(Client.usb_attach, str(stick), "sdb1")
+        assert not any(stick.iterdir())  # nothing written to a stick without the marker
+        marker.write(stick, "stick-a")
+        answer = await call(Client.usb_attach, str(stick), "sdb1")
+        assert answer["new"] and answer["job"]["kind"] == "usb" and answer["job"]["label"] == "sdb1"
+        await finished(d, answer["job"]["id"])
+        job = d.queue.get(answer["job"]["id"])
+        assert job.state.value == "done", job.error
+        assert job.result["written"] > 20
+        again = await call(Client.usb_attach, str(stick), "sdb1")  # a no-op resync
+        await finished(d, again["job"]["id"])
+        assert d.queue.get(again["job"]["id"]).result["written"] == 0
+
+    serve_and(conf, body)
+    report = verify_medium(stick, manifest.load_verifier(tmp_path / "k.pub"))
+    assert report.ok, report.lines()
+    assert marker.read(stick).label == "stick-a"  # the marker stays, outside the manifest
+
+
+def test_cancel_a_queued_job_and_a_missing_signing_key(setup, tmp_path):
+    conf = setup
+    (tmp_path / "k.key").unlink()
+    sticks = []
+    for name in ("a", "b"):
+        s = tmp_path / "media" / name
+        s.mkdir(parents=True)
+        marker.write(s, name)
+        sticks.append(s)
+
+    async def body(d, call):
+        # Hold the queue: a sync claims the mirror, so while one runs the next one waits.
+        first = await call(Client.usb_attach, str(sticks[0]), "a")
+        second = await call(Client.usb_attach, str(sticks[1]), "b")
+        if d.queue.get(second["job"]["id"]).state.value == "queued":
+            cancelled = await call(Client.cancel, str(second["job"]["id"]))
+            assert cancelled["state"] == "cancelled"
+        await finished(d, first["job"]["id"])
+        job = d.queue.get(first["job"]["id"])
+        assert job.state.value == "failed" and "signing key" in job.error and "k.key" in job.error
+
+    serve_and(conf, body)
+
+
+def test_cli_usb_init_and_attach_against_the_subprocess_service(setup, tmp_path):
+    cfg = setup.path
+    stick = tmp_path / "media" / "sdc1"
+    stick.mkdir(parents=True)
+    svc = Service(tmp_path, cfg)
+    try:
+        drop_request(tmp_path / "requests", "go.sum", sample.gosum_lines(sample.demo_modules()))
+        wait_for(lambda: any(j["state"] == "done" for j in job_states(svc.socket).values()), 30, "the mirror job")
+        r = svc.airsync("usb-attach", str(stick), "--label", "sdc1", "--socket", str(svc.socket))
+        assert r.returncode == 1 and "not an airsync medium" in r.stderr and "airsync usb-init" in r.stderr
+        r = svc.airsync("usb-init", str(stick), "--label", "blue")
+        assert r.returncode == 0 and "label 'blue'" in r.stdout
+        r = svc.airsync("usb-init", str(stick))
+        assert r.returncode == 1 and "already is a medium" in r.stderr
+        r = svc.airsync("usb-attach", str(stick), "--label", "sdc1", "--socket", str(svc.socket))
+        assert r.returncode == 0, r.stderr
+        job_id = int(r.stdout.strip())
+        job = wait_for(lambda: (j := job_states(svc.socket)[job_id])["state"] in ("done", "failed") and j, 60, "sync")
+        assert job["state"] == "done", job["error"]
+        r = svc.airsync("jobs", "cancel", str(job_id), "--socket", str(svc.socket))
+        assert r.returncode == 1 and "already done" in r.stderr
+        r = svc.airsync("status", "--socket", str(svc.socket))
+        assert "usb" in r.stdout and "sdc1" in r.stdout
+    finally:
+        assert svc.stop() == 0
+
+
+@pytest.mark.e2e
+def test_usb_jobs_on_fat_including_a_pulled_stick(tmp_path, fat):  # noqa: F811
+    mnt, state, mount, img = fat
+    up = tmp_path / "up"
+    sample.build_proxy_tree(up, [sample.big_module("example.com/big", "v1.0.0", 40 << 20, seed=9)])
+    manifest.keygen(tmp_path / "k")
+    cfg = write_config(tmp_path, up.as_uri())
+    svc = Service(tmp_path, cfg)
+    try:
+        drop_request(tmp_path / "requests", "mods.txt", "example.com/big@v1.0.0\n")
+        wait_for(lambda: any(j["state"] == "done" for j in job_states(svc.socket).values()), 60, "the mirror job")
+        assert svc.airsync("usb-init", str(mnt)).returncode == 0
+        r = svc.airsync("usb-attach", str(mnt), "--socket", str(svc.socket))
+        job_id = int(r.stdout.strip())
+        staging = mnt / ".airsync-partial"
+        wait_for(lambda: staging.is_dir() and any(p.name.endswith(".part") and p.stat().st_size > (4 << 20)
+                                                  for p in staging.iterdir()), 60, "the copy to get going",
+                 interval=0.02)
+        state["proc"].send_signal(signal.SIGKILL)  # the stick is pulled
+        job = wait_for(lambda: (j := job_states(svc.socket)[job_id])["state"] != "running" and j, 60, "the failure")
+        assert job["state"] == "failed" and "run the sync again" in job["error"]
+        subprocess.run(["fusermount", "-u", "-z", str(mnt)], capture_output=True)
+        state["proc"].wait(timeout=10)
+        subprocess.run([_need("fsck.vfat"), "-a", "-w", str(img)], capture_output=True)
+        state["proc"] = mount()  # plugged in again: the template unit attaches it again
+        wait_for(lambda: marker.read(mnt) and os.statvfs(mnt), 10, "the remounted stick to answer")
+        r = svc.airsync("usb-attach", str(mnt), "--socket", str(svc.socket))
+        job_id = int(r.stdout.strip())
+        job = wait_for(lambda: (j := job_states(svc.socket)[job_id])["state"] not in ("queued", "running") and j,
+                       120, "the resumed sync")
+        assert job["state"] == "done", job["error"]
+    finally:
+        assert svc.stop() == 0
+    r = subprocess.run([sys.executable, "-m", "airsync", "verify", str(mnt), "--key", str(tmp_path / "k.pub")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr

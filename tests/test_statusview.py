@@ -1,0 +1,65 @@
+"""What airsync status draws, from a /v1/status answer; and airsync init's starting config."""
+
+import subprocess
+import sys
+
+from rich.console import Console
+
+from airsync import config, statusview
+from airsync.daemon_cli import starter_config
+
+STATUS = {
+    "daemon": {"pid": 42, "uptime": 3725, "healthy": True, "problem": None, "stopping": False, "running": 1,
+               "queued": 1, "mirror": "/var/lib/airsync/mirror", "next_refresh": None,
+               "reload_error": "airsync.toml: unknown key daemon.x"},
+    "jobs": [
+        {"id": 3, "kind": "usb", "target": "/run/airsync/media/sdb1", "label": "sdb1", "source": "usb-attach",
+         "state": "running", "error": None, "result": {},
+         "progress": {"files_done": 5, "files_total": None, "bytes": 5 << 20, "bytes_total": None,
+                      "rate": 2 << 20, "eta": None, "cancelling": False}},
+        {"id": 2, "kind": "mirror", "target": "/m", "label": "go.sum", "source": "request:go.sum", "state": "failed",
+         "error": "1 file(s) failed", "progress": None,
+         "result": {"fetched": 4, "skipped": 1, "bytes": 2048, "unpinned": [f"example.com/m{i}@v1.0.0" for i in range(7)],
+                    "not_carried": ["example.com/a@v1.0.0"], "input_problems": []}},
+    ],
+}
+
+
+def draw(bars: bool) -> str:
+    console = Console(width=200, record=True, file=open("/dev/null", "w"))
+    console.print(statusview.render(STATUS, bars=bars))
+    return console.export_text()
+
+
+def test_table_health_and_details():
+    text = draw(bars=False)
+    assert "healthy" in text and "pid 42" in text and "up 1h02m" in text
+    assert "last reload failed" in text and "daemon.x" in text
+    assert "/run/airsync/media/sdb1 (sdb1)" in text and "5/?" in text and "2.0 MiB/s" in text
+    assert "4 new, 1 had" in text and "1 file(s) failed" in text
+    assert "not hash-pinned by any go.sum (7): example.com/m0@v1.0.0" in text and "and 2 more" in text
+    assert "checksum database not carried for (1): example.com/a@v1.0.0" in text
+
+
+def test_watch_view_has_progress_column():
+    assert "progress" in draw(bars=True)
+
+
+def test_unhealthy_is_loud():
+    status = {**STATUS, "daemon": {**STATUS["daemon"], "healthy": False, "problem": "job database: disk full"}}
+    console = Console(width=200, record=True, file=open("/dev/null", "w"))
+    console.print(statusview.render(status))
+    assert "UNHEALTHY: job database: disk full" in console.export_text()
+
+
+def test_starter_config_is_valid_and_init_refuses_to_overwrite(tmp_path):
+    path = tmp_path / "airsync.toml"
+    path.write_text(starter_config())
+    c = config.load_daemon(path)
+    assert c.control_socket == config.DaemonConfig.control_socket and c.refresh_interval == 6 * 3600
+    out = tmp_path / "new.toml"
+    run = [sys.executable, "-m", "airsync", "init", "--out", str(out)]
+    assert subprocess.run(run, capture_output=True, timeout=60).returncode == 0
+    assert out.read_text() == starter_config()
+    r = subprocess.run(run, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "already exists; not overwritten" in r.stderr
