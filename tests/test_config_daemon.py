@@ -67,3 +67,14 @@ def test_bad_daemon_config_names_file_and_key(tmp_path, body, match):
 @pytest.mark.parametrize("text,seconds", [(90, 90), ("90s", 90), ("30m", 1800), ("6h", 21600), ("1d", 86400), (0, 0)])
 def test_parse_duration(text, seconds):
     assert config.parse_duration(text) == seconds
+
+
+def test_conf_example_documents_every_key_and_loads():
+    import tomllib
+
+    path = Path(__file__).parent.parent / "conf.example.toml"
+    config.load_daemon(path)
+    text = path.read_text()
+    for key in (*config.MIRROR_KEYS, *config.DAEMON_KEYS):
+        assert f"{key} = " in text, key
+    assert set(tomllib.loads(text)) == {"mirror", "daemon"}
