@@ -278,6 +278,8 @@ def test_serve_exports_manifest_and_sidecars(world, tmp_path):
         assert sig.sha256 == hashlib.sha256((sender / BIG_ZIP_N1).read_bytes()).digest()
         assert httpx.get(f"{peer.url}/{BIG}/@v/nope.zip.airsig").status_code == 404
         assert httpx.get(f"{peer.url}/.airsync/state.db.airsig").status_code == 404
+        assert httpx.get(f"{peer.url}/%2e%2e/%2e%2e/etc/passwd.airsig").status_code == 404
+        assert httpx.get(f"{peer.url}/{BIG}/@v/list/x.airsig").status_code == 404
 
 
 def test_the_mirror_job_records_signatures_when_it_publishes(world):
