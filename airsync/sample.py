@@ -11,7 +11,8 @@ compiles through the whole dependency graph. ``build_proxy_tree`` writes the sta
 (``@v/list``, ``.info``, ``.mod``, ``.zip``) deterministically: rebuilding gives identical bytes, and
 files whose bytes are already right are not rewritten. ``gosum_lines``/``app_gosum`` compute go.sum text
 with ``airsync.dirhash`` for when the go command is absent. ``big_module``/``small_modules`` make
-benchmark payloads (incompressible bytes, stored uncompressed; or many tiny modules).
+benchmark payloads (incompressible bytes, stored uncompressed; or many tiny modules);
+``updated_module`` makes the next version of one with a few edits (for delta-transfer benchmarks).
 
 Command line::
 
@@ -50,6 +51,7 @@ __all__ = [
     "app_gosum",
     "big_module",
     "small_modules",
+    "updated_module",
     "main",
 ]
 
@@ -426,6 +428,77 @@ def small_modules(n: int, seed: int, *, prefix: str = "example.com/small") -> li
         out.append(library_module(path, "v1.0.0",
                                   extra_files=[("token.txt", f"{token}\n".encode())]))
     return out
+
+
+def updated_module(m: SampleModule, version: str, seed: int, *, file: str | None = None,
+                   change: float = 0.01, runs: int = 4, shifts: int = 2, add: int = 0,
+                   time: str | None = None) -> SampleModule:
+    """Version ``version`` of ``m`` as a small release would make it: the same files, a few edits.
+
+    - Every ``.go`` file naming ``path@old`` names ``path@version`` instead (Describe() tells the version).
+    - One file is edited: ``file``, by default the largest one other than go.mod (the first of equals). Binary content (not
+      ASCII, e.g. big_module's data) gets about ``change`` of its bytes overwritten, in ``runs`` runs at
+      random places, then ``shifts`` short runs (1-64 bytes) inserted and as many deleted, so the bytes
+      after them move. ASCII text (Go source) stays valid Go: ``runs`` comment lines are inserted at
+      line starts and up to ``shifts`` existing comment lines are deleted.
+    - ``add`` > 0 adds a file ``data/<version>.bin`` of that many pseudo-random bytes.
+
+    go.mod, the zip method (stored or deflated) and every other file are kept as they are; the result
+    depends only on the arguments (same seed, same bytes).
+    """
+    if m.version == version:
+        raise ValueError(f"{m.path}: the update needs a version other than {version}")
+    rng = random.Random(seed)
+    files = dict(m.files)
+    old_id, new_id = _go_string(f"{m.path}@{m.version}").encode(), _go_string(f"{m.path}@{version}").encode()
+    for name, data in files.items():
+        if name.endswith(".go"):
+            files[name] = data.replace(old_id, new_id)
+    if file is None:
+        candidates = [n for n in files if n != "go.mod"]
+        if not candidates:
+            raise ValueError(f"{m.path}@{m.version}: no file to edit besides go.mod")
+        file = max(candidates, key=lambda n: len(files[n]))  # the first of equals
+    elif file not in files:
+        raise ValueError(f"{m.path}@{m.version}: no file {file!r}")
+    data = files[file]
+    files[file] = _edit_text(data, rng, runs, shifts) if data.isascii() else _edit_binary(data, rng, change, runs, shifts)
+    if add > 0:
+        name = f"data/{version}.bin"
+        if name in files:
+            raise ValueError(f"{m.path}: {name} exists already")
+        files[name] = rng.randbytes(add)
+    return SampleModule(path=m.path, version=version, files=tuple(files.items()), requires=m.requires,
+                        time=time or m.time, compress=m.compress)
+
+
+def _edit_binary(data: bytes, rng: random.Random, change: float, runs: int, shifts: int) -> bytes:
+    buf = bytearray(data)
+    if buf and runs > 0 and change > 0:
+        run = max(1, min(len(buf), round(len(buf) * change / runs)))
+        for _ in range(runs):
+            at = rng.randrange(0, len(buf) - run + 1)
+            buf[at:at + run] = rng.randbytes(run)
+    for _ in range(shifts):
+        at = rng.randrange(0, len(buf) + 1)
+        buf[at:at] = rng.randbytes(rng.randint(1, 64))
+        if buf:
+            at = rng.randrange(0, len(buf))
+            del buf[at:at + rng.randint(1, 64)]
+    return bytes(buf)
+
+
+def _edit_text(data: bytes, rng: random.Random, runs: int, shifts: int) -> bytes:
+    lines = data.splitlines(keepends=True)
+    for _ in range(shifts):
+        comments = [i for i, ln in enumerate(lines) if ln.lstrip().startswith(b"//")]
+        if comments:
+            del lines[rng.choice(comments)]
+    ends = len(lines) + (1 if not lines or lines[-1].endswith(b"\n") else 0)  # never glue onto a last line
+    for _ in range(runs):
+        lines.insert(rng.randrange(0, ends), f"// revision note {rng.randbytes(6).hex()}\n".encode())
+        ends += 1
+    return b"".join(lines)
 
 
 # --- a checksum database of our own ---------------------------------------------------------------

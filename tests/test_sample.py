@@ -26,6 +26,7 @@ from airsync.sample import (
     library_module,
     module_h1,
     small_modules,
+    updated_module,
     write_main_module,
 )
 
@@ -232,6 +233,56 @@ def test_small_modules() -> None:
     assert small_modules(25, seed=3) == mods
     assert small_modules(25, seed=4) != mods
     assert all(m.size() < 1000 for m in mods)
+
+
+def _blocks_kept(old: bytes, new: bytes, size: int = 4096) -> float:
+    """Share of old's aligned blocks found anywhere in new."""
+    blocks = [old[i:i + size] for i in range(0, len(old) - size + 1, size)]
+    return sum(1 for b in blocks if b in new) / len(blocks)
+
+
+def test_updated_module_big(tmp_path: Path) -> None:
+    old = big_module("example.com/big/b00", "v1.0.0", 4_000_000, seed=7)
+    new = updated_module(old, "v1.1.0", seed=5, change=0.02, runs=4, shifts=3, add=10_000)
+    assert (new.path, new.version, new.compress, new.requires) == (old.path, "v1.1.0", False, old.requires)
+    assert updated_module(old, "v1.1.0", seed=5, change=0.02, runs=4, shifts=3, add=10_000) == new
+    assert updated_module(old, "v1.1.0", seed=6, change=0.02, runs=4, shifts=3, add=10_000) != new
+    a, b = dict(old.files), dict(new.files)
+    assert set(b) == set(a) | {"data/v1.1.0.bin"} and len(b["data/v1.1.0.bin"]) == 10_000
+    assert b["go.mod"] == a["go.mod"]
+    changed = [n for n in a if n.startswith("data/") and a[n] != b[n]]
+    assert changed == ["data/part00.bin"]  # the largest file, the first of equals
+    edited = b[changed[0]]
+    assert len(edited) != len(a[changed[0]]) or edited != a[changed[0]]
+    assert abs(len(edited) - len(a[changed[0]])) <= 3 * 64
+    assert 0.9 <= _blocks_kept(a[changed[0]], edited) < 1.0  # 2% overwritten in 4 runs, 3+3 shifts: <= 14 of 244 blocks
+    assert b"example.com/big/b00@v1.1.0" in b["b00.go"] and b"@v1.0.0" not in b["b00.go"]
+    build_proxy_tree(tmp_path, [old, new])
+    zpath = tmp_path / proxy_file(new.mv, "zip")
+    with zipfile.ZipFile(zpath) as zf:
+        assert all(zi.compress_type == zipfile.ZIP_STORED for zi in zf.infolist())
+    assert hash_zip(zpath) == module_h1(new) != module_h1(old)
+    assert (tmp_path / "example.com/big/b00/@v/list").read_text() == "v1.0.0\nv1.1.0\n"
+    with pytest.raises(ValueError):
+        updated_module(old, "v1.0.0", seed=1)
+    with pytest.raises(ValueError):
+        updated_module(old, "v1.2.0", seed=1, file="nope.bin")
+
+
+def test_updated_module_source() -> None:
+    src = b"// Helper docs.\npackage m\n\n// One does one thing.\nfunc One() int { return 1 }\n"
+    old = library_module("example.com/lib/m0", "v1.0.0", extra_files=[("one.go", src)])
+    new = updated_module(old, "v1.0.1", seed=3, file="one.go", runs=2, shifts=1)
+    assert new.compress and new.version == "v1.0.1"
+    a, b = dict(old.files), dict(new.files)
+    assert set(a) == set(b)
+    assert b["m0.go"] == a["m0.go"].replace(b"@v1.0.0", b"@v1.0.1")
+    edited = b["one.go"]
+    assert edited.isascii() and edited != src
+    lines = edited.splitlines()
+    assert sum(1 for ln in lines if ln.startswith(b"// revision note ")) == 2
+    assert [ln for ln in lines if not ln.startswith(b"//")] == [ln for ln in src.splitlines() if not ln.startswith(b"//")]
+    assert len(lines) == len(src.splitlines()) + 2 - 1  # two comment lines in, one out
 
 
 def test_cli(tmp_path: Path) -> None:
