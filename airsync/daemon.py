@@ -53,6 +53,7 @@ log = structlog.get_logger("airsync.daemon")
 
 MAX_RUNNING = 1  # every job holds the mirror's lock; the claims decide, this only bounds
 TICK = 1.0  # the supervisor wakes at least this often (heartbeat, rates)
+RESCAN = 2.0  # seconds between listings of the requests directory (besides its events)
 DONE_DIR, FAILED_DIR = ".done", ".failed"
 
 
@@ -287,8 +288,10 @@ class Daemon:
         queued = []
         if self.conf.has_sources:
             queued.append(self.submit_mirror(why, "config")[0])
+        active = {j.key for j in self.queue.running()}
         for name in self._pending_requests():
-            queued.append(self.submit_mirror(f"request:{name}", f"request:{name}", label=name)[0])
+            if f"request:{name}" not in active:  # being mirrored now: it moves away when done
+                queued.append(self.submit_mirror(f"request:{name}", f"request:{name}", label=name)[0])
         return queued
 
     def usb_attach(self, path: str, label: str) -> tuple[Job, bool]:
@@ -345,15 +348,22 @@ class Daemon:
                 settler.observe(name, None, trio.current_time())
 
         async def settle() -> None:
+            last_scan = -RESCAN
             while True:
                 await trio.sleep(max(0.05, self.conf.debounce / 4))
+                if trio.current_time() - last_scan >= RESCAN:
+                    # Events can be missed (a file renamed in while the watch starts, a full
+                    # inotify queue): a listing now and then catches those.
+                    last_scan = trio.current_time()
+                    names = set(self._pending_requests())
+                    settler.present(names)
+                    for name in names:
+                        look(name)
                 for name in settler.pending:
                     look(name)
                 for name in settler.settled(trio.current_time()):
                     self.submit_mirror(f"request:{name}", f"request:{name}", label=name)
 
-        for name in self._pending_requests():  # dropped while the service was down
-            look(name)
         async with trio.open_nursery() as n:
             n.start_soon(settle)
             try:

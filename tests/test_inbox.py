@@ -28,3 +28,16 @@ def test_a_removed_file_is_forgotten():
     s.observe("a.sum", (1, 1), 0.0)
     s.observe("a.sum", None, 0.05)
     assert s.settled(1.0) == []
+
+
+def test_a_file_handed_out_is_not_handed_out_again_until_it_changes():
+    s = inbox.Settler(quiet=0.1)
+    s.observe("a.sum", (1, 1), 0.0)
+    assert s.settled(1.0) == ["a.sum"]
+    s.observe("a.sum", (1, 1), 2.0)  # a re-scan sees it again, unchanged
+    assert s.settled(3.0) == []
+    s.observe("a.sum", (2, 2), 4.0)  # rewritten
+    assert s.settled(5.0) == ["a.sum"]
+    s.present(set())  # moved away; the same bytes dropped again later are new work
+    s.observe("a.sum", (2, 2), 6.0)
+    assert s.settled(7.0) == ["a.sum"]
