@@ -12,7 +12,8 @@ How it works:
 2. Compare each listed file with the local mirror exactly as ``import`` does (``plan_import``):
    identical files are skipped, ``@v/list`` files are merged, and any other file whose bytes
    differ from the local one is a tamper signal that refuses the whole pull.
-3. For each new file large enough to have one, fetch its sidecar (``<file>.airsig``) and plan
+3. A new file whose SHA-256 a local file already has (a ``.mod`` unchanged between versions)
+   is copied from it. For each other new file large enough to have one, fetch its sidecar (``<file>.airsig``) and plan
    the file with ``chunks.plan_delta`` against an index of every chunk the local mirror holds,
    in any file (a new version of a module shares chunks with the old one under another name):
    known chunks are copied from local files, the rest is fetched with Range requests, nearby
@@ -52,7 +53,7 @@ __all__ = ["PullError", "PullRefused", "PullResult", "pull", "DEFAULT_CONCURRENC
 DEFAULT_CONCURRENCY = 8
 ATTEMPTS = 3  # per request, for resets and 5xx
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
-MAX_REQUEST = 8 << 20  # bytes asked for in one range request
+MAX_REQUEST = 2 << 20  # bytes asked for in one range request (held in memory until written)
 WRITE_BLOCK = 1 << 20
 
 
@@ -96,6 +97,14 @@ class _FileFailed(AirsyncError):
     pass
 
 
+@dataclass(frozen=True)
+class _Local:
+    """What the local mirror holds: every chunk (hash -> a file and offset), every file by sha256."""
+
+    index: dict[bytes, tuple[str, int]]
+    by_sha256: dict[str, str]
+
+
 class _Peer:
     """GET requests to the peer with a few retries, counting what crosses."""
 
@@ -104,17 +113,22 @@ class _Peer:
         self.base = base.rstrip("/")
         self.result = result
 
-    async def get(self, rel: str, start: int | None = None, end: int | None = None) -> bytes | None:
-        """The file ``rel`` (None when the peer has no such file), or bytes [start, end)."""
+    async def get(
+        self, rel: str, start: int | None = None, end: int | None = None, *, gzip: bool = False
+    ) -> bytes | None:
+        """The file ``rel`` (None when the peer has no such file), or bytes [start, end).
+
+        ``gzip``: the peer may compress it (the manifest: text, ~190 bytes a file, compresses
+        about 3x); never for module files, whose bytes and ranges must be exact."""
         url = f"{self.base}/{rel}"
-        headers = {"Accept-Encoding": "identity"}
+        headers = {"Accept-Encoding": "gzip" if gzip else "identity"}
         if start is not None:
             headers["Range"] = f"bytes={start}-{end - 1}"
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 r = await self.client.get(url, headers=headers)
                 self.result.requests += 1
-                self.result.fetched += len(r.content)
+                self.result.fetched += r.num_bytes_downloaded
             except httpx.TransportError as e:
                 if attempt == ATTEMPTS:
                     raise _FileFailed(f"{url}: {type(e).__name__}: {e}") from None
@@ -159,7 +173,7 @@ async def pull(
     async with httpx.AsyncClient(timeout=TIMEOUT, limits=limits, follow_redirects=False) as client:
         peer = _Peer(client, url, result)
         try:
-            data = await peer.get(MANIFEST)
+            data = await peer.get(MANIFEST, gzip=True)
         except _FileFailed as e:
             raise PullError(str(e)) from None
         if data is None:
@@ -200,16 +214,19 @@ async def _pull(
         raise PullRefused(Report(plan.conflicts), f"{store.root}: the peer conflicts with the local mirror; nothing pulled")
     result.skipped = len(plan.skip)
 
-    index: dict[bytes, tuple[str, int]] = {}
-    if any(e.size >= SIDECAR_MIN for e in plan.copy):
+    local = _Local({}, {})
+    if plan.copy:
         sigs = await trio.to_thread.run_sync(tree_signatures, store.root, cache)
-        index = chunks.index_chunks({rel: sf.sig for rel, sf in sigs.items()})
+        local = _Local(
+            chunks.index_chunks({rel: sf.sig for rel, sf in sigs.items()}),
+            {sf.sha256: rel for rel, sf in sorted(sigs.items(), reverse=True)},
+        )
     h1s = gosum_hashes(m.gosum)
 
     async def one(e: Entry, limiter: trio.CapacityLimiter, dirs: set[Path]) -> None:
         async with limiter:
             try:
-                dirs |= await _pull_file(peer, store, cache, e, index, gap, h1s)
+                dirs |= await _pull_file(peer, store, cache, e, local, gap, h1s)
                 result.pulled += 1
                 result.bytes += e.size
                 say(f"pulled {e.path}")
@@ -242,19 +259,23 @@ async def _pull_file(
     store: MirrorStore,
     cache: SignatureCache,
     e: Entry,
-    index: dict[bytes, tuple[str, int]],
+    local: _Local,
     gap: int,
     h1s: dict[tuple[str, str], set[str]],
 ) -> set[Path]:
     pieces: list[chunks.Piece] = []
-    if e.size >= SIDECAR_MIN and index:
+    same = local.by_sha256.get(e.sha256)
+    if same is not None:
+        # Already here under another name (a .mod unchanged between versions): no request at all.
+        pieces = [chunks.Copy(same, 0, e.size)]
+    elif e.size >= SIDECAR_MIN and local.index:
         side = await peer.get(e.path + SIDECAR_SUFFIX)
         try:
             sig = chunks.decode(side) if side is not None else None
         except chunks.SignatureFormatError:
             sig = None  # an unusable hint: fetch the file whole
         if sig is not None and sig.size == e.size and sig.sha256.hex() == e.sha256:
-            pieces = chunks.plan_delta(sig, index, coalesce_gap=gap)
+            pieces = chunks.plan_delta(sig, local.index, coalesce_gap=gap)
     partial = store.partial_path(e.path)
     ok = False
     if pieces and any(isinstance(p, chunks.Copy) for p in pieces):

@@ -15,6 +15,7 @@ served as they are, so nginx serving a synced medium offers the same to a puller
 
 from __future__ import annotations
 
+import gzip
 import os
 from pathlib import Path
 
@@ -98,7 +99,13 @@ class _Carry:
             await self.app(scope, receive, send)
             return
         ctype = "text/plain; charset=utf-8" if rel == MANIFEST else "application/octet-stream"
-        await Response(body, status_code=status, media_type=ctype)(scope, receive, send)
+        headers = {}
+        accept = dict(scope["headers"]).get(b"accept-encoding", b"")
+        if rel == MANIFEST and status == 200 and b"gzip" in accept:
+            # ~190 bytes a file of hex and paths: a third of that on the wire.
+            body = await trio.to_thread.run_sync(gzip.compress, body, 6)
+            headers["content-encoding"] = "gzip"
+        await Response(body, status_code=status, media_type=ctype, headers=headers)(scope, receive, send)
 
 
 def app_for(root: Path, signer=None) -> ASGIApp:
