@@ -102,7 +102,10 @@ class SignatureCache:
                 "SELECT size, mtime_ns, h1, sig FROM signatures WHERE relpath = ?", (rel,)
             ).fetchone()
         if row and row[0] == st.st_size and row[1] == st.st_mtime_ns:
-            sig = chunks.decode(row[3])
-            return SignedFile(rel, sig.size, sig.sha256.hex(), sig.xxh3.hex(), row[2], sig)
+            try:
+                sig = chunks.decode(row[3])
+                return SignedFile(rel, sig.size, sig.sha256.hex(), sig.xxh3.hex(), row[2], sig)
+            except chunks.SignatureFormatError:
+                pass  # made by an airsync with other chunk settings: sign the file again
         path = root / rel
         return self.put(rel, st, chunks.signature_of_file(path), h1_of(path, rel))
