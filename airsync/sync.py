@@ -342,7 +342,7 @@ def _sync(
     batch: list[tuple[str, Path]] = []  # (relative path, its part in the staging area)
     pending = 0  # bytes written into the batch's parts
 
-    def commit() -> list[str]:
+    def commit(announce: bool = True) -> list[str]:
         # The batch's bytes are made durable before any of its files is renamed into place,
         # so no file is ever visible on the medium before its bytes are on it.
         flush.files([part for _, part in batch])
@@ -355,6 +355,8 @@ def _sync(
         flush.dirs(dirs)
         done = [rel for rel, _ in batch]
         batch.clear()
+        for rel in done if announce else ():
+            say(f"wrote {rel}")  # a caller may stop the sync here, between durable files
         return done
 
     def copy(sf: SignedFile) -> tuple[SignedFile, Path, int]:
@@ -383,8 +385,6 @@ def _sync(
     finally:
         pool.shutdown(cancel_futures=True)  # after an error (a full or pulled medium), start no more
     result.written += commit()
-    for rel in result.written:
-        say(f"wrote {rel}")
     for rel in stale:
         os.unlink(target / rel)
         result.removed.append(rel)
@@ -393,7 +393,7 @@ def _sync(
         part = staging / f"sidecar-{i}.tmp"
         part.write_bytes(chunks.encode(want_sidecars[side].sig))
         batch.append((side, part))
-    commit()
+    commit(announce=False)
     for side in sidecars_stale:
         os.unlink(target / side)
     flush.dirs({(target / rel).parent for rel in [*stale, *sidecars_stale]})
