@@ -18,13 +18,14 @@ Jobs. A mirror job reads its inputs the way ``airsync mirror`` does (``cli.read_
 ``mirror.MirrorJob`` in this process; cancelling it is resume-safe (spans are recorded only once
 fsynced). A request file whose job finished is moved to ``.done/`` (or ``.failed/`` when its
 lines are bad); one that failed for upstream reasons stays and is retried at the next refresh.
-A USB job checks the medium's marker, then runs ``sync.sync`` in a worker thread; it is stopped
-between files through the progress callback (the medium is left visibly incomplete, and the
-next attach resumes).
+A USB job checks the medium's marker, then runs ``sync.sync`` in a worker thread; its progress
+events count files and bytes, and it is stopped by raising from that callback, at most one
+1 MiB read later (the medium is left visibly incomplete, and the next attach resumes: whole
+files stay, the file in flight keeps its intact prefix).
 
 Stopping (SIGTERM): STOPPING=1, no new jobs; mirror jobs are cancelled at once, syncs get
-``stop_timeout`` seconds to reach a file boundary, then their thread is abandoned (the process
-exits, the kernel drops its locks). Every job not finished becomes ``interrupted``; its source
+``stop_timeout`` seconds to reach their next progress event, then their thread is abandoned
+(the process exits, the kernel drops its locks). Every job not finished becomes ``interrupted``; its source
 queues it again at the next start, and the work resumes where it stopped.
 """
 
@@ -441,7 +442,7 @@ class Daemon:
 
     async def _usb_job(self, job: Job, live: Live) -> tuple[str | None, dict]:
         from airsync import manifest
-        from airsync.sync import sync
+        from airsync.sync import SyncEvent, sync
 
         target = Path(job.target)
         marker.read(target)  # checked again: the stick may have been swapped since the attach
@@ -451,15 +452,15 @@ class Daemon:
             return f"signing key: {e}", {}
         mirror = self.conf.mirror_dir
 
-        def progress(msg: str) -> None:  # runs in the sync's thread
+        def progress(event: SyncEvent) -> None:  # runs in the sync's threads, one at a time
             if live.stop.is_set():
-                raise _StopSync
-            if msg.startswith("wrote "):
+                raise _StopSync  # between two reads: the file in flight resumes next time
+            if event.kind == "plan":
+                live.files_total, live.bytes_total = event.files, event.bytes
+            elif event.kind == "bytes":
+                live.bytes_done += event.bytes
+            elif event.kind == "file":
                 live.files_done += 1
-                try:
-                    live.bytes_done += (mirror / msg.removeprefix("wrote ")).stat().st_size
-                except OSError:
-                    pass
 
         r = await trio.to_thread.run_sync(
             partial(sync, mirror, target, signer, verify=False, progress=progress), abandon_on_cancel=True

@@ -25,6 +25,7 @@ import os
 from datetime import datetime, timezone
 import socket
 import stat
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -43,6 +44,21 @@ FAT_MAX_FILE = (4 << 30) - 1
 
 class SyncError(AirsyncError):
     """The target cannot take the sync, or failed under it."""
+
+
+@dataclass(frozen=True)
+class SyncEvent:
+    """What a sync reports as it goes (to ``sync(progress=...)``, from its worker threads too,
+    one call at a time). A callback may raise to stop the sync: the file in flight keeps its
+    intact prefix for the next run, files already renamed into place are complete.
+
+    kind "plan": ``files``/``bytes`` to write in all; "bytes": ``bytes`` more copied;
+    "file": ``rel`` is durable in its place; "note": ``rel`` is a message for people."""
+
+    kind: str
+    rel: str = ""
+    files: int = 0
+    bytes: int = 0
 
 
 @dataclass
@@ -139,7 +155,21 @@ def _case_insensitive(staging: Path) -> bool:
         probe.unlink()
 
 
-def _copy_resumable(src: Path, part: Path, sf: SignedFile) -> tuple[int, str]:
+def _serialized(progress: Callable[[SyncEvent], None] | None) -> Callable[[SyncEvent], None]:
+    if progress is None:
+        return lambda _e: None
+    lock = threading.Lock()
+
+    def call(event: SyncEvent) -> None:
+        with lock:
+            progress(event)
+
+    return call
+
+
+def _copy_resumable(
+    src: Path, part: Path, sf: SignedFile, copied: Callable[[int], None] = lambda _n: None
+) -> tuple[int, str]:
     """Copy ``src`` into ``part``, keeping an intact prefix left by an interrupted run.
 
     Returns (bytes kept, sha256 of what the part now holds). The prefix is checked chunk by
@@ -162,6 +192,7 @@ def _copy_resumable(src: Path, part: Path, sf: SignedFile) -> tuple[int, str]:
             digest.update(piece)
             kept = c.offset + c.length
         os.ftruncate(fd, kept)
+        copied(kept)
         with open(src, "rb") as f:
             f.seek(kept)
             pos = kept
@@ -169,6 +200,7 @@ def _copy_resumable(src: Path, part: Path, sf: SignedFile) -> tuple[int, str]:
                 os.pwrite(fd, block, pos)
                 digest.update(block)
                 pos += len(block)
+                copied(len(block))
     finally:
         os.close(fd)
     return kept, digest.hexdigest()
@@ -193,7 +225,7 @@ def sync(
     target: Path,
     signer,
     verify: bool = False,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[SyncEvent], None] | None = None,
     only: str = "",
 ) -> SyncResult:
     """Make ``target`` equal to the mirror (or to the modules ``only`` selects: comma-separated
@@ -203,7 +235,7 @@ def sync(
     store = MirrorStore(mirror)  # also keeps a mirror job from changing files under us
     cache = SignatureCache(store.state_path)
     try:
-        return _sync(store, cache, target, signer, verify, progress or (lambda _m: None), only)
+        return _sync(store, cache, target, signer, verify, _serialized(progress), only)
     except OSError as e:
         # A pulled stick shows as EIO, ENOTCONN or even EPERM (a FUSE daemon gone), a full one
         # as ENOSPC, a FAT remounted read-only as EROFS: whatever it is, stop and say so.
@@ -278,7 +310,7 @@ def _sync(
             previous = {e.path: (e.size, e.sha256) for e in old.entries}
             since = datetime.strptime(old.created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
         except AirsyncError as e:
-            say(f"previous manifest not used ({e}); comparing file contents instead")
+            say(SyncEvent("note", f"previous manifest not used ({e}); comparing file contents instead"))
 
     there = tree_files(target)
     if there.odd:
@@ -356,13 +388,15 @@ def _sync(
         done = [rel for rel, _ in batch]
         batch.clear()
         for rel in done if announce else ():
-            say(f"wrote {rel}")  # a caller may stop the sync here, between durable files
+            say(SyncEvent("file", rel))
         return done
 
     def copy(sf: SignedFile) -> tuple[SignedFile, Path, int]:
         _safe_parents(target, sf.rel)
         part = staging / f"{xxhash.xxh3_64_hexdigest(sf.rel.encode())}.part"
-        kept, written = _copy_resumable(store.root / sf.rel, part, sf)
+        kept, written = _copy_resumable(
+            store.root / sf.rel, part, sf, lambda n: say(SyncEvent("bytes", bytes=n))
+        )
         if written != sf.sha256:
             raise SyncError(f"{sf.rel}: changed in the mirror while it was copied; run the sync again")
         return sf, part, kept
@@ -371,6 +405,7 @@ def _sync(
     # longer than it costs CPU, and the waits overlap (the threads release the GIL in every
     # system call). Strictly one thing at a time on FUSE and network file systems, in batches
     # of one: fusefat was seen to corrupt files written while others were renamed.
+    say(SyncEvent("plan", files=len(todo), bytes=need))
     pool = ThreadPoolExecutor(COPY_THREADS)
     per_batch = BATCH_FILES if flush.local else 1
     try:
