@@ -80,7 +80,8 @@ def _add_module(inputs: Inputs, text: str, source: str, lineno: int | None) -> N
     inputs.modules.append((mv, f"{source}:{lineno}" if lineno else f"{source} {text}"))
 
 
-def _settings(args: argparse.Namespace, conf: dict):
+def fetch_settings(args: argparse.Namespace, conf: dict):
+    """Download settings: command-line options over the config's [mirror] table over defaults."""
     from airsync.fetch import FetchSettings
 
     def pick(name: str, default):
@@ -115,7 +116,7 @@ def cmd_mirror(args: argparse.Namespace) -> int:
     if not to:
         raise ConfigError("no mirror directory: give --to DIR (or mirror.to in the config)")
     upstreams = parse_goproxy(args.upstream or conf.get("upstream") or DEFAULT_GOPROXY)
-    settings = _settings(args, conf)
+    settings = fetch_settings(args, conf)
     for name in ("concurrency", "per_host", "retries"):
         v = getattr(settings, name, None) if name != "retries" else settings.retry.attempts
         if v < 1:

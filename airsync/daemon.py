@@ -418,7 +418,7 @@ class Daemon:
         if not plan:
             return (problems[0] if problems else "nothing to mirror in it"), result
         m = conf.mirror
-        settings = cli._settings(argparse.Namespace(), m)
+        settings = cli.fetch_settings(argparse.Namespace(), m)
         db = sumdb.parse_gosumdb(m.get("sumdb") or sumdb.SUM_GOLANG_ORG)
         private = m.get("private", os.environ.get("GONOSUMDB") or os.environ.get("GOPRIVATE") or "")
         live.stats = Stats()
