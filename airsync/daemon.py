@@ -3,9 +3,9 @@
 Theory of operation. ``Daemon.serve`` opens the control socket (``control``), tells systemd
 READY=1, and then runs, side by side:
 
-- the **supervisor** loop: starts queued jobs as ``jobs.JobQueue.startable`` allows (all jobs
-  hold the mirror's lock, so they run one after another), persists every transition
-  (``jobdb``), and beats a heartbeat; the **watchdog** task pings systemd only while that
+- the **supervisor** loop: starts queued jobs as ``jobs.JobQueue.startable`` allows (a mirror
+  job writes the mirror and runs alone; syncs to different media share it and run together),
+  persists every transition (``jobdb``), and beats a heartbeat; the **watchdog** task pings systemd only while that
   heartbeat is fresh and the job database writable;
 - the **requests watcher**: ``watchfiles.awatch`` on the requests directory; a file is read only
   once ``inbox.Settler`` saw it unchanged for the debounce time (``*.tmp`` and dot-files never);
@@ -52,7 +52,7 @@ from airsync.jobs import Job, JobQueue, Kind, RateMeter, State
 
 log = structlog.get_logger("airsync.daemon")
 
-MAX_RUNNING = 1  # every job holds the mirror's lock; the claims decide, this only bounds
+MAX_RUNNING = 4  # jobs at once; their claims decide which may overlap (syncs to different media)
 TICK = 1.0  # the supervisor wakes at least this often (heartbeat, rates)
 RESCAN = 2.0  # seconds between listings of the requests directory (besides its events)
 DONE_DIR, FAILED_DIR = ".done", ".failed"

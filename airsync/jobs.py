@@ -12,9 +12,11 @@ running; the work itself is resume-safe, and its source queues it again at the n
 The queue deduplicates: submitting work whose key (its source, e.g. a request file or a
 medium) is already queued returns the queued job instead of a second one; a medium being
 synced right now is not queued twice either. ``startable`` picks, in submission order, the
-queued jobs that may start: at most ``max_running`` at once, and never two that claim the
-same resource (both mirror jobs and syncs hold the mirror's lock). A job that must wait keeps
-its claims reserved, so later jobs cannot overtake it forever.
+queued jobs that may start: at most ``max_running`` at once, and never two whose claims
+conflict. A claim names a resource; ``shared:`` before the name makes it a reader's claim,
+which conflicts only with the writer's (a mirror job writes the mirror, syncs to different
+media only read it, so they run side by side). A job that must wait keeps its claims
+reserved, so later jobs cannot overtake it forever.
 
 Rates and ETAs of running jobs come from ``RateMeter``, fed with byte counters the job keeps
 in memory; only transitions are persisted.
@@ -105,6 +107,7 @@ class Job:
 
 
 MIRROR_CLAIM = "mirror"
+SHARED = "shared:"
 
 
 def mirror_claims() -> frozenset[str]:
@@ -112,8 +115,19 @@ def mirror_claims() -> frozenset[str]:
 
 
 def usb_claims(target: str) -> frozenset[str]:
-    # A sync reads the mirror under its lock, and writes the medium: one sync per medium.
-    return frozenset({MIRROR_CLAIM, f"medium:{target}"})
+    # A sync reads the mirror (under its shared lock) and writes the medium: one sync per medium.
+    return frozenset({SHARED + MIRROR_CLAIM, f"medium:{target}"})
+
+
+def conflicts(a: frozenset[str] | set[str], b: frozenset[str] | set[str]) -> bool:
+    """Do two sets of claims exclude each other (a writer's claim meets any claim of its name)?"""
+    for claim in a:
+        name = claim.removeprefix(SHARED)
+        if claim == name and (name in b or SHARED + name in b):
+            return True
+        if claim != name and name in b:
+            return True
+    return False
 
 
 class JobQueue:
@@ -156,7 +170,7 @@ class JobQueue:
         for job in self.queued():
             if free <= 0:
                 break
-            if job.claims & held:
+            if conflicts(job.claims, held):
                 held |= job.claims  # reserved for this job: nothing younger overtakes it
                 continue
             picked.append(job)

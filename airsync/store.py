@@ -82,8 +82,20 @@ def write_plain(path: Path, data: bytes, fsync: bool = False) -> None:
         os.close(fd)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class MirrorStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, shared: bool = False) -> None:
+        """Open the mirror at ``root``; ``shared``: only to read its files (a sync), which may
+        happen beside other readers but never beside a job that publishes into it."""
         self.root = root
         self.work = root / WORKDIR
         self.partial_dir = self.work / "partial"
@@ -98,13 +110,18 @@ class MirrorStore:
         # Two processes publishing into one mirror would race on @v/list and on resume state.
         self._lock = os.open(self.work / "lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(self._lock, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(self._lock, 32, 0).decode(errors="replace").strip() or "?"
+            holder = os.pread(self._lock, 32, 0).decode(errors="replace").strip()
             os.close(self._lock)
-            raise StoreError(f"{root} is in use by another airsync process (pid {holder})") from None
-        os.ftruncate(self._lock, 0)
-        os.pwrite(self._lock, f"{os.getpid()}\n".encode(), 0)
+            if shared:
+                raise StoreError(f"{root} is being written by another airsync process (pid {holder or '?'})") from None
+            # Readers leave no pid: the one in the file may be a writer long gone.
+            who = f"pid {holder}" if holder.isdigit() and _alive(int(holder)) else "a sync reading it"
+            raise StoreError(f"{root} is in use by another airsync process ({who})") from None
+        if not shared:
+            os.ftruncate(self._lock, 0)
+            os.pwrite(self._lock, f"{os.getpid()}\n".encode(), 0)
 
     def close(self) -> None:
         if self._lock >= 0:

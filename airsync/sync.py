@@ -232,7 +232,7 @@ def sync(
     GONOSUMDB-style globs of module paths), with a signed manifest at its root."""
     if not target.is_dir():
         raise SyncError(f"{target}: no such directory (mount the medium first)")
-    store = MirrorStore(mirror)  # also keeps a mirror job from changing files under us
+    store = MirrorStore(mirror, shared=True)  # keeps a mirror job from changing files under us
     cache = SignatureCache(store.state_path)
     try:
         return _sync(store, cache, target, signer, verify, _serialized(progress), only)

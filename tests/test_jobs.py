@@ -2,7 +2,9 @@
 
 import pytest
 
-from airsync.jobs import TRANSITIONS, Job, JobError, JobQueue, Kind, RateMeter, State, mirror_claims, usb_claims
+from airsync.jobs import (
+    TRANSITIONS, Job, JobError, JobQueue, Kind, RateMeter, State, conflicts, mirror_claims, usb_claims,
+)
 
 
 def mirror(q: JobQueue, key: str, now: float = 0.0):
@@ -58,6 +60,40 @@ def test_startable_is_bounded_and_never_overlaps_claims():
     assert q.startable(4) == []
     q.move(m1.id, State.DONE, 1)
     assert [j.id for j in q.startable(4)] == [m2.id]
+
+
+def test_syncs_to_different_media_run_together_but_never_beside_a_mirror_job():
+    q = JobQueue()
+    a, _ = usb(q, "/media/a")
+    b, _ = usb(q, "/media/b")
+    m, _ = mirror(q, "x")
+    c, _ = usb(q, "/media/c")  # younger than the waiting mirror job: does not overtake it
+    assert [j.id for j in q.startable(4)] == [a.id, b.id]
+    for j in (a, b):
+        q.move(j.id, State.RUNNING, 0)
+    assert q.startable(4) == []
+    for j in (a, b):
+        q.move(j.id, State.DONE, 1)
+    assert [j.id for j in q.startable(4)] == [m.id]
+    q.move(m.id, State.RUNNING, 2)
+    assert q.startable(4) == []
+    q.move(m.id, State.DONE, 3)
+    assert [j.id for j in q.startable(4)] == [c.id]
+
+
+@pytest.mark.parametrize(
+    "a, b, expected",
+    [
+        ({"mirror"}, {"mirror"}, True),
+        ({"mirror"}, {"shared:mirror"}, True),
+        ({"shared:mirror"}, {"mirror"}, True),
+        ({"shared:mirror"}, {"shared:mirror"}, False),
+        ({"shared:mirror", "medium:a"}, {"shared:mirror", "medium:a"}, True),
+        ({"x"}, {"y", "shared:z"}, False),
+    ],
+)
+def test_conflicts(a, b, expected):
+    assert conflicts(frozenset(a), frozenset(b)) is expected
 
 
 def test_a_waiting_job_is_not_overtaken():

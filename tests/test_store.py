@@ -72,3 +72,20 @@ def test_clean_partial_keeps_only_resumable_files(tmp_path):
     (st.partial_dir / "0123.list.tmp").write_bytes(b"staged list of a killed run")
     assert st.clean_partial({"example.com/a/@v/v1.0.0.zip"}) == 2
     assert [p.name for p in st.partial_dir.iterdir()] == [keep.name]
+
+
+def test_readers_share_the_mirror_and_exclude_a_writer(tmp_path):
+    a = MirrorStore(tmp_path, shared=True)
+    b = MirrorStore(tmp_path, shared=True)  # two syncs at once
+    try:
+        with pytest.raises(StoreError, match="in use by another airsync process"):
+            MirrorStore(tmp_path)
+    finally:
+        a.close()
+        b.close()
+    w = MirrorStore(tmp_path)
+    try:
+        with pytest.raises(StoreError, match=f"being written by another airsync process \\(pid {os.getpid()}\\)"):
+            MirrorStore(tmp_path, shared=True)
+    finally:
+        w.close()
