@@ -299,7 +299,9 @@ class Daemon:
         target = Path(path)
         if not target.is_absolute():
             raise ConfigError(f"{path}: give the medium's absolute mount point")
-        marker.read(target)  # a stick without the marker is never written to
+        medium = marker.read(target)  # a stick without the marker is never written to
+        # The name given at usb-init says which stick it is; the unit's (the kernel's sdb1) where.
+        label = medium.label if not label or label == medium.label else f"{medium.label} ({label})"
         key = f"usb:{target}"
         job, new = self.queue.submit(Kind.USB, str(target), "usb-attach", key, jobs.usb_claims(str(target)),
                                      time.time(), label=label)

@@ -103,7 +103,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(client.status(), indent=1))
             return EXIT_OK
-        console = Console()
+        # Off a terminal (a pipe, a log) rich would wrap the table at 80 columns.
+        console = Console() if sys.stdout.isatty() else Console(width=160)
         if not args.watch:
             console.print(statusview.render(client.status()))
             return EXIT_OK
@@ -152,7 +153,7 @@ def cmd_usb_init(args: argparse.Namespace) -> int:
 def cmd_usb_attach(args: argparse.Namespace) -> int:
     path = os.path.abspath(args.path)
     with _client(args) as client:
-        answer = client.usb_attach(path, args.label or os.path.basename(path))
+        answer = client.usb_attach(path, args.label or "")
     job = answer["job"]
     print(job["id"])
     if not answer["new"]:
@@ -203,6 +204,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     ua = sub.add_parser("usb-attach", help="ask the service to sync the mirror to a mounted medium; prints the job id")
     ua.add_argument("path", metavar="PATH", help="the medium's mount point (must carry the usb-init marker)")
-    ua.add_argument("--label", help="a name shown in status (default: the directory's name)")
+    ua.add_argument("--label", help="where it is plugged in, shown in status beside the medium's own label")
     _socket_option(ua)
     ua.set_defaults(func=cmd_usb_attach)

@@ -105,7 +105,7 @@ def test_usb_job_to_a_directory(setup, tmp_path):
         assert not any(stick.iterdir())  # nothing written to a stick without the marker
         marker.write(stick, "stick-a")
         answer = await call(Client.usb_attach, str(stick), "sdb1")
-        assert answer["new"] and answer["job"]["kind"] == "usb" and answer["job"]["label"] == "sdb1"
+        assert answer["new"] and answer["job"]["kind"] == "usb" and answer["job"]["label"] == "stick-a (sdb1)"
         await finished(d, answer["job"]["id"])
         job = d.queue.get(answer["job"]["id"])
         assert job.state.value == "done", job.error

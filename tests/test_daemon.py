@@ -61,7 +61,7 @@ def test_in_process_request_file_becomes_a_finished_mirror_job(tmp_path, upstrea
     env = {"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "200000"}
 
     async def body(d: Daemon):
-        assert notify.has("READY=1")
+        await until(lambda: notify.has("READY=1"), 5)
         drop_request(conf.requests_dir, "go.sum", gosum())
         await until(lambda: any(j.state.value == "done" for j in d.queue.jobs.values()))
         await until(lambda: notify.has("WATCHDOG=1"))
