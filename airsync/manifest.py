@@ -45,6 +45,7 @@ file that group or others may access, as ssh does.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import os
 import re
 import stat
@@ -160,6 +161,11 @@ def _source_problem(source: object) -> str | None:
 def _gosum_problem(line: object) -> str | None:
     if not isinstance(line, str) or not line:
         return "go.sum line must be a non-empty string"
+    return _gosum_text_problem(line)
+
+
+@functools.lru_cache(maxsize=1 << 16)  # decode checks each line, then Manifest() again
+def _gosum_text_problem(line: str) -> str | None:
     if _bad_char(line) is not None:
         return f"go.sum line {quote(line)} has a control character"
     fields = line.split(" ")

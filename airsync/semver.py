@@ -11,6 +11,7 @@ digits, ``$`` matching before a newline).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -70,6 +71,8 @@ def _split_idents(s: str, *, numeric_rule: bool) -> bool:
     return True
 
 
+# Mirrors hold the same few versions ("v1.0.0") thousands of times: parse each once.
+@functools.lru_cache(maxsize=8192)
 def _parse(v: str) -> _Parsed | None:
     if not v or v[0] != "v":
         return None
