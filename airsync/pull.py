@@ -243,15 +243,20 @@ async def _pull(
     # Module files durable before any list advertises them.
     await trio.to_thread.run_sync(store.sync_dirs, dirs)
     # A list names only the versions whose files are all here: one that failed is not advertised.
-    for e in [e for e in plan.copy if e.path.endswith("/@v/list")] + list(plan.merge):
-        try:
-            data = await peer.get(e.path)
-            if data is None or (len(data), hashlib.sha256(data).hexdigest()) != (e.size, e.sha256):
-                raise _FileFailed("the peer's file does not match its signed manifest")
-            if await trio.to_thread.run_sync(merge_list, store, e, data, True):
-                result.merged.append(e.path)
-        except (_FileFailed, ImportFailed) as err:
-            result.failures.append((e.path, str(err)))
+    async def merge(e: Entry) -> None:
+        async with limiter:
+            try:
+                data = await peer.get(e.path)
+                if data is None or (len(data), hashlib.sha256(data).hexdigest()) != (e.size, e.sha256):
+                    raise _FileFailed("the peer's file does not match its signed manifest")
+                if await trio.to_thread.run_sync(merge_list, store, e, data, True):
+                    result.merged.append(e.path)
+            except (_FileFailed, ImportFailed) as err:
+                result.failures.append((e.path, str(err)))
+
+    async with trio.open_nursery() as nursery:
+        for e in [e for e in plan.copy if e.path.endswith("/@v/list")] + list(plan.merge):
+            nursery.start_soon(merge, e)
 
 
 async def _pull_file(
