@@ -106,9 +106,6 @@ class Daemon:
         loaded, next_id = self.db.load(conf.history)
         self.queue = JobQueue(loaded, next_id)
         now = time.time()
-        for job in list(self.queue.jobs.values()):
-            if not job.state.terminal:  # cut off by a crash: it did not finish
-                self._move(job.id, State.INTERRUPTED, now, error="the service stopped before it finished")
         self.live: dict[int, Live] = {}
         self.started = now
         self.heartbeat = 0.0
@@ -122,6 +119,9 @@ class Daemon:
         self._scopes: dict[str, trio.CancelScope] = {}
         self._watch_stop: trio.Event | None = None
         self._request_stat: dict[int, tuple[str, tuple[int, int]]] = {}  # job -> file it read
+        for job in list(self.queue.jobs.values()):
+            if not job.state.terminal:  # cut off by a crash (kill -9, power): it did not finish
+                self._move(job.id, State.INTERRUPTED, now, error="the service stopped before it finished")
 
     # -- the service ---------------------------------------------------------------------
 

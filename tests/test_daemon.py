@@ -254,3 +254,40 @@ def test_sigterm_mid_download_then_the_next_start_resumes(tmp_path):
         size = (up / BIG_ZIP).stat().st_size
         assert srv.total_bytes() < size  # only what was missing crossed again
         assert (tmp_path / "mirror" / BIG_ZIP).read_bytes() == (up / BIG_ZIP).read_bytes()
+
+
+def test_kill_9_mid_download_then_the_next_start_resumes(tmp_path):
+    up = tmp_path / "up"
+    sample.build_proxy_tree(up, [sample.big_module(BIG, "v1.0.0", 24 << 20, seed=6)])
+    with FaultServer(up) as srv:
+        srv.add_fault(BIG_ZIP, Fault(times=FOREVER, stall_after=(2 << 20) + 999, stall_seconds=60))
+        cfg = write_config(tmp_path, srv.url)
+        svc = Service(tmp_path, cfg)
+        try:
+            drop_request(tmp_path / "requests", "big.txt", f"{BIG}@v1.0.0\n")
+
+            def in_flight():
+                jobs = [j for j in job_states(svc.socket).values() if j["state"] == "running"]
+                return jobs and jobs[0]["progress"]["bytes"] >= 3 << 20 and jobs[0]
+
+            job = wait_for(in_flight, 60, "a download in flight")
+            time.sleep(0.5)  # let the received bytes reach a checkpoint
+            svc.proc.kill()  # no STOPPING, no clean-up: the socket file and a "running" row stay behind
+            svc.proc.wait(timeout=10)
+        finally:
+            svc.close()
+        assert svc.socket.exists()
+
+        srv.clear_faults()
+        srv.reset_counters()
+        svc = Service(tmp_path, cfg)  # a stale socket file does not stop the next start
+        try:
+            done = wait_for(lambda: [j for j in job_states(svc.socket).values() if j["state"] == "done"],
+                            60, "the resumed job")
+            states = {j["id"]: j["state"] for j in job_states(svc.socket).values()}
+        finally:
+            assert svc.stop() == 0
+        assert states[job["id"]] == "interrupted"  # what the killed process left as running
+        assert done[0]["result"]["resumed_bytes"] >= 2 << 20
+        assert srv.total_bytes() < (up / BIG_ZIP).stat().st_size
+        assert (tmp_path / "mirror" / BIG_ZIP).read_bytes() == (up / BIG_ZIP).read_bytes()
