@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import hashlib
 import os
 from datetime import datetime, timezone
@@ -234,7 +235,9 @@ def sync(
         raise SyncError(f"{target}: no such directory (mount the medium first)")
     store = MirrorStore(mirror, shared=True)  # keeps a mirror job from changing files under us
     cache = SignatureCache(store.state_path)
+    lock = -1
     try:
+        lock = _lock_medium(target)
         return _sync(store, cache, target, signer, verify, _serialized(progress), only)
     except OSError as e:
         # A pulled stick shows as EIO, ENOTCONN or even EPERM (a FUSE daemon gone), a full one
@@ -245,8 +248,32 @@ def sync(
             "after fixing the medium, run the sync again to finish"
         ) from None
     finally:
+        if lock >= 0:
+            try:
+                os.close(lock)
+            except OSError:
+                pass  # a pulled stick: the lock went with it
         cache.close()
         store.close()
+
+
+def _lock_medium(target: Path) -> int:
+    """Make the staging directory (a real one: never through a symlink) and hold its lock, so
+    that two syncs (two processes, or one medium reached by two paths) never write one medium."""
+    staging = target / STAGING
+    try:
+        os.mkdir(staging)
+    except FileExistsError:
+        pass
+    if not stat.S_ISDIR(os.lstat(staging).st_mode):
+        raise SyncError(f"{staging}: not a directory (a symlink?) on the target; refusing to follow or replace it")
+    fd = os.open(staging / "lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise SyncError(f"{target}: another sync is writing to this medium; try again when it has finished") from None
+    return fd
 
 
 def selected(rel: str, only: str) -> bool:
@@ -294,8 +321,7 @@ def _sync(
     result = SyncResult()
     sources = tree_signatures(store.root, cache, only)
 
-    staging = target / STAGING
-    staging.mkdir(exist_ok=True)
+    staging = target / STAGING  # made, checked and locked by _lock_medium
     # The previous manifest tells what we wrote before. While files are written it stays
     # aside, so that the medium has no manifest (visibly incomplete) until the new one is
     # written; an interrupted sync leaves it aside, where the rerun finds it.

@@ -3,6 +3,7 @@ symlinks, and the go command building offline from the medium with GOSUMDB on.""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -250,3 +251,27 @@ def test_sync_a_subset_writes_sidecars_and_removes_what_left(keys, tmp_path):
     paths = {e.path for e in m.entries}
     assert any(p.startswith("sumdb/") for p in paths)
     assert {p for p in paths if "/@v/" in p} == {p for p in tree_files(mirror).files if p.startswith(sample.STRS + "/")}
+
+
+def test_one_sync_at_a_time_per_medium_and_no_staging_symlink(mirrored, keys, tmp_path):
+    mirror, _ = mirrored
+    signer, _ = keys
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    (usb / STAGING).mkdir()
+    held = os.open(usb / STAGING / "lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(held, fcntl.LOCK_EX)  # another sync, e.g. reaching the medium by another path
+    try:
+        with pytest.raises(SyncError, match="another sync is writing to this medium"):
+            sync(mirror, tmp_path / "usb" / ".." / "usb", signer)
+    finally:
+        os.close(held)
+    assert not (usb / MANIFEST).exists()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    other = tmp_path / "usb2"
+    other.mkdir()
+    (other / STAGING).symlink_to(elsewhere)
+    with pytest.raises(SyncError, match="refusing to follow"):
+        sync(mirror, other, signer)
+    assert not any(elsewhere.iterdir())
