@@ -7,6 +7,7 @@ wrong. Command-line options override the file; the file overrides built-in defau
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,8 @@ def parse_size(text: str | int, what: str = "size") -> int:
             value = float(num)
         except ValueError:
             value = -1
-        if value > 0:
+        # "inf" and "1e400" parse as floats but are no size (int() of them raises OverflowError).
+        if value > 0 and math.isfinite(value * _SIZE_UNITS[unit]):
             return int(value * _SIZE_UNITS[unit])
     raise ConfigError(f"bad {what} {text!r}: use a positive number with an optional unit, e.g. 8M")
 
@@ -58,6 +60,11 @@ MIRROR_KEYS: dict[str, Key] = {
     "sumdb": Key((str,), "checksum database: name+hash+key [URL], a known name, or off"),
     "private": Key((str,), "GONOSUMDB-style globs of module paths never looked up in the database"),
 }
+
+
+# The largest sensible value of each integer key: TOML integers are unbounded in Python, and a
+# value past these is a typo that would only fail later, deep inside a job (or in SQLite).
+INT_MAX = {"concurrency": 10_000, "per_host": 10_000, "retries": 1_000, "history": 100_000}
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -101,10 +108,17 @@ def _mirror_table(path: Path, data: dict[str, Any]) -> dict[str, Any]:
                 parse_rate(str(value))
             elif key in ("chunk_size", "split_threshold"):
                 parse_size(value, f"mirror.{key}")
-        except ConfigError as e:
+        except (ConfigError, OverflowError) as e:  # parse_rate("1" + 400 zeros): int(inf)
             raise ConfigError(f"{path}: mirror.{key}: {e}") from None
-        if key not in ("limit_rate", "chunk_size", "split_threshold") and isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
-            raise ConfigError(f"{path}: mirror.{key} must be positive, got {value!r}")
+        if key in ("limit_rate", "chunk_size", "split_threshold") or not isinstance(value, (int, float)) \
+                or isinstance(value, bool):
+            continue
+        if value <= 0 or not math.isfinite(value):
+            raise ConfigError(f"{path}: mirror.{key} must be positive and finite, got {value!r}")
+        if key in INT_MAX and value > INT_MAX[key]:
+            raise ConfigError(f"{path}: mirror.{key} must be at most {INT_MAX[key]}, got {value!r}")
+    if mirror.get("to") == "":
+        raise ConfigError(f"{path}: mirror.to must not be empty")
     return mirror
 
 
@@ -133,19 +147,20 @@ _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_duration(value: str | int | float, what: str = "duration") -> float:
-    """Seconds from 90, 2.5, "90s", "30m", "6h" or "1d"; 0 is allowed (it means never)."""
+    """Seconds from 90, 2.5, "90s", "30m", "6h" or "1d"; 0 is allowed (it means never).
+    Infinity (inf, "1e400", "1e308d") is not: it would reach JSON and trio's clock as inf."""
+    seconds = -1.0
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if value >= 0:
-            return float(value)
+        seconds = float(value)
     elif isinstance(value, str):
         t = value.strip().lower()
         unit = t[-1:] if t[-1:] in _DURATION_UNITS else ""
         try:
-            n = float(t[: len(t) - len(unit)])
+            seconds = float(t[: len(t) - len(unit)]) * _DURATION_UNITS[unit]
         except ValueError:
-            n = -1
-        if n >= 0:
-            return n * _DURATION_UNITS[unit]
+            pass
+    if seconds >= 0 and math.isfinite(seconds):
+        return seconds
     raise ConfigError(f"bad {what} {value!r}: use seconds or a number with s, m, h or d, e.g. 6h")
 
 
@@ -193,15 +208,22 @@ def load_daemon(path: Path) -> DaemonConfig:
             except AirsyncError as e:
                 raise ConfigError(f"{path}: mirror.{key}: {e}") from None
     d = _table(path, data, "daemon", DAEMON_KEYS)
+
+    def here(p: str) -> Path:
+        # Relative paths mean the config file's directory, not wherever the service was started.
+        return path.parent.absolute() / p
+
     values: dict[str, Any] = {}
     for key in ("requests_dir", "control_socket", "state_db", "signing_key"):
         if key in d:
             if not d[key]:
                 raise ConfigError(f"{path}: daemon.{key} must not be empty")
-            values[key] = Path(d[key])
-    for key in ("modules", "modules_files", "go_sum", "go_mod"):
+            values[key] = here(d[key])
+    for key in ("modules_files", "go_sum", "go_mod"):
         if key in d:
-            values[key] = tuple(d[key])
+            values[key] = tuple(str(here(p)) for p in d[key])
+    if "modules" in d:
+        values["modules"] = tuple(d["modules"])
     for i, text in enumerate(values.get("modules", ())):
         try:
             modpath.parse_module_version(text)
@@ -214,7 +236,7 @@ def load_daemon(path: Path) -> DaemonConfig:
             except ConfigError as e:
                 raise ConfigError(f"{path}: {e}") from None
     if "history" in d:
-        if d["history"] < 1:
-            raise ConfigError(f"{path}: daemon.history must be at least 1, got {d['history']}")
+        if not 1 <= d["history"] <= INT_MAX["history"]:
+            raise ConfigError(f"{path}: daemon.history must be from 1 to {INT_MAX['history']}, got {d['history']}")
         values["history"] = d["history"]
-    return DaemonConfig(path=path, mirror=mirror, mirror_dir=Path(mirror.get("to", DEFAULT_MIRROR)), **values)
+    return DaemonConfig(path=path, mirror=mirror, mirror_dir=here(mirror.get("to", DEFAULT_MIRROR)), **values)

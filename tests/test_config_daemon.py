@@ -49,7 +49,20 @@ debounce = 0.5
         ("[daemon]\nmodules = ['nope']\n", r"daemon.modules\[0\]"),
         ("[daemon]\nrefresh_interval = 'soon'\n", "bad daemon.refresh_interval"),
         ("[daemon]\ndebounce = true\n", "daemon.debounce must be"),
-        ("[daemon]\nhistory = 0\n", "daemon.history must be at least 1"),
+        ("[daemon]\nhistory = 0\n", "daemon.history must be from 1 to"),
+        ("[daemon]\nhistory = 99999999999999999999\n", "daemon.history must be from 1 to 100000"),
+        ("[daemon]\nrefresh_interval = inf\n", "bad daemon.refresh_interval"),
+        ("[daemon]\nrefresh_interval = '1e400'\n", "bad daemon.refresh_interval"),
+        ("[daemon]\nrefresh_interval = '1e308d'\n", "bad daemon.refresh_interval"),
+        ("[daemon]\ndebounce = inf\n", "bad daemon.debounce"),
+        ("[daemon]\nstop_timeout = nan\n", "bad daemon.stop_timeout"),
+        ("[mirror]\nchunk_size = '1e400'\n", "mirror.chunk_size"),
+        ("[mirror]\nchunk_size = 'inf'\n", "mirror.chunk_size"),
+        ("[mirror]\nsplit_threshold = '1e308g'\n", "mirror.split_threshold"),
+        ("[mirror]\nlimit_rate = '1" + "0" * 400 + "'\n", "mirror.limit_rate"),
+        ("[mirror]\nconcurrency = 99999999999999999999\n", "mirror.concurrency must be at most"),
+        ("[mirror]\nread_timeout = inf\n", "mirror.read_timeout must be positive and finite"),
+        ("[mirror]\nto = ''\n", "mirror.to must not be empty"),
         ("[daemon]\ncontrol_socket = ''\n", "daemon.control_socket must not be empty"),
         ("[deamon]\n", r"unknown table \[deamon\]"),
         ("[mirror]\nupstream = 'direct'\n", "mirror.upstream"),
@@ -78,3 +91,45 @@ def test_conf_example_documents_every_key_and_loads():
     for key in (*config.MIRROR_KEYS, *config.DAEMON_KEYS):
         assert f"{key} = " in text, key
     assert set(tomllib.loads(text)) == {"mirror", "daemon"}
+
+
+def test_relative_paths_mean_the_config_files_directory(tmp_path, monkeypatch):
+    (tmp_path / "etc").mkdir()
+    p = write(tmp_path / "etc", """
+[mirror]
+to = "mirror"
+[daemon]
+requests_dir = "req"
+state_db = "/abs/daemon.db"
+go_sum = ["lists/go.sum"]
+modules_files = ["/abs/mods.txt"]
+""")
+    monkeypatch.chdir("/")
+    c = config.load_daemon(p)
+    assert c.mirror_dir == tmp_path / "etc/mirror" and c.requests_dir == tmp_path / "etc/req"
+    assert c.state_db == Path("/abs/daemon.db") and c.modules_files == ("/abs/mods.txt",)
+    assert c.go_sum == (str(tmp_path / "etc/lists/go.sum"),)
+
+
+@pytest.mark.parametrize("text", ["inf", "1e400", "nan", float("inf"), "1e308g", "-1", "0"])
+def test_parse_size_refuses_infinite_and_non_positive(text):
+    with pytest.raises(ConfigError, match="bad size"):
+        config.parse_size(text)
+
+
+@pytest.mark.parametrize("text", [float("inf"), float("nan"), "inf", "1e400", "1e308d", -1])
+def test_parse_duration_refuses_infinite(text):
+    with pytest.raises(ConfigError, match="bad duration"):
+        config.parse_duration(text)
+
+
+@pytest.mark.parametrize("command", ["run", "mirror"])
+def test_an_infinite_chunk_size_is_a_config_error_not_a_traceback(tmp_path, command):
+    import subprocess
+    import sys
+
+    p = write(tmp_path, f"[mirror]\nto = '{tmp_path}/m'\nchunk_size = '1e400'\n")
+    extra = ["--module", "example.com/a@v1.0.0"] if command == "mirror" else []
+    r = subprocess.run([sys.executable, "-m", "airsync", command, "--config", str(p), *extra],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "mirror.chunk_size" in r.stderr and "Traceback" not in r.stderr
