@@ -46,29 +46,31 @@ def _read(path: Path, inputs: Inputs) -> bytes | None:
 def read_inputs(go_sums: list[str], go_mods: list[str], module_files: list[str], modules: list[str]) -> Inputs:
     """Parse every input; problems are collected, never raised, so the rest still runs."""
     inputs = Inputs()
-    for name in go_sums:
-        data = _read(Path(name), inputs)
-        if data is not None:
-            lines, problems = gosum.parse_gosum(data, name)
-            inputs.sum_lines += lines
-            inputs.problems += problems
-    for name in go_mods:
-        data = _read(Path(name), inputs)
-        if data is not None:
-            parsed, problems = gomod.parse_gomod(data, name)
-            inputs.requires += list(parsed.requires) + list(parsed.replacements)
-            inputs.problems += problems
-    for name in module_files:
-        data = _read(Path(name), inputs)
-        if data is None:
-            continue
+    for kind, names in (("go_sum", go_sums), ("go_mod", go_mods), ("modules", module_files)):
+        for name in names:
+            data = _read(Path(name), inputs)
+            if data is not None:
+                parse_input(inputs, kind, data, name)
+    for arg in modules:
+        _add_module(inputs, arg, "--module", None)
+    return inputs
+
+
+def parse_input(inputs: Inputs, kind: str, data: bytes, name: str) -> None:
+    """Add the contents of one input file (kind 'go_sum', 'go_mod' or 'modules') to ``inputs``."""
+    if kind == "go_sum":
+        lines, problems = gosum.parse_gosum(data, name)
+        inputs.sum_lines += lines
+        inputs.problems += problems
+    elif kind == "go_mod":
+        parsed, problems = gomod.parse_gomod(data, name)
+        inputs.requires += list(parsed.requires) + list(parsed.replacements)
+        inputs.problems += problems
+    else:
         for lineno, raw in enumerate(data.split(b"\n"), 1):
             text = raw.split(b"#", 1)[0].strip()
             if text:
                 _add_module(inputs, text.decode("utf-8", "replace"), name, lineno)
-    for arg in modules:
-        _add_module(inputs, arg, "--module", None)
-    return inputs
 
 
 def _add_module(inputs: Inputs, text: str, source: str, lineno: int | None) -> None:
