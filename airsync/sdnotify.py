@@ -22,7 +22,7 @@ def message(**fields: str | int) -> bytes:
     for key, value in fields.items():
         text = " ".join(str(value).split())  # STATUS is one line: newlines would end the field
         lines.append(f"{key}={text}")
-    return "\n".join(lines).encode()
+    return "\n".join(lines).encode("utf-8", "backslashreplace")  # a file name that is not UTF-8 must not raise
 
 
 def socket_address(env: Mapping[str, str]) -> str | None:

@@ -12,6 +12,11 @@ def test_message_is_key_value_lines_each_one_line():
     assert sdnotify.message(READY=1, STATUS="2 jobs\nrunning") == b"READY=1\nSTATUS=2 jobs running"
 
 
+def test_a_name_that_is_not_utf8_does_not_raise():
+    # A request file named b"bad\xff.sum" is "bad\udcff.sum" in Python: STATUS shows it escaped.
+    assert sdnotify.message(STATUS="job bad\udcff.sum \ud800") == b"STATUS=job bad\\udcff.sum \\ud800"
+
+
 @pytest.mark.parametrize(
     "value,address",
     [("/run/systemd/notify", "/run/systemd/notify"), ("@abc", "\0abc"), ("", None), ("relative", None)],
