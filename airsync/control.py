@@ -12,8 +12,9 @@ decide who may ask; a socket that still answers means another daemon runs, and i
     POST /v1/sync-now            queue the config's lists and pending request files now
     POST /v1/usb-attach          {"path": MOUNT, "label": L}: queue a sync of the mirror to a medium
 
-Errors are ``{"error": message}`` with 400 (bad request), 404 (no such job), 409 (a job that
-already finished), 422 (a medium without the marker). ``Client`` is the other side, for the
+Errors are ``{"error": message}`` with 400 (bad request), 404 (no such job or route), 405 (wrong
+method), 409 (a job that already finished), 422 (a medium without the marker, or one that
+overlaps the service's own directories), 500 (a bug). ``Client`` is the other side, for the
 CLI: ``httpx`` over the socket; a daemon that is not there is ``DaemonNotRunning``, with the
 hint to look at ``systemctl status airsync``. ``curl --unix-socket PATH http://airsync/v1/status``
 works as well.
@@ -21,6 +22,7 @@ works as well.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from pathlib import Path
@@ -31,12 +33,13 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve as hypercorn_serve
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from airsync.errors import AirsyncError, ConfigError
-from airsync.jobs import JobError
+from airsync.jobs import JobError, json_safe
 from airsync.marker import MarkerError
 
 API = "/v1"
@@ -50,8 +53,26 @@ class DaemonNotRunning(AirsyncError):
     """Nobody answers on the control socket."""
 
 
+class SafeJSON(JSONResponse):
+    """Strict JSON that cannot fail: a job named after a file that is not UTF-8, or a float
+    that is not finite, would otherwise turn every /v1/status into a 500."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(json_safe(content), ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
 def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+    return SafeJSON({"error": message}, status_code=status)
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    # Starlette's own answers (no such route 404, wrong method 405) are plain text: JSON here too.
+    assert isinstance(exc, HTTPException)
+    return _error(exc.status_code, exc.detail)
+
+
+async def _internal_error(_request: Request, exc: Exception) -> JSONResponse:
+    return _error(500, f"internal error: {exc!r}")
 
 
 def app_for(daemon) -> Starlette:
@@ -62,16 +83,16 @@ def app_for(daemon) -> Starlette:
             return None
 
     async def status(_request: Request) -> JSONResponse:
-        return JSONResponse(daemon.status_view())
+        return SafeJSON(daemon.status_view())
 
     async def jobs(_request: Request) -> JSONResponse:
-        return JSONResponse({"jobs": daemon.jobs_view()})
+        return SafeJSON({"jobs": daemon.jobs_view()})
 
     async def job(request: Request) -> JSONResponse:
         jid = job_id(request)
         if jid is None or jid not in daemon.queue.jobs:
             return _error(404, f"no job {request.path_params['id']}")
-        return JSONResponse({"job": daemon.job_view(daemon.queue.get(jid))})
+        return SafeJSON({"job": daemon.job_view(daemon.queue.get(jid))})
 
     async def cancel(request: Request) -> JSONResponse:
         jid = job_id(request)
@@ -81,12 +102,12 @@ def app_for(daemon) -> Starlette:
             j = daemon.cancel(jid)
         except JobError as e:
             return _error(409, str(e))
-        return JSONResponse({"job": daemon.job_view(j)})
+        return SafeJSON({"job": daemon.job_view(j)})
 
     async def sync_now(_request: Request) -> JSONResponse:
         if daemon.stopping:
             return _error(409, "the service is stopping")
-        return JSONResponse({"jobs": [daemon.job_view(j) for j in daemon.sync_now()]})
+        return SafeJSON({"jobs": [daemon.job_view(j) for j in daemon.sync_now()]})
 
     async def usb_attach(request: Request) -> JSONResponse:
         try:
@@ -102,9 +123,9 @@ def app_for(daemon) -> Starlette:
             j, new = daemon.usb_attach(body["path"], body.get("label", ""))
         except (MarkerError, ConfigError) as e:
             return _error(422, str(e))
-        return JSONResponse({"job": daemon.job_view(j), "new": new}, status_code=202)
+        return SafeJSON({"job": daemon.job_view(j), "new": new}, status_code=202)
 
-    return Starlette(routes=[
+    return Starlette(exception_handlers={HTTPException: _http_error, Exception: _internal_error}, routes=[
         Route(f"{API}/status", status),
         Route(f"{API}/jobs", jobs),
         Route(f"{API}/jobs/{{id}}", job),
@@ -127,10 +148,14 @@ def _in_use(path: Path) -> bool:
         s.close()
 
 
-async def serve(daemon, path: Path, shutdown: trio.Event, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-    """Serve the API on the unix socket ``path``; ``task_status.started()`` once it listens."""
+def refuse_if_in_use(path: Path) -> None:
     if _in_use(path):
         raise ConfigError(f"{path}: another airsync daemon is listening there (see: systemctl status airsync)")
+
+
+async def serve(daemon, path: Path, shutdown: trio.Event, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Serve the API on the unix socket ``path``; ``task_status.started()`` once it listens."""
+    refuse_if_in_use(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:

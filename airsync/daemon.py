@@ -32,8 +32,11 @@ queues it again at the next start, and the work resumes where it stopped.
 from __future__ import annotations
 
 import argparse
+import errno
+import fcntl
 import os
 import signal
+import stat
 import threading
 import time
 from dataclasses import dataclass, field
@@ -48,7 +51,7 @@ from airsync import __version__, config, inbox, jobs, marker, sdnotify
 from airsync.config import DaemonConfig
 from airsync.errors import AirsyncError, ConfigError
 from airsync.jobdb import JobDB
-from airsync.jobs import Job, JobQueue, Kind, RateMeter, State
+from airsync.jobs import Job, JobQueue, Kind, RateMeter, State, json_safe
 
 log = structlog.get_logger("airsync.daemon")
 
@@ -56,6 +59,13 @@ MAX_RUNNING = 4  # jobs at once; their claims decide which may overlap (syncs to
 TICK = 1.0  # the supervisor wakes at least this often (heartbeat, rates)
 RESCAN = 2.0  # seconds between listings of the requests directory (besides its events)
 DONE_DIR, FAILED_DIR = ".done", ".failed"
+MAX_REQUEST = 16 << 20  # bytes: a request file larger than this is refused (it would be a mistake)
+MAX_PROBLEMS = 20  # input problems of one job kept in its record and logged; the rest are counted
+INTERRUPTED_USB = "the service stopped; the next start resumes it if the medium is still attached (else attach it again)"
+
+
+class RequestFileError(AirsyncError):
+    """A request file that cannot be read as one (not a regular file, too large, unreadable)."""
 
 
 class _StopSync(Exception):
@@ -102,7 +112,17 @@ class Daemon:
     def __init__(self, conf: DaemonConfig, notifier: sdnotify.Notifier | None = None) -> None:
         self.conf = conf
         self.notifier = notifier or sdnotify.Notifier()
-        self.db = JobDB(conf.state_db)
+        # Another service with this config must be noticed before the jobs in the shared
+        # database are touched: below, jobs left running are marked interrupted.
+        from airsync import control
+
+        control.refuse_if_in_use(conf.control_socket)
+        self._lock = _lock_state(conf.state_db)
+        try:
+            self.db = JobDB(conf.state_db)
+        except BaseException:
+            os.close(self._lock)
+            raise
         loaded, next_id = self.db.load(conf.history)
         self.queue = JobQueue(loaded, next_id)
         now = time.time()
@@ -119,6 +139,8 @@ class Daemon:
         self._scopes: dict[str, trio.CancelScope] = {}
         self._watch_stop: trio.Event | None = None
         self._request_stat: dict[int, tuple[str, tuple[int, int]]] = {}  # job -> file it read
+        self._settler: inbox.Settler | None = None  # the requests watcher's, while it runs
+        self._unreadable_names: set[str] = set()  # request file names already logged as not UTF-8
         for job in list(self.queue.jobs.values()):
             if not job.state.terminal:  # cut off by a crash (kill -9, power): it did not finish
                 self._move(job.id, State.INTERRUPTED, now, error="the service stopped before it finished")
@@ -126,9 +148,17 @@ class Daemon:
     # -- the service ---------------------------------------------------------------------
 
     async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        self.heartbeat = trio.current_time()
+        try:
+            await self._serve(task_status)
+        finally:
+            self.db.close()
+            os.close(self._lock)  # the next service may start
+        log.info("stopped")
+
+    async def _serve(self, task_status) -> None:
         from airsync import control
 
-        self.heartbeat = trio.current_time()
         try:  # there before READY=1, so a request can be dropped as soon as systemd says started
             self.conf.requests_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -147,6 +177,7 @@ class Daemon:
             self._restart("refresh", self._refresh_loop)
             if self.conf.has_sources:
                 self.submit_mirror("config", "config")
+            nursery.start_soon(self._resume_media)
             async with trio.open_nursery() as jobs_nursery:
                 self._jobs = jobs_nursery
                 await self._supervise()
@@ -154,8 +185,6 @@ class Daemon:
             self._finish()
             self._stopped.set()  # the control server closes its socket
             nursery.cancel_scope.cancel()
-        self.db.close()
-        log.info("stopped")
 
     def stop(self) -> None:
         """Begin stopping: no new jobs; running ones are stopped by ``_stop_jobs``."""
@@ -194,6 +223,7 @@ class Daemon:
             now = time.time()
             for live in self.live.values():
                 live.sample(now)
+            self.queue.forget_old(self.conf.history)  # memory stays bounded in a service that runs for months
 
     def _start(self, job: Job) -> None:
         live = Live()
@@ -225,7 +255,8 @@ class Daemon:
                 state, error = State.FAILED, str(user) if user is not None else f"internal error: {e!r}"
         if live.cancel_requested or live.scope.cancelled_caught or live.stop.is_set():
             if self.stopping and not live.cancel_requested:
-                state, error = State.INTERRUPTED, "the service stopped; the next start resumes it"
+                state = State.INTERRUPTED
+                error = INTERRUPTED_USB if job.kind is Kind.USB else "the service stopped; the next start resumes it"
             else:
                 state, error = State.CANCELLED, "cancelled"
         if state is State.DONE:
@@ -263,15 +294,18 @@ class Daemon:
     def _move(self, job_id: int, state: State, now: float, error: str | None = None,
               result: dict | None = None) -> Job:
         job = self.queue.move(job_id, state, now, error=error, result=result)
+        self._save(job, now)
+        return job
+
+    def _save(self, job: Job, at: float) -> None:
         try:
-            self.db.save(job, now)
+            self.db.save(job, at)
             if self.problem and self.problem.startswith("job database"):
                 self.problem = None
         except AirsyncError as e:
             # The service goes on (the work is on disk), but systemd should hear about it.
             self.problem = f"job database: {e}"
             log.error("cannot persist job", error=str(e))
-        return job
 
     # -- sources of work -----------------------------------------------------------------
 
@@ -279,7 +313,7 @@ class Daemon:
         job, new = self.queue.submit(Kind.MIRROR, str(self.conf.mirror_dir), source, key,
                                      jobs.mirror_claims(), time.time(), label=label)
         if new:
-            self.db.save(job, job.created)
+            self._save(job, job.created)
             log.info("job queued", job=job.id, kind="mirror", source=source)
             self._kick()
         return job, new
@@ -291,30 +325,80 @@ class Daemon:
             queued.append(self.submit_mirror(why, "config")[0])
         active = {j.key for j in self.queue.running()}
         for name in self._pending_requests():
-            if f"request:{name}" not in active:  # being mirrored now: it moves away when done
+            if f"request:{name}" in active:
+                continue  # being mirrored now: it moves away when done
+            # Only a file the watcher already handed out (settled, unchanged since): one still
+            # being written is left to the watcher, which reads it once it stops changing.
+            try:
+                st = os.stat(self.conf.requests_dir / name, follow_symlinks=False)
+            except OSError:
+                continue
+            if self._settler is not None and self._settler.taken(name, (st.st_size, st.st_mtime_ns)):
                 queued.append(self.submit_mirror(f"request:{name}", f"request:{name}", label=name)[0])
         return queued
 
     def usb_attach(self, path: str, label: str) -> tuple[Job, bool]:
-        target = Path(path)
-        if not target.is_absolute():
+        if "\0" in path:
+            raise ConfigError("the medium's path contains a NUL character")
+        if not os.path.isabs(path):
             raise ConfigError(f"{path}: give the medium's absolute mount point")
+        target = Path(os.path.realpath(path))  # "/m/a/../a" and symlinks name one medium
+        self._check_target(target)
         medium = marker.read(target)  # a stick without the marker is never written to
         # The name given at usb-init says which stick it is; the unit's (the kernel's sdb1) where.
         label = medium.label if not label or label == medium.label else f"{medium.label} ({label})"
-        key = f"usb:{target}"
-        job, new = self.queue.submit(Kind.USB, str(target), "usb-attach", key, jobs.usb_claims(str(target)),
+        return self._submit_usb(target, medium.id, label, "usb-attach")
+
+    def _submit_usb(self, target: Path, medium_id: str, label: str, source: str) -> tuple[Job, bool]:
+        # Keyed on the marker's id: the same stick reached by two paths (a bind mount) is one job.
+        job, new = self.queue.submit(Kind.USB, str(target), source, f"usb:{medium_id}", jobs.usb_claims(medium_id),
                                      time.time(), label=label)
         if new:
-            self.db.save(job, job.created)
-            log.info("job queued", job=job.id, kind="usb", target=str(target), label=label)
+            self._save(job, job.created)
+            log.info("job queued", job=job.id, kind="usb", target=str(target), label=label, source=source)
             self._kick()
         return job, new
+
+    def _check_target(self, target: Path) -> None:
+        """Refuse a medium that overlaps the service's own directories: a sync into the mirror
+        would copy the mirror into itself, again at every sync; into the requests or state
+        directory it would feed the service its own output."""
+        c = self.conf
+        for what, mine in (("the mirror", c.mirror_dir), ("the requests directory", c.requests_dir),
+                           ("the state directory", c.state_db.parent),
+                           ("the control socket's directory", c.control_socket.parent)):
+            mine = Path(os.path.realpath(mine))
+            if target.is_relative_to(mine) or mine.is_relative_to(target):
+                raise ConfigError(f"{target}: overlaps {what} ({mine}); a medium must be a directory of its own")
+
+    async def _resume_media(self) -> None:
+        """USB jobs the last stop cut off are queued again if the same medium (by its marker's
+        id) is still mounted where it was; otherwise the operator attaches it again."""
+        newest: dict[str, Job] = {}
+        for job in sorted(self.queue.jobs.values(), key=lambda j: j.id):
+            if job.kind is Kind.USB:
+                newest[job.key] = job
+        for job in newest.values():
+            if job.state is not State.INTERRUPTED:
+                continue
+            medium = None
+            with trio.move_on_after(10):  # a stick pulled while the service was down may hang
+                try:
+                    medium = await trio.to_thread.run_sync(marker.read, Path(job.target), abandon_on_cancel=True)
+                except (marker.MarkerError, OSError):
+                    pass
+            if self.stopping:
+                return
+            if medium is not None and job.key == f"usb:{medium.id}":
+                self._submit_usb(Path(job.target), medium.id, job.label, "resume")
+            else:
+                log.info("interrupted sync not resumed: its medium is not attached; attach it again",
+                         job=job.id, target=job.target, label=job.label)
 
     def cancel(self, job_id: int) -> Job:
         job = self.queue.cancel(job_id, time.time())
         if job.state is State.CANCELLED:
-            self.db.save(job, job.finished or time.time())
+            self._save(job, job.finished or time.time())
             log.info("job cancelled", job=job_id)
         else:
             live = self.live[job_id]
@@ -330,7 +414,19 @@ class Daemon:
             names = sorted(e.name for e in os.scandir(self.conf.requests_dir) if e.is_file(follow_symlinks=False))
         except OSError:
             return []
-        return [n for n in names if inbox.kind_of(n) is not None]
+        pending = []
+        for n in names:
+            if inbox.kind_of(n) is None:
+                continue
+            if not _utf8(n):
+                # Job labels, the JSON API and the log all want text: such a file is left alone.
+                if n not in self._unreadable_names:
+                    self._unreadable_names.add(n)
+                    log.warning("request file name is not UTF-8; rename it to have it read",
+                                file=json_safe(n))
+                continue
+            pending.append(n)
+        return pending
 
     async def _watch_requests(self, directory: Path) -> None:
         from watchfiles import awatch
@@ -340,14 +436,17 @@ class Daemon:
         except OSError as e:
             log.error("requests directory unusable", path=str(directory), error=e.strerror)
             return
-        settler = inbox.Settler(self.conf.debounce)
+        settler = self._settler = inbox.Settler(self.conf.debounce)
         stop = self._watch_stop = trio.Event()
 
         def look(name: str) -> None:
             try:
                 st = os.stat(directory / name, follow_symlinks=False)
-                settler.observe(name, (st.st_size, st.st_mtime_ns), trio.current_time())
             except OSError:
+                st = None
+            if st is not None and stat.S_ISREG(st.st_mode):
+                settler.observe(name, (st.st_size, st.st_mtime_ns), trio.current_time())
+            else:  # gone, or a FIFO, symlink or directory: never a request (as in the listing)
                 settler.observe(name, None, trio.current_time())
 
         async def settle() -> None:
@@ -376,6 +475,11 @@ class Daemon:
                 ):
                     for _change, p in changes:
                         look(os.path.basename(p))
+            except Exception as e:  # noqa: BLE001 - the listings below find every file without events
+                # e.g. watchfiles cannot decode a file name that is not UTF-8, and fails for good.
+                log.warning("file events of the requests directory unavailable; listing it every "
+                            f"{RESCAN:g} s instead", error=repr(e))
+                await stop.wait()
             finally:
                 stop.set()
                 n.cancel_scope.cancel()
@@ -400,25 +504,35 @@ class Daemon:
         from airsync.upstream import DEFAULT_GOPROXY, parse_goproxy
 
         conf = self.conf
+        # Reading and parsing run in a thread: a large file must not stall the event loop
+        # (the control API, the watchdog pings).
         if job.key == "config":
-            inputs = cli.read_inputs(list(conf.go_sum), list(conf.go_mod), list(conf.modules_files), list(conf.modules))
+            where = "the config's lists"
+            inputs = await trio.to_thread.run_sync(
+                cli.read_inputs, list(conf.go_sum), list(conf.go_mod), list(conf.modules_files), list(conf.modules))
         else:
             name = job.key.removeprefix("request:")
-            path = conf.requests_dir / name
+            path = where = conf.requests_dir / name
             try:
-                st = os.stat(path)
+                st = os.stat(path, follow_symlinks=False)
             except OSError as e:
                 return f"{path}: {e.strerror}", {}
             self._request_stat[job.id] = (name, (st.st_size, st.st_mtime_ns))
-            kind = inbox.kind_of(name)
-            inputs = cli.read_inputs(*([str(path)] if kind == k else [] for k in ("go_sum", "go_mod", "modules")), [])
+            try:
+                inputs = await trio.to_thread.run_sync(read_request, path, inbox.kind_of(name))
+            except RequestFileError as e:  # bad input: the file goes to .failed
+                return str(e), {"input_problems": [str(e)], "input_problem_count": 1}
         problems = [str(p) for p in inputs.problems]
-        for p in problems:
+        for p in problems[:MAX_PROBLEMS]:
             log.warning("input problem", problem=p)
-        plan = wants.plan(inputs.sum_lines, inputs.requires, inputs.modules)
-        result: dict[str, Any] = {"input_problems": problems}
+        if len(problems) > MAX_PROBLEMS:
+            log.warning("more input problems (not logged)", more=len(problems) - MAX_PROBLEMS)
+        plan = await trio.to_thread.run_sync(wants.plan, inputs.sum_lines, inputs.requires, inputs.modules)
+        if not plan and not problems:  # empty, or only comments: bad input, not worth a retry
+            problems = [f"{where}: nothing to mirror in it (no go.sum, go.mod or PATH@VERSION lines)"]
+        result: dict[str, Any] = {"input_problems": problems[:MAX_PROBLEMS], "input_problem_count": len(problems)}
         if not plan:
-            return (problems[0] if problems else "nothing to mirror in it"), result
+            return problems[0], result
         m = conf.mirror
         settings = cli.fetch_settings(argparse.Namespace(), m)
         db = sumdb.parse_gosumdb(m.get("sumdb") or sumdb.SUM_GOLANG_ORG)
@@ -447,7 +561,10 @@ class Daemon:
         from airsync.sync import SyncEvent, sync
 
         target = Path(job.target)
-        marker.read(target)  # checked again: the stick may have been swapped since the attach
+        self._check_target(target)  # the config may have changed since the attach
+        medium = marker.read(target)  # checked again: the stick may have been swapped since the attach
+        if job.key != f"usb:{medium.id}":
+            return f"{target}: another medium is mounted there now ({medium.label!r}); attach it again", {}
         try:
             signer = manifest.load_signer(self.conf.signing_key)
         except manifest.KeyFileError as e:
@@ -484,7 +601,7 @@ class Daemon:
             return  # an upstream problem: the refresh schedule tries it again
         src = self.conf.requests_dir / name
         try:
-            st = os.stat(src)
+            st = os.stat(src, follow_symlinks=False)
             if (st.st_size, st.st_mtime_ns) != size_mtime:
                 return  # replaced while the job ran: the new file has a job of its own
             dest = self.conf.requests_dir / (DONE_DIR if state is State.DONE else FAILED_DIR)
@@ -509,6 +626,10 @@ class Daemon:
         except ConfigError as e:
             self.reload_error = str(e)
             log.error("config reload failed; keeping the running config", error=str(e))
+            return
+        except Exception as e:  # noqa: BLE001 - a bug in checking the file must not stop the service
+            self.reload_error = f"internal error reading the config: {e!r}"
+            log.exception("config reload failed; keeping the running config")
             return
         old, self.conf = self.conf, new
         self.reloads += 1
@@ -596,6 +717,70 @@ class Daemon:
             },
             "jobs": self.jobs_view(),
         }
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:  # undecodable bytes of the file name, as surrogates
+        return False
+
+
+def _lock_state(db: Path) -> int:
+    """An exclusive lock beside the job database: one service per state. The kernel drops it
+    when the process ends, however it ends (a kill -9 leaves no stale lock)."""
+    path = db.with_name(db.name + ".lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot create the state lock: {e.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise ConfigError(f"{db}: another airsync daemon uses this state database "
+                          "(see: systemctl status airsync)") from None
+    return fd
+
+
+def read_request(path: Path, kind: str | None):
+    """Read and parse one request file (in a worker thread): ``cli.Inputs``.
+
+    Only a regular file is read, opened without following a symlink and without blocking (a
+    FIFO renamed in would block a plain read forever), and only up to ``MAX_REQUEST`` bytes.
+    """
+    from airsync import cli
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise RequestFileError(f"{path}: a symlink; request files must be regular files") from None
+        raise RequestFileError(f"{path}: cannot read: {e.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise RequestFileError(f"{path}: not a regular file; request files must be regular files")
+        if st.st_size > MAX_REQUEST:
+            raise RequestFileError(f"{path}: {st.st_size} bytes; request files may have at most {MAX_REQUEST}")
+        chunks, size = [], 0
+        while size <= MAX_REQUEST:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > MAX_REQUEST:
+            raise RequestFileError(f"{path}: grew past {MAX_REQUEST} bytes while read")
+    except OSError as e:
+        raise RequestFileError(f"{path}: cannot read: {e.strerror}") from None
+    finally:
+        os.close(fd)
+    inputs = cli.Inputs()
+    cli.parse_input(inputs, kind or "modules", b"".join(chunks), str(path))
+    return inputs
 
 
 def _user_error(e: BaseException) -> AirsyncError | None:

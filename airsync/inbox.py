@@ -56,6 +56,10 @@ class Settler:
             self._taken[n] = self._seen.pop(n)[0]
         return ready
 
+    def taken(self, name: str, size_mtime: tuple[int, int]) -> bool:
+        """Was ``name`` handed out by ``settled`` looking as it does now (so it is whole)?"""
+        return self._taken.get(name) == size_mtime
+
     def present(self, names: set[str]) -> None:
         """A full listing of the directory: forget what has gone (moved away, deleted)."""
         for n in [n for n in (*self._seen, *self._taken) if n not in names]:

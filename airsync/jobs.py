@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,9 +115,11 @@ def mirror_claims() -> frozenset[str]:
     return frozenset({MIRROR_CLAIM})
 
 
-def usb_claims(target: str) -> frozenset[str]:
+def usb_claims(medium_id: str) -> frozenset[str]:
     # A sync reads the mirror (under its shared lock) and writes the medium: one sync per medium.
-    return frozenset({SHARED + MIRROR_CLAIM, f"medium:{target}"})
+    # The medium is named by its marker's id, not a path: two paths (a symlink, a bind mount,
+    # "/m/a/../a") can lead to the same stick.
+    return frozenset({SHARED + MIRROR_CLAIM, f"medium:{medium_id}"})
 
 
 def conflicts(a: frozenset[str] | set[str], b: frozenset[str] | set[str]) -> bool:
@@ -232,3 +235,34 @@ class RateMeter:
         if remaining is None or rate <= 0:
             return None
         return max(0, remaining) / rate
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` (dicts, lists, strings, numbers) made fit for strict JSON in UTF-8.
+
+    A file name that is not UTF-8 reaches Python as lone surrogates ("bad\\udcff.sum"), which
+    cannot be encoded: they are shown as backslash escapes instead. A float that is not finite
+    (JSON has no inf) becomes None.
+    """
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            return "".join(_escape_surrogate(c) for c in value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {json_safe(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def _escape_surrogate(c: str) -> str:
+    o = ord(c)
+    if 0xDC80 <= o <= 0xDCFF:
+        return f"\\x{o - 0xDC00:02x}"  # an undecodable byte, as os.fsdecode smuggled it in
+    if 0xD800 <= o <= 0xDFFF:
+        return f"\\u{o:04x}"
+    return c

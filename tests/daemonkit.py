@@ -140,3 +140,21 @@ class Service:
             self.proc.wait(timeout=10)
         self._log.close()
         self.notify.close()
+
+
+class Unserved:
+    """A ``Daemon`` that never serves (nothing runs its jobs): for what submitting does. Closes
+    its job database and state lock on the way out, so the next daemon of the test may start."""
+
+    def __init__(self, conf) -> None:
+        from airsync import sdnotify
+        from airsync.daemon import Daemon
+
+        self.daemon = Daemon(conf, sdnotify.Notifier({}))
+
+    def __enter__(self):
+        return self.daemon
+
+    def __exit__(self, *exc: object) -> None:
+        self.daemon.db.close()
+        os.close(self.daemon._lock)

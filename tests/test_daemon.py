@@ -8,7 +8,9 @@ state that the next start resumes; SIGHUP with a broken config keeps the old one
 from __future__ import annotations
 
 import json
+import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -18,7 +20,7 @@ import trio
 from airsync import config, sample, sdnotify
 from airsync.daemon import Daemon
 from airsync.jobdb import JobDB
-from daemonkit import Notify, Service, drop_request, job_states, wait_for, write_config
+from daemonkit import Notify, Service, Unserved, drop_request, job_states, wait_for, write_config
 from faultserver import FOREVER, Fault, FaultServer
 
 
@@ -291,3 +293,177 @@ def test_kill_9_mid_download_then_the_next_start_resumes(tmp_path):
         assert done[0]["result"]["resumed_bytes"] >= 2 << 20
         assert srv.total_bytes() < (up / BIG_ZIP).stat().st_size
         assert (tmp_path / "mirror" / BIG_ZIP).read_bytes() == (up / BIG_ZIP).read_bytes()
+
+
+# -- what a reviewer broke it with ------------------------------------------------------------
+
+def test_a_request_file_name_that_is_not_utf8_is_left_alone(tmp_path, upstream):
+    conf = config.load_daemon(write_config(tmp_path, upstream.as_uri()))
+    conf.requests_dir.mkdir(parents=True)
+    bad = os.fsencode(conf.requests_dir) + b"/early\xff.sum"
+    open(bad, "w").close()  # there at start: found by the listing
+
+    async def body(d: Daemon):
+        await trio.sleep(0.5)  # the watch has started: this one arrives as an event
+        open(os.fsencode(conf.requests_dir) + b"/late\xfe.sum", "w").close()
+        await trio.sleep(1)
+        drop_request(conf.requests_dir, "go.sum", gosum())
+        await until(lambda: any(j.state.value == "done" for j in d.queue.jobs.values()))
+        assert "idle" in d.status_line()
+
+    d = run_daemon(conf, body)  # before: watchfiles' "Unable to decode path" ended the service
+    assert [j.label for j in d.queue.jobs.values()] == ["go.sum"]
+    assert os.path.exists(bad)
+
+
+def test_fifos_and_symlinks_in_the_requests_directory_are_not_read(tmp_path, upstream):
+    conf = config.load_daemon(write_config(tmp_path, upstream.as_uri()))
+    conf.requests_dir.mkdir(parents=True)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    (tmp_path / "elsewhere.sum").write_text(gosum())
+
+    def unblock():  # before the fix the service hung in a read of the FIFO: end it, so the test fails
+        time.sleep(8)
+        try:
+            os.close(os.open(conf.requests_dir / "pipe.txt", os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+
+    threading.Thread(target=unblock, daemon=True).start()
+
+    async def body(d: Daemon):
+        await trio.sleep(0.5)
+        os.rename(fifo, conf.requests_dir / "pipe.txt")
+        os.symlink(tmp_path / "elsewhere.sum", conf.requests_dir / "link.sum")
+        await trio.sleep(1)
+        drop_request(conf.requests_dir, "go.sum", gosum())
+        with trio.fail_after(5):
+            await until(lambda: any(j.state.value == "done" for j in d.queue.jobs.values()))
+        await trio.sleep(0.5)
+
+    d = run_daemon(conf, body)
+    assert [j.label for j in d.queue.jobs.values()] == ["go.sum"]
+
+
+def test_read_request_refuses_what_is_no_regular_file(tmp_path):
+    from airsync.daemon import MAX_REQUEST, RequestFileError, read_request
+
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(RequestFileError, match="not a regular file"):
+        read_request(tmp_path / "fifo", "modules")  # at once: never blocks
+    (tmp_path / "real").write_text("example.com/a@v1.0.0\n")
+    os.symlink(tmp_path / "real", tmp_path / "link")
+    with pytest.raises(RequestFileError, match="a symlink"):
+        read_request(tmp_path / "link", "modules")
+    with open(tmp_path / "big", "wb") as f:
+        f.truncate(MAX_REQUEST + 1)
+    with pytest.raises(RequestFileError, match="at most"):
+        read_request(tmp_path / "big", "modules")
+    assert len(read_request(tmp_path / "real", "modules").modules) == 1
+
+
+def test_large_bad_files_are_kept_short_and_set_aside(tmp_path, upstream):
+    from airsync.daemon import MAX_PROBLEMS, MAX_REQUEST
+
+    conf = config.load_daemon(write_config(tmp_path, upstream.as_uri()))
+
+    async def body(d: Daemon):
+        drop_request(conf.requests_dir, "bad.txt", "not a module\n" * 30_000)
+        with open(conf.requests_dir / "huge.txt.tmp", "wb") as f:
+            f.truncate(MAX_REQUEST + 1)
+        os.replace(conf.requests_dir / "huge.txt.tmp", conf.requests_dir / "huge.txt")
+        await until(lambda: len([j for j in d.queue.jobs.values() if j.state.value == "failed"]) == 2)
+
+    d = run_daemon(conf, body)
+    jobs = {j.label: j for j in d.queue.jobs.values()}
+    bad = jobs["bad.txt"].result
+    assert len(bad["input_problems"]) == MAX_PROBLEMS and bad["input_problem_count"] == 30_000
+    assert "at most" in jobs["huge.txt"].error
+    assert (conf.requests_dir / ".failed/bad.txt").exists() and (conf.requests_dir / ".failed/huge.txt").exists()
+
+
+def test_sync_now_waits_for_a_file_to_settle_and_an_empty_file_is_set_aside(tmp_path, upstream):
+    conf = config.load_daemon(write_config(tmp_path, upstream.as_uri(), debounce=0.3))
+
+    async def body(d: Daemon):
+        drop_request(conf.requests_dir, "empty.txt", "# only a comment\n")
+        await until(lambda: (conf.requests_dir / ".failed/empty.txt").exists())
+        await trio.sleep(2.5)  # a listing after the move: nothing comes back
+        with open(conf.requests_dir / "half.txt", "w") as f:  # still being written
+            f.write("example.com/to")
+            f.flush()
+            assert d.sync_now() == []  # not read half-written
+        assert d.sync_now() == []  # written, but not settled yet
+
+    d = run_daemon(conf, body)
+    (job,) = d.queue.jobs.values()
+    assert job.state.value == "failed" and "nothing to mirror" in job.error
+    assert not (conf.requests_dir / "empty.txt").exists()
+
+
+def test_a_second_daemon_leaves_the_first_ones_jobs_alone(tmp_path, upstream):
+    import dataclasses
+
+    from airsync.errors import ConfigError
+    from airsync.jobs import Job, Kind, State
+
+    conf = config.load_daemon(write_config(tmp_path, upstream.as_uri()))
+
+    async def body(d: Daemon):
+        d.db.save(Job(999, Kind.MIRROR, "/m", "request:x", "request:x", frozenset(), 1.0,
+                      state=State.RUNNING, started=2.0), 2.0)
+        with pytest.raises(ConfigError, match="another airsync daemon is listening"):
+            Daemon(conf, sdnotify.Notifier({}))
+        other = dataclasses.replace(conf, control_socket=tmp_path / "other.sock")
+        with pytest.raises(ConfigError, match="another airsync daemon uses this state database"):
+            Daemon(other, sdnotify.Notifier({}))
+        db = JobDB(conf.state_db)
+        (job,) = [j for j in db.load(10)[0] if j.id == 999]
+        db.close()
+        assert job.state.value == "running"
+
+    run_daemon(conf, body)
+    Unserved(conf).__exit__()  # stopped: the lock is free again
+
+
+def test_submitting_survives_a_broken_job_database(tmp_path, upstream, monkeypatch):
+    from airsync.jobdb import JobDBError
+
+    conf = config.load_daemon(write_config(tmp_path, upstream.as_uri()))
+    with Unserved(conf) as d:
+        def broken(job, at):
+            raise JobDBError("disk full")
+
+        monkeypatch.setattr(d.db, "save", broken)
+        job, new = d.submit_mirror("request:x", "request:x")
+        assert new and d.problem == "job database: disk full"
+
+
+def test_reload_keeps_the_config_on_infinite_sizes_and_on_bugs(tmp_path, upstream, monkeypatch):
+    cfg = write_config(tmp_path, upstream.as_uri())
+    conf = config.load_daemon(cfg)
+    with Unserved(conf) as d:
+        cfg.write_text(cfg.read_text().replace("[mirror]", "[mirror]\nchunk_size = \"1e400\""))
+        d.reload()
+        assert d.conf is conf and "mirror.chunk_size" in d.reload_error
+
+        def bug(path):
+            raise RuntimeError("a bug")
+
+        monkeypatch.setattr(config, "load_daemon", bug)
+        d.reload()
+        assert d.conf is conf and "a bug" in d.reload_error
+
+
+def test_finished_jobs_are_forgotten_while_running(tmp_path, upstream):
+    from airsync.jobs import Job, Kind, State
+
+    conf = config.load_daemon(write_config(tmp_path, upstream.as_uri(), history=2))
+
+    async def body(d: Daemon):
+        for i in range(100, 110):
+            d.queue.jobs[i] = Job(i, Kind.MIRROR, "/m", "x", f"x{i}", frozenset(), 1.0, state=State.DONE, finished=i)
+        await until(lambda: len(d.queue.jobs) <= 2, 5)
+
+    run_daemon(conf, body)
