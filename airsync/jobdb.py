@@ -14,7 +14,7 @@ import sqlite3
 from pathlib import Path
 
 from airsync.errors import AirsyncError
-from airsync.jobs import Job
+from airsync.jobs import Job, json_safe
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -56,7 +56,9 @@ class JobDB:
             with self._db:
                 self._db.execute("BEGIN")
                 self._db.execute("INSERT OR REPLACE INTO jobs VALUES (?, ?)", (job.id, json.dumps(job.as_dict())))
-                self._db.execute("INSERT INTO transitions VALUES (?, ?, ?, ?)", (job.id, job.state.value, at, job.error))
+                # An error naming a file that is not UTF-8 is text SQLite cannot take as it is.
+                self._db.execute("INSERT INTO transitions VALUES (?, ?, ?, ?)",
+                                 (job.id, job.state.value, at, json_safe(job.error)))
         except sqlite3.DatabaseError as e:
             raise JobDBError(f"{self.path}: cannot record job {job.id}: {e}") from None
 

@@ -22,7 +22,7 @@ from airsync import config, manifest, marker, sample, sdnotify
 from airsync.control import Client, ControlError
 from airsync.daemon import Daemon
 from airsync.verify import verify_medium
-from daemonkit import Service, drop_request, job_states, wait_for, write_config
+from daemonkit import Service, Unserved, drop_request, job_states, wait_for, write_config
 from test_fat import _need, fat  # noqa: F401  (the fusefat medium fixture)
 
 
@@ -89,7 +89,11 @@ def test_api_errors_are_json_with_status_codes(setup):
         r = await call(raw, "GET", "/v1/jobs")
         assert [j["id"] for j in r.json()["jobs"]] == [1]
         r = await call(raw, "GET", "/v2/status")
-        assert r.status_code == 404
+        assert r.status_code == 404 and "error" in r.json()  # JSON, not Starlette's plain text
+        r = await call(raw, "GET", "/v1/sync-now")
+        assert r.status_code == 405 and "error" in r.json()
+        r = await call(raw, "POST", "/v1/usb-attach", json={"path": "/media/a\0b"})
+        assert r.status_code == 422 and "NUL" in r.json()["error"]
 
     serve_and(conf, body)
 
@@ -231,3 +235,77 @@ def test_usb_jobs_on_fat_including_a_pulled_stick(tmp_path, fat):  # noqa: F811
     r = subprocess.run([sys.executable, "-m", "airsync", "verify", str(mnt), "--key", str(tmp_path / "k.pub")],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_status_with_a_job_named_after_a_file_that_is_not_utf8(setup):
+    conf = setup
+
+    async def body(d, call):
+        d.submit_mirror("request:bad\udcff.sum", "request:bad\udcff.sum", label="bad\udcff.sum")
+        d.next_refresh = float("inf")
+        status = await call(Client.status)  # before: 500 (JSONResponse cannot encode it)
+        assert any(j["label"] == "bad\\xff.sum" for j in status["jobs"])
+        assert status["daemon"]["next_refresh"] is None
+
+    serve_and(conf, body)
+
+
+def test_one_medium_by_two_paths_is_one_job(setup, tmp_path):
+    stick = tmp_path / "media" / "sdb1"
+    stick.mkdir(parents=True)
+    marker.write(stick, "blue")
+    os.symlink(stick, tmp_path / "media" / "link")
+    bind = tmp_path / "media" / "copy"  # a bind mount stands in as a copy: same marker, other path
+    bind.mkdir()
+    (bind / marker.MARKER).write_bytes((stick / marker.MARKER).read_bytes())
+    with Unserved(setup) as d:
+        first, new = d.usb_attach(str(stick), "")
+        assert new and first.target == str(stick)
+        for other in (tmp_path / "media/sdb1/../sdb1", tmp_path / "media/link", bind):
+            job, new = d.usb_attach(str(other), "")
+            assert job.id == first.id and not new, other
+
+
+def test_a_medium_that_overlaps_the_services_directories_is_refused(setup, tmp_path):
+    conf = setup
+    inside = conf.mirror_dir / "sub"
+    inside.mkdir(parents=True)
+    marker.write(inside, "nested")
+    marker.write(tmp_path, "everything")  # contains the mirror, requests and state
+    with Unserved(conf) as d:
+        for target, what in ((inside, "the mirror"), (tmp_path, "the mirror")):
+            with pytest.raises(config.ConfigError, match=f"overlaps {what}"):
+                d.usb_attach(str(target), "")
+        assert not d.queue.jobs
+
+
+def test_an_interrupted_sync_resumes_at_start_if_its_medium_is_still_there(setup, tmp_path):
+    from airsync.jobdb import JobDB
+    from airsync.jobs import Job, Kind, State, usb_claims
+
+    conf = setup
+    there, gone = tmp_path / "media/there", tmp_path / "media/gone"
+    for s in (there, gone):
+        s.mkdir(parents=True)
+    kept = marker.write(there, "there")
+    marker.write(gone, "other")  # another stick is mounted where the interrupted one was
+    db = JobDB(conf.state_db)
+    for i, (target, mid) in enumerate(((there, kept.id), (gone, "0123456789abcdef")), 1):
+        db.save(Job(i, Kind.USB, str(target), "usb-attach", f"usb:{mid}", usb_claims(mid), 1.0, label=target.name,
+                    state=State.INTERRUPTED, finished=2.0, error="the service stopped"), 2.0)
+    db.close()
+
+    async def main():
+        d = Daemon(conf, sdnotify.Notifier({}))
+        async with trio.open_nursery() as n:
+            await n.start(d.serve)
+            with trio.fail_after(20):
+                while not any(j.source == "resume" and j.state.terminal for j in d.queue.jobs.values()):
+                    await trio.sleep(0.05)
+            await trio.sleep(0.5)
+            d.stop()
+        return d
+
+    d = trio.run(main)
+    (resumed,) = [j for j in d.queue.jobs.values() if j.source == "resume"]
+    assert resumed.target == str(there) and resumed.key == f"usb:{kept.id}" and resumed.label == "there"
