@@ -56,6 +56,7 @@ _STARTER: list[tuple[str, str, object]] = [
     ("daemon", "refresh_interval", "6h"),
     ("daemon", "debounce", 1.0),
     ("daemon", "stop_timeout", 20.0),
+    ("daemon", "history", config.DaemonConfig.history),
 ]
 _EXAMPLES = {"limit_rate": "2M", "sumdb": "sum.golang.org", "private": "*.corp.example"}
 
@@ -95,6 +96,16 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    try:
+        code = _status(args)
+        sys.stdout.flush()
+    except BrokenPipeError:  # airsync status --json | head: the reader had enough; no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return EXIT_FAILED  # as rich does for the table: not all of it was delivered
+    return code
+
+
+def _status(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from airsync import statusview

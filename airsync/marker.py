@@ -72,6 +72,8 @@ def read(root: Path) -> Marker:
         raise MarkerError(f"{path}: cannot read: {e.strerror}") from None
     try:
         data = os.read(fd, 1 << 16)
+    except OSError as e:  # e.g. EIO from a stick pulled a moment ago
+        raise MarkerError(f"{path}: cannot read: {e.strerror}") from None
     finally:
         os.close(fd)
     return parse(data, str(path))
@@ -86,16 +88,26 @@ def write(root: Path, label: str) -> Marker:
         raise MarkerError(f"{path} already exists: {root} already is a medium; left as it is")
     m = new(label)
     tmp = root / f"{MARKER}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
     try:
-        os.write(fd, render(m))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dfd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    except OSError as e:  # a read-only medium, not ours to write: say so, no traceback
+        raise MarkerError(f"{root}: cannot write the marker: {e.strerror}") from None
     try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+        try:
+            os.write(fd, render(m))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        dfd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError as e:
+        try:
+            os.unlink(tmp)  # no half-written marker left behind (gone already if the rename went)
+        except OSError:
+            pass
+        raise MarkerError(f"{root}: cannot write the marker: {e.strerror}") from None
     return m

@@ -81,11 +81,13 @@ def jobs_table(jobs: list[dict[str, Any]], bars: bool = False) -> Table:
             target = job.get("label") or job["source"]
         done_bytes = p["bytes"] if p else r.get("bytes")
         state = job["state"] + (" (cancelling)" if p and p.get("cancelling") else "")
+        # Text, never str: a plain string is read as rich markup, and labels, targets and errors
+        # are the user's ("[/x]" raised MarkupError, "[red]x" was drawn red).
         row: list[RenderableType] = [
-            str(job["id"]), job["kind"], target, Text(state, style=STATE_STYLE.get(job["state"], "")),
-            _files(job), human_bytes(done_bytes) if done_bytes is not None else "",
-            f"{human_bytes(p['rate'])}/s" if p and p["rate"] else "",
-            _duration(p.get("eta")) if p else "",
+            Text(str(job["id"])), Text(job["kind"]), Text(target), Text(state, style=STATE_STYLE.get(job["state"], "")),
+            Text(_files(job)), Text(human_bytes(done_bytes) if done_bytes is not None else ""),
+            Text(f"{human_bytes(p['rate'])}/s" if p and p["rate"] else ""),
+            Text(_duration(p.get("eta")) if p else ""),
             Text(job.get("error") or "", style="red"),
         ]
         if bars:
@@ -101,9 +103,11 @@ def jobs_table(jobs: list[dict[str, Any]], bars: bool = False) -> Table:
     return t
 
 
-def _listing(title: str, items: list[str]) -> str:
-    more = f" and {len(items) - DETAIL_ITEMS} more" if len(items) > DETAIL_ITEMS else ""
-    return f"{title} ({len(items)}): {', '.join(items[:DETAIL_ITEMS])}{more}"
+def _listing(title: str, items: list[str], total: int | None = None) -> str:
+    """``total``: how many there were, when ``items`` keeps only the first ones."""
+    total = max(total or 0, len(items))
+    more = f" and {total - min(len(items), DETAIL_ITEMS)} more" if total > DETAIL_ITEMS else ""
+    return f"{title} ({total}): {', '.join(items[:DETAIL_ITEMS])}{more}"
 
 
 def details(jobs: list[dict[str, Any]]) -> list[Text]:
@@ -118,7 +122,7 @@ def details(jobs: list[dict[str, Any]]) -> list[Text]:
         if r.get("not_carried"):
             parts.append(_listing("checksum database not carried for", r["not_carried"]))
         if r.get("input_problems"):
-            parts.append(_listing("input problems", r["input_problems"]))
+            parts.append(_listing("input problems", r["input_problems"], r.get("input_problem_count")))
         if r.get("unknown"):
             parts.append(_listing("files on the medium that are not ours (left alone)", r["unknown"]))
         if parts and shown < DETAIL_JOBS:

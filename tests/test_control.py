@@ -195,6 +195,13 @@ def test_cli_usb_init_and_attach_against_the_subprocess_service(setup, tmp_path)
         assert r.returncode == 1 and "already done" in r.stderr
         r = svc.airsync("status", "--socket", str(svc.socket))
         assert "usb" in r.stdout and "sdc1" in r.stdout
+        for json_flag in (["--json"], []):  # airsync status | head: the reader went away
+            read, write = os.pipe()
+            os.close(read)
+            r = subprocess.run([sys.executable, "-m", "airsync", "status", *json_flag, "--socket", str(svc.socket)],
+                               stdout=write, stderr=subprocess.PIPE, text=True, timeout=60)
+            os.close(write)
+            assert r.returncode == 1 and r.stderr == "", r.stderr  # quietly, as rich does
     finally:
         assert svc.stop() == 0
 

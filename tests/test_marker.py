@@ -41,3 +41,19 @@ def test_a_symlinked_marker_is_not_followed(tmp_path):
     os.symlink(real / MARKER, medium / MARKER)
     with pytest.raises(MarkerError, match="cannot read"):
         marker.read(medium)
+
+
+def test_a_failed_write_is_a_marker_error_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+    def full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(MarkerError, match="cannot write the marker: No space left on device"):
+        marker.write(tmp_path, "x")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unwritable_medium_is_a_marker_error(tmp_path):
+    (tmp_path / f"{MARKER}.tmp").mkdir()  # cannot be opened for writing, as on a read-only medium
+    with pytest.raises(MarkerError, match="cannot write the marker"):
+        marker.write(tmp_path, "x")

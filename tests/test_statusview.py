@@ -63,3 +63,25 @@ def test_starter_config_is_valid_and_init_refuses_to_overwrite(tmp_path):
     assert out.read_text() == starter_config()
     r = subprocess.run(run, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "already exists; not overwritten" in r.stderr
+
+
+def test_user_strings_are_not_markup():
+    job = {"id": 4, "kind": "usb", "target": "/media/[/x]", "label": "[/x]", "source": "usb-attach",
+           "state": "failed", "error": "[red]x[bold", "progress": None, "result": {}}
+    console = Console(width=200, record=True, file=open("/dev/null", "w"))
+    console.print(statusview.render({**STATUS, "jobs": [job]}))  # before: rich MarkupError
+    text = console.export_text()
+    assert "/media/[/x] ([/x])" in text and "[red]x[bold" in text
+
+
+def test_input_problems_count_what_was_not_kept():
+    job = {**STATUS["jobs"][1], "result": {"input_problems": [f"f:{i}: bad" for i in range(20)],
+                                           "input_problem_count": 30000}}
+    (line,) = statusview.details([job])
+    assert "input problems (30000): f:0: bad" in line.plain and "and 29995 more" in line.plain
+
+
+def test_starter_config_has_every_daemon_key():
+    text = starter_config()
+    for key in config.DAEMON_KEYS:
+        assert f"{key} = " in text, key
