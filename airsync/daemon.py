@@ -26,7 +26,13 @@ files stay, the file in flight keeps its intact prefix).
 Stopping (SIGTERM): STOPPING=1, no new jobs; mirror jobs are cancelled at once, syncs get
 ``stop_timeout`` seconds to reach their next progress event, then their thread is abandoned
 (the process exits, the kernel drops its locks). Every job not finished becomes ``interrupted``; its source
-queues it again at the next start, and the work resumes where it stopped.
+queues it again at the next start (a sync: if the medium with the same marker id is still mounted
+there), and the work resumes where it stopped.
+
+One service per state: ``<state_db>.lock`` is held (flock) from before the job database is
+opened until the service ends, so a second ``airsync run`` with the same config leaves the
+first one's jobs alone. Request files are read off the event loop, only when regular files of
+at most ``MAX_REQUEST`` bytes; a name that is not UTF-8 is left alone (and logged once).
 """
 
 from __future__ import annotations

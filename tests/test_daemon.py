@@ -436,7 +436,7 @@ def test_submitting_survives_a_broken_job_database(tmp_path, upstream, monkeypat
             raise JobDBError("disk full")
 
         monkeypatch.setattr(d.db, "save", broken)
-        job, new = d.submit_mirror("request:x", "request:x")
+        _, new = d.submit_mirror("request:x", "request:x")
         assert new and d.problem == "job database: disk full"
 
 
