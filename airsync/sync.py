@@ -23,6 +23,7 @@ import errno
 import fcntl
 import hashlib
 import os
+import shutil
 from datetime import datetime, timezone
 import socket
 import stat
@@ -38,9 +39,10 @@ from airsync import chunks, manifest, modpath, sumdb
 from airsync.errors import AirsyncError
 from airsync.medium import MANIFEST, SIDECAR_SUFFIX, STAGING, sha256_file, tree_files
 from airsync.signatures import SIDECAR_MIN, SignatureCache, SignedFile, module_file
-from airsync.store import MirrorStore, fsync_dir, fsync_path, makedirs
+from airsync.store import WORKDIR, MirrorStore, fsync_dir, fsync_path, makedirs
 
 FAT_MAX_FILE = (4 << 30) - 1
+MANIFEST_MAX = 1 << 30  # read no more of a previous manifest than this (it lists the mirror)
 
 
 class SyncError(AirsyncError):
@@ -147,13 +149,61 @@ class _Flusher:
             MirrorStore.sync_dirs(dirs)
 
 
+def _staged(path: Path, flags: int = os.O_WRONLY | os.O_TRUNC) -> int:
+    """Open a file in the medium's staging area for writing, never through whatever else
+    (a planted symlink, a directory) may sit at its name: that is removed first."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        pass
+    else:
+        if not stat.S_ISREG(st.st_mode):
+            if stat.S_ISDIR(st.st_mode):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+    return os.open(path, flags | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+
+
+def _write_staged(path: Path, data: bytes, fsync: bool = False) -> None:
+    fd = _staged(path)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _case_insensitive(staging: Path) -> bool:
     probe = staging / "CaseProbe"
-    probe.write_bytes(b"")
+    _write_staged(probe, b"")
     try:
         return (staging / "caseprobe").exists()
     finally:
         probe.unlink()
+
+
+def _regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
+
+
+def _part_name(rel: str) -> str:
+    return f"{xxhash.xxh3_64_hexdigest(rel.encode())}.part"
+
+
+def _read_plain(path: Path) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read(MANIFEST_MAX)
+    finally:
+        os.close(fd)
 
 
 def _serialized(progress: Callable[[SyncEvent], None] | None) -> Callable[[SyncEvent], None]:
@@ -181,7 +231,7 @@ def _copy_resumable(
     """
     kept = 0
     digest = hashlib.sha256()
-    fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = _staged(part, os.O_RDWR)
     try:
         have = os.fstat(fd).st_size
         for c in sf.sig.chunks:
@@ -233,6 +283,12 @@ def sync(
     GONOSUMDB-style globs of module paths), with a signed manifest at its root."""
     if not target.is_dir():
         raise SyncError(f"{target}: no such directory (mount the medium first)")
+    if not (mirror / WORKDIR).is_dir():
+        # A mistyped path would look like an empty mirror, and the sync would empty the medium.
+        raise SyncError(f"{mirror}: not an airsync mirror (no {WORKDIR}/ in it); check the path")
+    m, t = os.path.realpath(mirror), os.path.realpath(target)
+    if m == t or t.startswith(m + os.sep) or m.startswith(t + os.sep):
+        raise SyncError(f"{target}: the target and the mirror {mirror} overlap; sync to a separate medium")
     store = MirrorStore(mirror, shared=True)  # keeps a mirror job from changing files under us
     cache = SignatureCache(store.state_path)
     lock = -1
@@ -329,10 +385,10 @@ def _sync(
     since = 0.0  # when the previous manifest was made
     aside = staging / "previous-manifest"
     current = target / MANIFEST
-    old_manifest = aside if aside.exists() else current
-    if old_manifest.exists():
+    old_manifest = aside if _regular(aside) else current
+    if _regular(old_manifest):
         try:
-            old = manifest.open_manifest(old_manifest.read_bytes(), signer.verifier, str(current))
+            old = manifest.open_manifest(_read_plain(old_manifest), signer.verifier, str(current))
             previous = {e.path: (e.size, e.sha256) for e in old.entries}
             since = datetime.strptime(old.created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
         except AirsyncError as e:
@@ -358,8 +414,20 @@ def _sync(
     stale = [rel for rel in there.files if rel not in sources and rel in previous]
     result.unknown = sorted(rel for rel in there.files if rel not in sources and rel not in previous)
 
+    # Parts an interrupted run left: those of files still to write resume (the room they take
+    # is theirs already); any other is of no use any more.
+    wanted = {_part_name(sf.rel): sf.size for sf in todo}
+    staged = 0
+    with os.scandir(staging) as it:
+        for entry in it:
+            if entry.name.endswith(".part") and entry.is_file(follow_symlinks=False):
+                if entry.name in wanted:
+                    staged += min(entry.stat(follow_symlinks=False).st_size, wanted[entry.name])
+                else:
+                    os.unlink(entry.path)
+
     # Check the target can take it before writing anything.
-    need = sum(sf.size for sf in todo)
+    need = sum(sf.size for sf in todo) - staged
     vfs = os.statvfs(target)
     free = vfs.f_bavail * vfs.f_frsize
     if need > free:
@@ -386,7 +454,13 @@ def _sync(
         if sf.rel in rewritten or side not in there.sidecars
         or there.sidecars[side].st_size != chunks.encoded_size(sf.sig)
     ]
-    sidecars_stale = [side for side in there.sidecars if side not in want_sidecars]
+    # Only sidecars of files that are (or were) ours go; anyone else's *.airsig is left alone.
+    def ours(side: str) -> bool:
+        base = side.removesuffix(SIDECAR_SUFFIX)
+        return base in sources or base in previous
+
+    sidecars_stale = [side for side in there.sidecars if side not in want_sidecars and ours(side)]
+    result.unknown = sorted([*result.unknown, *(side for side in there.sidecars if not ours(side))])
 
     if not todo and not stale and not sidecars_todo and not sidecars_stale and old_manifest == current and previous == {
         rel: (sf.size, sf.sha256) for rel, sf in sources.items()
@@ -419,7 +493,7 @@ def _sync(
 
     def copy(sf: SignedFile) -> tuple[SignedFile, Path, int]:
         _safe_parents(target, sf.rel)
-        part = staging / f"{xxhash.xxh3_64_hexdigest(sf.rel.encode())}.part"
+        part = staging / _part_name(sf.rel)
         kept, written = _copy_resumable(
             store.root / sf.rel, part, sf, lambda n: say(SyncEvent("bytes", bytes=n))
         )
@@ -452,7 +526,7 @@ def _sync(
     for i, side in enumerate(sidecars_todo):
         _safe_parents(target, side)
         part = staging / f"sidecar-{i}.tmp"
-        part.write_bytes(chunks.encode(want_sidecars[side].sig))
+        _write_staged(part, chunks.encode(want_sidecars[side].sig))
         batch.append((side, part))
     commit(announce=False)
     for side in sidecars_stale:
@@ -461,8 +535,7 @@ def _sync(
 
     signed = manifest.sign_manifest(make_manifest(store.root, sources), signer)
     tmp = staging / "manifest.tmp"
-    tmp.write_bytes(signed)
-    fsync_path(tmp)
+    _write_staged(tmp, signed, fsync=True)
     os.replace(tmp, current)
     fsync_dir(target)
     if aside.exists():

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import xxhash
 
 from airsync import chunks, manifest, sample
 from airsync.medium import MANIFEST, SIDECAR_SUFFIX, STAGING, sha256_file, tree_files
@@ -275,3 +276,66 @@ def test_one_sync_at_a_time_per_medium_and_no_staging_symlink(mirrored, keys, tm
     with pytest.raises(SyncError, match="refusing to follow"):
         sync(mirror, other, signer)
     assert not any(elsewhere.iterdir())
+
+
+def test_a_mistyped_mirror_or_an_overlapping_target_is_refused_and_the_medium_kept(mirrored, keys, tmp_path):
+    mirror, _ = mirrored
+    signer, verifier = keys
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    sync(mirror, usb, signer)
+    before = sorted(tree_files(usb).files)
+    with pytest.raises(SyncError, match="not an airsync mirror"):
+        sync(tmp_path / "typo", usb, signer)
+    assert not (tmp_path / "typo").exists()
+    assert sorted(tree_files(usb).files) == before
+    manifest.open_manifest((usb / MANIFEST).read_bytes(), verifier)
+    for target in (mirror, mirror / "example.com"):
+        with pytest.raises(SyncError, match="overlap"):
+            sync(mirror, target, signer)
+    assert not (mirror / MANIFEST).exists()
+
+
+def test_planted_symlinks_in_the_staging_area_are_never_written_through(mirrored, keys, tmp_path):
+    mirror, _ = mirrored
+    signer, verifier = keys
+    usb = tmp_path / "usb"
+    (usb / STAGING).mkdir(parents=True)
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    rel = next(iter(sorted(tree_files(mirror).files)))
+    for name in (xxhash.xxh3_64_hexdigest(rel.encode()) + ".part", "manifest.tmp", "CaseProbe", "previous-manifest"):
+        (usb / STAGING / name).symlink_to(victim)
+    sync(mirror, usb, signer)
+    assert victim.read_text() == "precious\n"
+    assert not (usb / rel).is_symlink()
+    same_tree(mirror, usb)
+    manifest.open_manifest((usb / MANIFEST).read_bytes(), verifier)
+
+
+def test_parts_left_by_a_full_medium_count_as_room_and_orphans_go(keys, small_tmpfs, tmp_path):
+    signer, _ = keys
+    big = sample.big_module(BIG, "v1.0.0", 2 << 20, seed=4)
+    mirror, _ = mirror_from(tmp_path, [big])
+    staging = small_tmpfs / STAGING
+    staging.mkdir()
+    # What a sync cut short by a full medium leaves: most of the big zip (it resumes, and the
+    # room it takes is its own), and a part nothing needs any more (1.5 MiB of the 4 MiB).
+    data = (mirror / BIG_ZIP).read_bytes()
+    (staging / (xxhash.xxh3_64_hexdigest(BIG_ZIP.encode()) + ".part")).write_bytes(data[: len(data) - 100_000])
+    (staging / "0123456789abcdef.part").write_bytes(b"x" * (3 << 19))
+    r = sync(mirror, small_tmpfs, signer)
+    assert r.resumed_bytes > 1 << 20 and BIG_ZIP in r.written
+    assert not (staging / "0123456789abcdef.part").exists()
+    same_tree(mirror, small_tmpfs)
+
+
+def test_someone_elses_sidecar_is_left_alone(mirrored, keys, tmp_path):
+    mirror, _ = mirrored
+    signer, _ = keys
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    (usb / "notes.airsig").write_text("mine\n")
+    r = sync(mirror, usb, signer)
+    assert (usb / "notes.airsig").read_text() == "mine\n"
+    assert "notes.airsig" in r.unknown
