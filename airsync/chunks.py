@@ -76,6 +76,7 @@ __all__ = [
     "signature_of_file",
     "encode",
     "encoded_size",
+    "max_encoded_size",
     "decode",
     "index_chunks",
     "plan_delta",
@@ -243,6 +244,12 @@ def encode(sig: FileSignature) -> bytes:
 def encoded_size(sig: FileSignature) -> int:
     """len(encode(sig)), without encoding."""
     return _HEADER.size + _ENTRY.size * len(sig.chunks) + _CHECK_LEN
+
+
+def max_encoded_size(size: int) -> int:
+    """The largest sidecar a file of ``size`` bytes can have (every chunk but the last at least
+    CHUNK_MIN long): a bound for reading one from an untrusted peer."""
+    return _HEADER.size + _ENTRY.size * (size // CHUNK_MIN + 1) + _CHECK_LEN
 
 
 def decode(data: bytes | bytearray | memoryview) -> FileSignature:

@@ -190,6 +190,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         trio.run(serve.serve, root, args.listen, None, signer)
     except KeyboardInterrupt:
         pass  # Ctrl-C is how a foreground server is stopped
+    except (OSError, BaseExceptionGroup) as e:
+        err = _first(e, OSError)
+        if err is None:
+            raise
+        raise ConfigError(f"cannot listen on {args.listen}: {err.strerror or err}") from None
     return EXIT_OK
 
 
@@ -200,6 +205,17 @@ def _signer(keyfile: str):
         return manifest.load_signer(Path(keyfile))
     except manifest.KeyFileError as e:
         raise ConfigError(str(e)) from None
+
+
+def _first(e: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """``e`` itself, or the first ``kind`` inside the exception groups trio nurseries raise."""
+    if isinstance(e, kind):
+        return e
+    for inner in getattr(e, "exceptions", ()):
+        found = _first(inner, kind)
+        if found is not None:
+            return found
+    return None
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
@@ -392,5 +408,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"airsync: {e}", file=sys.stderr)
         return EXIT_USAGE if isinstance(e, ConfigError) else EXIT_FAILED
     except KeyboardInterrupt:
+        print("airsync: interrupted; a rerun resumes where this stopped", file=sys.stderr)
+        return 130
+    except BaseExceptionGroup as g:  # Ctrl-C inside a trio nursery arrives wrapped
+        if _first(g, KeyboardInterrupt) is None:
+            raise
         print("airsync: interrupted; a rerun resumes where this stopped", file=sys.stderr)
         return 130

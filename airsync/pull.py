@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,8 @@ DEFAULT_CONCURRENCY = 8
 ATTEMPTS = 3  # per request, for resets and 5xx
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 MAX_REQUEST = 2 << 20  # bytes asked for in one range request (held in memory until written)
+MANIFEST_MAX = 256 << 20  # ~1.4 million files; a peer sending more is refused, not buffered
+DEADLINE_BASE, MIN_RATE = 60.0, 32 << 10  # a request may take 60 s plus 1 s per 32 KiB
 WRITE_BLOCK = 1 << 20
 
 
@@ -105,18 +108,45 @@ class _Local:
     by_sha256: dict[str, str]
 
 
+def _deadline(size: int) -> float:
+    """Seconds one request for ``size`` bytes may take: a peer dripping a byte at a time must
+    not hold a pull forever (httpx's timeouts are per read)."""
+    return DEADLINE_BASE + size / MIN_RATE
+
+
 class _Peer:
-    """GET requests to the peer with a few retries, counting what crosses."""
+    """GET requests to the peer with a few retries and deadlines, counting what crosses."""
 
     def __init__(self, client: httpx.AsyncClient, base: str, result: PullResult) -> None:
         self.client = client
         self.base = base.rstrip("/")
         self.result = result
 
+    async def request(self, url: str, headers: dict[str, str], size: int, handle):
+        """``await handle(response)`` on a streamed GET of ``url`` (at most ``size`` bytes are
+        expected), retrying resets, truncation, stalls, 5xx and 429; _FileFailed after that."""
+        why = ""
+        for attempt in range(1, ATTEMPTS + 1):
+            with trio.move_on_after(_deadline(size)) as scope:
+                try:
+                    async with self.client.stream("GET", url, headers=headers) as r:
+                        self.result.requests += 1
+                        if r.status_code < 500 and r.status_code != 429:
+                            return await handle(r)
+                        why = f"HTTP {r.status_code}"
+                except httpx.RequestError as e:  # resets, truncation, undecodable bodies
+                    why = f"{type(e).__name__}: {e}" if str(e) else f"{type(e).__name__} (no detail)"
+            if scope.cancelled_caught:
+                why = f"no complete answer within {_deadline(size):.0f} s"
+            if attempt < ATTEMPTS:
+                await trio.sleep(0.2 * attempt)
+        raise _FileFailed(f"{url}: {why}")
+
     async def get(
-        self, rel: str, start: int | None = None, end: int | None = None, *, gzip: bool = False
+        self, rel: str, start: int | None = None, end: int | None = None, *, limit: int, gzip: bool = False
     ) -> bytes | None:
-        """The file ``rel`` (None when the peer has no such file), or bytes [start, end).
+        """The file ``rel`` (None when the peer has no such file), or bytes [start, end); no
+        more than ``limit`` bytes are ever held, whatever the peer sends.
 
         ``gzip``: the peer may compress it (the manifest: text, ~190 bytes a file, compresses
         about 3x); never for module files, whose bytes and ranges must be exact."""
@@ -124,34 +154,30 @@ class _Peer:
         headers = {"Accept-Encoding": "gzip" if gzip else "identity"}
         if start is not None:
             headers["Range"] = f"bytes={start}-{end - 1}"
-        for attempt in range(1, ATTEMPTS + 1):
-            try:
-                r = await self.client.get(url, headers=headers)
-                self.result.requests += 1
-                self.result.fetched += r.num_bytes_downloaded
-            except httpx.TransportError as e:
-                if attempt == ATTEMPTS:
-                    raise _FileFailed(f"{url}: {type(e).__name__}: {e}") from None
-                await trio.sleep(0.2 * attempt)
-                continue
+            limit = end - start
+
+        async def handle(r: httpx.Response) -> bytes | None:
             if r.status_code in (404, 410):
                 return None
-            if r.status_code >= 500 or r.status_code == 429:
-                if attempt == ATTEMPTS:
-                    raise _FileFailed(f"{url}: HTTP {r.status_code}")
-                await trio.sleep(0.2 * attempt)
-                continue
-            if start is None and r.status_code == 200:
-                return r.content
-            if start is not None and r.status_code == 206:
-                got = r.headers.get("content-range", "")
-                if got.startswith(f"bytes {start}-{end - 1}/") and len(r.content) == end - start:
-                    return r.content
-                raise _FileFailed(f"{url}: asked for bytes {start}-{end - 1}, got {got or 'no Content-Range'}")
             if start is not None and r.status_code == 200:
                 raise _FileFailed(f"{url}: the peer ignores Range requests")
-            raise _FileFailed(f"{url}: HTTP {r.status_code}")
-        raise AssertionError("unreachable")
+            if r.status_code != (200 if start is None else 206):
+                raise _FileFailed(f"{url}: HTTP {r.status_code}")
+            if start is not None:
+                got = r.headers.get("content-range", "")
+                if not got.startswith(f"bytes {start}-{end - 1}/"):
+                    raise _FileFailed(f"{url}: asked for bytes {start}-{end - 1}, got {got or 'no Content-Range'}")
+            body = bytearray()
+            try:
+                async for block in r.aiter_bytes():
+                    body += block
+                    if len(body) > limit:
+                        raise _FileFailed(f"{url}: more than the {limit} bytes it can be; not read further")
+            finally:
+                self.result.fetched += r.num_bytes_downloaded
+            return bytes(body)
+
+        return await self.request(url, headers, limit, handle)
 
 
 async def pull(
@@ -167,13 +193,17 @@ async def pull(
     """Pull the peer at ``url`` into the mirror at ``into`` (``only``: module path globs)."""
     if not url.startswith(("http://", "https://")):
         raise PullError(f"{url}: not an http:// or https:// URL (to bring in a medium, use airsync import)")
+    try:
+        httpx.URL(url)
+    except httpx.InvalidURL as e:
+        raise PullError(f"{url}: not a usable URL: {e}") from None
     say = say or (lambda _m: None)
     result = PullResult()
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(timeout=TIMEOUT, limits=limits, follow_redirects=False) as client:
         peer = _Peer(client, url, result)
         try:
-            data = await peer.get(MANIFEST, gzip=True)
+            data = await peer.get(MANIFEST, gzip=True, limit=MANIFEST_MAX)
         except _FileFailed as e:
             raise PullError(str(e)) from None
         if data is None:
@@ -185,8 +215,11 @@ async def pull(
             await _pull(peer, store, cache, m, only, coalesce_gap, concurrency, say)
         except OSError as e:
             raise PullError(
-                f"{e.filename or into}: {e.strerror or e}; files pulled so far are complete and verified"
+                f"{e.filename or into}: {e.strerror or e}; stopped. Files pulled so far are complete and "
+                "verified; a rerun fetches the rest"
             ) from None
+        except sqlite3.Error as e:
+            raise PullError(f"{store.state_path}: {e}; stopped. Files pulled so far are complete and verified") from None
         finally:
             cache.close()
             store.close()
@@ -201,6 +234,8 @@ async def _pull(
     result = peer.result
     if only:
         m = Manifest(m.created, m.source, tuple(e for e in m.entries if selected(e.path, only)), m.gosum)
+        if not any("/@v/" in e.path for e in m.entries):
+            raise PullError(f"--only {only!r} selects no module in the peer's manifest")
 
     def hasher(path: Path) -> tuple[int, str]:
         sf = cache.get(store.root, path.relative_to(store.root).as_posix())
@@ -211,7 +246,10 @@ async def _pull(
 
     plan = plan_import(m, await trio.to_thread.run_sync(look))
     if plan.conflicts:
-        raise PullRefused(Report(plan.conflicts), f"{store.root}: the peer conflicts with the local mirror; nothing pulled")
+        raise PullRefused(
+            Report(plan.conflicts, files=len(m.entries), bytes=sum(e.size for e in m.entries)),
+            f"{store.root}: the peer conflicts with the local mirror; nothing pulled",
+        )
     result.skipped = len(plan.skip)
 
     local = _Local({}, {})
@@ -223,7 +261,10 @@ async def _pull(
         )
     h1s = gosum_hashes(m.gosum)
 
-    async def one(e: Entry, limiter: trio.CapacityLimiter, dirs: set[Path]) -> None:
+    # The local disk failing (full, read-only, gone) stops the whole pull, not one file.
+    fatal: list[Exception] = []
+
+    async def one(e: Entry, dirs: set[Path], nursery: trio.Nursery) -> None:
         async with limiter:
             try:
                 dirs |= await _pull_file(peer, store, cache, e, local, gap, h1s)
@@ -233,30 +274,41 @@ async def _pull(
             except _FileFailed as e2:
                 store.partial_path(e.path).unlink(missing_ok=True)
                 result.failures.append((e.path, str(e2)))
+            except (OSError, sqlite3.Error) as err:
+                store.partial_path(e.path).unlink(missing_ok=True)
+                fatal.append(err)
+                nursery.cancel_scope.cancel()
 
     limiter = trio.CapacityLimiter(concurrency)
     dirs: set[Path] = set()
     async with trio.open_nursery() as nursery:
         for e in plan.copy:
             if not e.path.endswith("/@v/list"):
-                nursery.start_soon(one, e, limiter, dirs)
+                nursery.start_soon(one, e, dirs, nursery)
+    if fatal:
+        raise fatal[0]
     # Module files durable before any list advertises them.
     await trio.to_thread.run_sync(store.sync_dirs, dirs)
     # A list names only the versions whose files are all here: one that failed is not advertised.
-    async def merge(e: Entry) -> None:
+    async def merge(e: Entry, nursery: trio.Nursery) -> None:
         async with limiter:
             try:
-                data = await peer.get(e.path)
+                data = await peer.get(e.path, limit=e.size)
                 if data is None or (len(data), hashlib.sha256(data).hexdigest()) != (e.size, e.sha256):
                     raise _FileFailed("the peer's file does not match its signed manifest")
                 if await trio.to_thread.run_sync(merge_list, store, e, data, True):
                     result.merged.append(e.path)
             except (_FileFailed, ImportFailed) as err:
                 result.failures.append((e.path, str(err)))
+            except (OSError, sqlite3.Error) as err:
+                fatal.append(err)
+                nursery.cancel_scope.cancel()
 
     async with trio.open_nursery() as nursery:
         for e in [e for e in plan.copy if e.path.endswith("/@v/list")] + list(plan.merge):
-            nursery.start_soon(merge, e)
+            nursery.start_soon(merge, e, nursery)
+    if fatal:
+        raise fatal[0]
 
 
 async def _pull_file(
@@ -274,7 +326,10 @@ async def _pull_file(
         # Already here under another name (a .mod unchanged between versions): no request at all.
         pieces = [chunks.Copy(same, 0, e.size)]
     elif e.size >= SIDECAR_MIN and local.index:
-        side = await peer.get(e.path + SIDECAR_SUFFIX)
+        try:
+            side = await peer.get(e.path + SIDECAR_SUFFIX, limit=chunks.max_encoded_size(e.size))
+        except _FileFailed:
+            side = None  # only a hint: without it the file comes whole
         try:
             sig = chunks.decode(side) if side is not None else None
         except chunks.SignatureFormatError:
@@ -299,41 +354,34 @@ async def _pull_file(
 async def _fetch_whole(peer: _Peer, partial: Path, e: Entry) -> bool:
     """Stream the whole file into ``partial``; True when it then matches ``e``."""
     url = f"{peer.base}/{e.path}"
-    for attempt in range(1, ATTEMPTS + 1):
+
+    async def handle(r: httpx.Response) -> bool:
+        if r.status_code in (404, 410):
+            raise _FileFailed("listed in the peer's manifest, but the peer does not have it")
+        if r.status_code != 200:
+            raise _FileFailed(f"{url}: HTTP {r.status_code}")
         digest = hashlib.sha256()
         pos = 0
         buf = bytearray()
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            async with peer.client.stream("GET", url, headers={"Accept-Encoding": "identity"}) as r:
-                peer.result.requests += 1
-                if r.status_code in (404, 410):
-                    raise _FileFailed("listed in the peer's manifest, but the peer does not have it")
-                if r.status_code != 200:
-                    if attempt < ATTEMPTS and (r.status_code >= 500 or r.status_code == 429):
-                        await trio.sleep(0.2 * attempt)
-                        continue
-                    raise _FileFailed(f"{url}: HTTP {r.status_code}")
-                async for block in r.aiter_raw():
-                    peer.result.fetched += len(block)
-                    buf += block
-                    if pos + len(buf) > e.size:
-                        return False
-                    if len(buf) >= WRITE_BLOCK:
-                        digest.update(buf)
-                        pos += await trio.to_thread.run_sync(os.pwrite, fd, bytes(buf), pos)
-                        buf.clear()
+            async for block in r.aiter_raw():
+                peer.result.fetched += len(block)
+                buf += block
+                if pos + len(buf) > e.size:
+                    return False
+                if len(buf) >= WRITE_BLOCK:
+                    digest.update(buf)
+                    pos += await trio.to_thread.run_sync(os.pwrite, fd, bytes(buf), pos)
+                    buf.clear()
             digest.update(buf)
             pos += await trio.to_thread.run_sync(os.pwrite, fd, bytes(buf), pos)
             await trio.to_thread.run_sync(os.fsync, fd)
-            return pos == e.size and digest.hexdigest() == e.sha256
-        except httpx.TransportError as err:
-            if attempt == ATTEMPTS:
-                raise _FileFailed(f"{url}: {type(err).__name__}: {err}") from None
-            await trio.sleep(0.2 * attempt)
         finally:
             os.close(fd)
-    return False
+        return pos == e.size and digest.hexdigest() == e.sha256
+
+    return await peer.request(url, {"Accept-Encoding": "identity"}, e.size, handle)
 
 
 async def _assemble(peer: _Peer, root: Path, partial: Path, e: Entry, pieces: list[chunks.Piece]) -> bool:
@@ -350,7 +398,7 @@ async def _assemble(peer: _Peer, root: Path, partial: Path, e: Entry, pieces: li
                     data = await trio.to_thread.run_sync(_read_local, root / p.path, start, end - start)
                     peer.result.reused += len(data)
                 else:
-                    data = await peer.get(e.path, start, end)
+                    data = await peer.get(e.path, start, end, limit=end - start)
                 if data is None:
                     raise _FileFailed("listed in the peer's manifest, but the peer does not have it")
                 if len(data) != end - start:

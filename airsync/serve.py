@@ -47,13 +47,15 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 
 class _HidePrivate:
-    """404 for any path element starting with a dot: module paths never have one."""
+    """404 for any path element starting with a dot (module paths never have one), and for
+    paths no file can have (a NUL, an element over 255 bytes) before they reach a syscall."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and any(p.startswith(".") for p in scope["path"].split("/") if p):
+        parts = [p for p in scope["path"].split("/") if p] if scope["type"] == "http" else []
+        if any(p.startswith(".") or "\0" in p or len(p.encode("utf-8", "surrogateescape")) > 255 for p in parts):
             await PlainTextResponse("not found\n", status_code=404)(scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -72,7 +74,10 @@ class _Carry:
     def _regular(self, rel: str) -> bool:
         """Is ``rel`` a regular file inside the tree, reached through no symlink?"""
         path = self.root / rel
-        return os.path.realpath(path) == os.path.join(os.path.realpath(self.root), rel) and path.is_file()
+        try:
+            return os.path.realpath(path) == os.path.join(os.path.realpath(self.root), rel) and path.is_file()
+        except (OSError, ValueError):
+            return False
 
     def _manifest(self) -> bytes:
         from airsync.sync import make_manifest, tree_signatures

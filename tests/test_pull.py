@@ -21,7 +21,7 @@ import trio
 
 from airsync import chunks, manifest, sample
 from airsync.medium import MANIFEST, tree_files
-from airsync.pull import pull
+from airsync.pull import PullError, pull
 from airsync.sample import build_sumdb
 from airsync.signatures import SIDECAR_MIN, SignatureCache
 from airsync.sync import sync
@@ -295,3 +295,131 @@ def test_the_mirror_job_records_signatures_when_it_publishes(world):
     published = {rel for rel in tree_files(sender).files if "/@v/" in rel and not rel.endswith("/list")}
     assert published <= set(rows)
     assert rows[BIG_ZIP_N1] == sample.module_h1(BIG_N1)
+
+
+class EvilPeer:
+    """A peer that answers some paths with what it likes (``answers[path] = handler(h)``) and
+    serves a medium's files for the rest."""
+
+    def __init__(self, root: Path, answers: dict) -> None:
+        import http.server
+        import threading
+
+        outer = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *a, **kw):
+                super().__init__(*a, directory=str(root), **kw)
+
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                if self.path in outer.answers:
+                    try:
+                        outer.answers[self.path](self)
+                    except OSError:
+                        pass  # the client gave up on us
+                    return
+                super().do_GET()
+
+        self.answers = answers
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def __enter__(self) -> EvilPeer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def garbage_gzip(h) -> None:
+    h.send_response(200)
+    h.send_header("Content-Encoding", "gzip")
+    h.send_header("Content-Length", "9")
+    h.end_headers()
+    h.wfile.write(b"not gzip!")
+
+
+def endless(h) -> None:
+    h.send_response(200)
+    h.end_headers()
+    block = b"x" * (1 << 20)
+    for _ in range(400):  # bounded: 400 MiB at most, far past what a pull may hold
+        h.wfile.write(block)
+
+
+def drip(h) -> None:
+    h.send_response(200)
+    h.send_header("Content-Length", "1000000")
+    h.end_headers()
+    for _ in range(200):  # bounded: 20 s at most
+        h.wfile.write(b"x")
+        h.wfile.flush()
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def medium(world, tmp_path):
+    sender, _, _, key, _ = world
+    d = tmp_path / "medium"
+    d.mkdir()
+    sync(sender, d, manifest.load_signer(key))
+    return d
+
+
+def test_an_undecodable_sidecar_is_only_a_lost_hint(world, medium, tmp_path):
+    sender, _, _, _, pub = world
+    receiver = fresh_receiver(world, tmp_path)
+    with EvilPeer(medium, {f"/{BIG_ZIP_N1}.airsig": garbage_gzip}) as peer:
+        result = trio.run(lambda: pull(peer.url, receiver, manifest.load_verifier(pub)))
+    assert result.ok, result.failures
+    same_tree(sender, receiver)
+
+
+def test_an_endless_manifest_is_refused_not_buffered(world, medium, tmp_path, monkeypatch):
+    import airsync.pull as pullmod
+
+    monkeypatch.setattr(pullmod, "MANIFEST_MAX", 8 << 20)
+    receiver = fresh_receiver(world, tmp_path)
+    with EvilPeer(medium, {"/" + MANIFEST: endless}) as peer:
+        with pytest.raises(PullError, match="more than the 8388608 bytes"):
+            trio.run(lambda: pull(peer.url, receiver, manifest.load_verifier(world[4])))
+
+
+def test_a_dripping_peer_meets_a_deadline(world, medium, tmp_path, monkeypatch):
+    import airsync.pull as pullmod
+
+    monkeypatch.setattr(pullmod, "DEADLINE_BASE", 0.5)
+    monkeypatch.setattr(pullmod, "ATTEMPTS", 1)
+    receiver = fresh_receiver(world, tmp_path)
+    strs_zip = f"/{sample.STRS}/@v/v1.1.0.zip"
+    started = time.monotonic()
+    with EvilPeer(medium, {strs_zip: drip}) as peer:
+        result = trio.run(lambda: pull(peer.url, receiver, manifest.load_verifier(world[4])))
+    assert time.monotonic() - started < 15
+    assert [p for p, _ in result.failures] == [strs_zip[1:]]
+    assert "no complete answer within" in result.failures[0][1]
+
+
+def test_a_full_local_disk_stops_the_pull_with_a_message(world, medium, mount_tmpfs, tmp_path):
+    small = mount_tmpfs("6m")
+    shutil.copytree(world[1], small / "m", symlinks=True, dirs_exist_ok=True)
+    with FaultServer(medium) as srv:
+        r = airsync("pull", srv.url, "--into", str(small / "m"), "--key", str(world[4]))
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "stopped" in r.stderr
+
+
+def test_bad_urls_and_empty_selections_are_clear_errors(world, medium, tmp_path):
+    receiver = fresh_receiver(world, tmp_path)
+    r = airsync("pull", "http://[::1", "--into", str(receiver), "--key", str(world[4]))
+    assert r.returncode == 1 and "not a usable URL" in r.stderr and "Traceback" not in r.stderr
+    with FaultServer(medium) as srv:
+        r = airsync("pull", srv.url, "--into", str(receiver), "--key", str(world[4]), "--only", "nomatch.example")
+    assert r.returncode == 1 and "selects no module" in r.stderr, r.stderr

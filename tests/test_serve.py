@@ -94,7 +94,11 @@ def test_http_semantics(served):
         assert c.get("/example.com/nope/@v/list").status_code == 404
 
 
-@pytest.mark.parametrize("path", ["/.airsync/state.db", "/.airsync/lock", "/%2e%2e/%2e%2e/etc/passwd", "/example.com/"])
+@pytest.mark.parametrize(
+    "path",
+    ["/.airsync/state.db", "/.airsync/lock", "/%2e%2e/%2e%2e/etc/passwd", "/example.com/", "/a%00b", "/" + "x" * 300,
+     "/example.com/%00.airsig"],
+)
 def test_private_and_outside_paths_are_not_served(served, path):
     url, _, _, _ = served
     r = httpx.get(url + path)
@@ -124,3 +128,15 @@ def test_serve_usage_errors(tmp_path, args, message):
     r = subprocess.run([sys.executable, "-m", "airsync", "serve", str(tmp_path / "missing"), *args],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_port_in_use_is_a_message_not_a_traceback(tmp_path):
+    (tmp_path / "m").mkdir()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "airsync", "serve", str(tmp_path / "m"), "--listen", f"127.0.0.1:{port}"],
+                           capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in r.stderr
