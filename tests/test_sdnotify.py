@@ -67,7 +67,7 @@ def test_without_systemd_nothing_is_sent_and_nothing_fails(tmp_path):
 
 def test_a_full_queue_drops_messages_instead_of_blocking(tmp_path):
     path = str(tmp_path / "notify")
-    with _receiver(path) as rx:  # never read: its queue fills up
+    with _receiver(path):  # never read: its queue fills up
         n = sdnotify.Notifier({"NOTIFY_SOCKET": path})
         sent = [n.notify(WATCHDOG=1) for _ in range(1000)]
         assert sent[0] and not sent[-1]
