@@ -247,7 +247,7 @@ def udev_properties(tmp_path: Path, fake: str, action: str = "add") -> tuple[dic
         f'mount --bind "{rules}" /etc/udev/rules.d && exec udevadm test --action={action} /sys/class/block/{dev}',
     )
     log = proc.stdout + proc.stderr
-    assert f"Reading rules file: /etc/udev/rules.d/61-airsync.rules" in log
+    assert "Reading rules file: /etc/udev/rules.d/61-airsync.rules" in log
     for line in log.splitlines():  # a syntax error is logged with the file's name and line
         assert "61-airsync.rules" not in line or line.startswith("Reading rules file"), line
     props = dict(line.split("=", 1) for line in proc.stdout.splitlines() if re.match(r"^[A-Z_]+=", line))
