@@ -15,14 +15,16 @@ from dataclasses import dataclass, field
 from airsync.errors import ConfigError
 
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+MAX_RATE = float(1 << 50)  # 1 PiB/s: anything above is a typo (and "1e400" would be infinite)
 
 
 def parse_rate(text: str) -> int:
     """'500k', '2M', '1.5m', '10000' (bytes per second, binary units) -> bytes per second."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgKMG]?)(?:i?[bB])?(?:/s)?\s*", text)
-    if not m or float(m.group(1)) <= 0:
+    value = float(m.group(1)) * _UNITS[m.group(2).lower()] if m else 0.0
+    if not 0 < value < MAX_RATE:
         raise ConfigError(f"bad rate {text!r}: use a positive number of bytes per second, e.g. 500k or 2M")
-    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    return int(value)
 
 
 @dataclass
