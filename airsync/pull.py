@@ -46,6 +46,7 @@ from airsync.errors import AirsyncError
 from airsync.manifest import Entry, Manifest, open_manifest
 from airsync.medium import MANIFEST, SIDECAR_SUFFIX
 from airsync.signatures import SIDECAR_MIN, SignatureCache, h1_of, module_file
+from airsync.state import StateDB
 from airsync.store import MirrorStore
 from airsync.verify import ImportFailed, Report, gosum_hashes, inside_state, merge_list, plan_import
 
@@ -212,6 +213,7 @@ async def pull(
         store = MirrorStore(into)
         cache = SignatureCache(store.state_path)
         try:
+            _clean_leftovers(store)
             await _pull(peer, store, cache, m, only, coalesce_gap, concurrency, say)
         except OSError as e:
             raise PullError(
@@ -224,6 +226,16 @@ async def pull(
             cache.close()
             store.close()
     return result
+
+
+def _clean_leftovers(store: MirrorStore) -> None:
+    """Remove what a killed pull left in the staging area (a pull restarts files; what a mirror
+    job can resume is kept)."""
+    state = StateDB(store.state_path)
+    try:
+        store.clean_partial(state.resumable())
+    finally:
+        state.close()
 
 
 async def _pull(

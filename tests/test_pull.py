@@ -423,3 +423,12 @@ def test_bad_urls_and_empty_selections_are_clear_errors(world, medium, tmp_path)
     with FaultServer(medium) as srv:
         r = airsync("pull", srv.url, "--into", str(receiver), "--key", str(world[4]), "--only", "nomatch.example")
     assert r.returncode == 1 and "selects no module" in r.stderr, r.stderr
+
+
+def test_leftovers_of_a_killed_pull_are_cleaned(world, medium, tmp_path):
+    receiver = fresh_receiver(world, tmp_path)
+    leftover = receiver / ".airsync" / "partial" / "deadbeef.part"
+    leftover.write_bytes(b"x" * 1000)
+    with FaultServer(medium) as srv:
+        result = trio.run(lambda: pull(srv.url, receiver, manifest.load_verifier(world[4])))
+    assert result.ok and not leftover.exists()
