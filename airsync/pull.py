@@ -26,7 +26,9 @@ How it works:
    Then fsync and publish; module files become durable before any list that names them.
 
 A file that fails is reported and the others go on (exit status 1); what was published is
-complete and verified, and a rerun fetches only what is still missing.
+complete and verified, and a rerun fetches only what is still missing. A file cut short by a
+kill or a lost peer resumes: its partial keeps the chunks the sidecar vouches for (or, for a
+file fetched whole, its bytes, sent on by a Range request and checked by the final sha256).
 """
 
 from __future__ import annotations
@@ -37,9 +39,11 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import trio
+import xxhash
 
 from airsync import chunks, note
 from airsync.errors import AirsyncError
@@ -213,8 +217,8 @@ async def pull(
         store = MirrorStore(into)
         cache = SignatureCache(store.state_path)
         try:
-            _clean_leftovers(store)
             await _pull(peer, store, cache, m, only, coalesce_gap, concurrency, say)
+            _clean_leftovers(store)
         except OSError as e:
             raise PullError(
                 f"{e.filename or into}: {e.strerror or e}; stopped. Files pulled so far are complete and "
@@ -229,8 +233,8 @@ async def pull(
 
 
 def _clean_leftovers(store: MirrorStore) -> None:
-    """Remove what a killed pull left in the staging area (a pull restarts files; what a mirror
-    job can resume is kept)."""
+    """After a pull: remove partial files nothing will resume (a pull resumes its own files
+    while they are still wanted; what a mirror job can resume is kept)."""
     state = StateDB(store.state_path)
     try:
         store.clean_partial(state.resumable())
@@ -333,6 +337,7 @@ async def _pull_file(
     h1s: dict[tuple[str, str], set[str]],
 ) -> set[Path]:
     pieces: list[chunks.Piece] = []
+    sig = None
     same = local.by_sha256.get(e.sha256)
     if same is not None:
         # Already here under another name (a .mod unchanged between versions): no request at all.
@@ -348,63 +353,132 @@ async def _pull_file(
             sig = None  # an unusable hint: fetch the file whole
         if sig is not None and sig.size == e.size and sig.sha256.hex() == e.sha256:
             pieces = chunks.plan_delta(sig, local.index, coalesce_gap=gap)
+        else:
+            sig = None
     partial = store.partial_path(e.path)
+    # What an interrupted pull wrote of this file stays: chunks the sidecar vouches for, or
+    # (without one) the bytes as they are, which the final sha256 checks.
+    have = await trio.to_thread.run_sync(_prefix, partial, e, sig)
+    kept = have.pos
     ok = False
-    if pieces and any(isinstance(p, chunks.Copy) for p in pieces):
+    delta = any(isinstance(p, chunks.Copy) for p in pieces)
+    if delta:
         try:
-            ok = await _assemble(peer, store.root, partial, e, pieces)
+            ok = await _assemble(peer, store.root, partial, e, pieces, have)
         except _FileFailed:
             ok = False  # e.g. a peer that ignores Range: the whole file may still come
     if not ok:
-        ok = await _fetch_whole(peer, partial, e)
+        ok = await _fetch_whole(peer, partial, e, _Written() if delta else have)
+    if not ok and kept and not delta:
+        ok = await _fetch_whole(peer, partial, e, _Written())  # the kept bytes were not good
     if not ok:
         partial.unlink(missing_ok=True)
         raise _FileFailed("the peer's file does not match its signed manifest (size or sha256)")
     return await trio.to_thread.run_sync(_land, store, cache, partial, e, h1s)
 
 
-async def _fetch_whole(peer: _Peer, partial: Path, e: Entry) -> bool:
-    """Stream the whole file into ``partial``; True when it then matches ``e``."""
+@dataclass
+class _Written:
+    """How much of a file is in its partial, in order, and the sha256 of those bytes."""
+
+    pos: int = 0
+    digest: Any = field(default_factory=hashlib.sha256)
+
+
+def _prefix(partial: Path, e: Entry, sig: chunks.FileSignature | None) -> _Written:
+    """The bytes an earlier attempt left in ``partial`` that may stay (see ``_pull_file``)."""
+    have = _Written()
+    try:
+        fd = os.open(partial, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return have
+    try:
+        size = min(os.fstat(fd).st_size, e.size)
+        if sig is None:
+            while have.pos < size and (block := os.pread(fd, min(WRITE_BLOCK, size - have.pos), have.pos)):
+                have.digest.update(block)
+                have.pos += len(block)
+            return have
+        for c in sig.chunks:
+            if c.offset + c.length > size:
+                break
+            piece = os.pread(fd, c.length, c.offset)
+            if xxhash.xxh3_128_digest(piece) != c.xxh3:
+                break
+            have.digest.update(piece)
+            have.pos = c.offset + c.length
+        return have
+    finally:
+        os.close(fd)
+
+
+async def _write(fd: int, data: bytes, have: _Written) -> None:
+    # Written first, hashed after: after an error the digest covers exactly what is on disk.
+    await trio.to_thread.run_sync(os.pwrite, fd, data, have.pos)
+    have.digest.update(data)
+    have.pos += len(data)
+
+
+async def _fetch_whole(peer: _Peer, partial: Path, e: Entry, have: _Written) -> bool:
+    """Stream the file into ``partial`` after the ``have.pos`` bytes already there (a Range
+    request; a peer answering 200 sends it all again); True when it then matches ``e``."""
     url = f"{peer.base}/{e.path}"
 
+    asked = have.pos  # where the Range starts (a retry asks the same; what came since is skipped)
+
     async def handle(r: httpx.Response) -> bool:
+        nonlocal have
+        skip = 0
         if r.status_code in (404, 410):
             raise _FileFailed("listed in the peer's manifest, but the peer does not have it")
-        if r.status_code != 200:
+        if r.status_code == 200 and have.pos:
+            have = _Written()  # the whole file after all: start over
+        elif r.status_code == 206:
+            if not r.headers.get("content-range", "").startswith(f"bytes {asked}-"):
+                raise _FileFailed(f"{url}: a range that does not start at byte {asked}")
+            skip = have.pos - asked
+        elif r.status_code != 200:
             raise _FileFailed(f"{url}: HTTP {r.status_code}")
-        digest = hashlib.sha256()
-        pos = 0
         buf = bytearray()
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         try:
+            await trio.to_thread.run_sync(os.ftruncate, fd, have.pos)
             async for block in r.aiter_raw():
                 peer.result.fetched += len(block)
+                if skip:
+                    block, skip = block[skip:], max(0, skip - len(block))
                 buf += block
-                if pos + len(buf) > e.size:
+                if have.pos + len(buf) > e.size:
                     return False
                 if len(buf) >= WRITE_BLOCK:
-                    digest.update(buf)
-                    pos += await trio.to_thread.run_sync(os.pwrite, fd, bytes(buf), pos)
+                    await _write(fd, bytes(buf), have)
                     buf.clear()
-            digest.update(buf)
-            pos += await trio.to_thread.run_sync(os.pwrite, fd, bytes(buf), pos)
+            await _write(fd, bytes(buf), have)
             await trio.to_thread.run_sync(os.fsync, fd)
         finally:
             os.close(fd)
-        return pos == e.size and digest.hexdigest() == e.sha256
+        return have.pos == e.size and have.digest.hexdigest() == e.sha256
 
-    return await peer.request(url, {"Accept-Encoding": "identity"}, e.size, handle)
+    headers = {"Accept-Encoding": "identity"}
+    if asked:
+        headers["Range"] = f"bytes={asked}-"
+    return await peer.request(url, headers, e.size - asked, handle)
 
 
-async def _assemble(peer: _Peer, root: Path, partial: Path, e: Entry, pieces: list[chunks.Piece]) -> bool:
-    """Write ``pieces`` into ``partial`` in order; True when it then matches ``e``."""
-    digest = hashlib.sha256()
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+async def _assemble(
+    peer: _Peer, root: Path, partial: Path, e: Entry, pieces: list[chunks.Piece], have: _Written
+) -> bool:
+    """Write ``pieces`` into ``partial`` in order after the ``have.pos`` bytes already there;
+    True when it then matches ``e``."""
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     try:
-        pos = 0
+        await trio.to_thread.run_sync(os.ftruncate, fd, have.pos)
+        at = 0  # where the piece starts in the target
         for p in pieces:
+            skip = min(max(have.pos - at, 0), p.length)  # already there from an earlier attempt
+            at += p.length
             # Large ranges go in parts, so memory stays bounded whatever the file size.
-            for start in range(p.offset, p.offset + p.length, MAX_REQUEST):
+            for start in range(p.offset + skip, p.offset + p.length, MAX_REQUEST):
                 end = min(start + MAX_REQUEST, p.offset + p.length)
                 if isinstance(p, chunks.Copy):
                     data = await trio.to_thread.run_sync(_read_local, root / p.path, start, end - start)
@@ -415,13 +489,11 @@ async def _assemble(peer: _Peer, root: Path, partial: Path, e: Entry, pieces: li
                     raise _FileFailed("listed in the peer's manifest, but the peer does not have it")
                 if len(data) != end - start:
                     return False
-                digest.update(data)
-                await trio.to_thread.run_sync(os.pwrite, fd, data, pos)
-                pos += len(data)
+                await _write(fd, data, have)
         await trio.to_thread.run_sync(os.fsync, fd)
     finally:
         os.close(fd)
-    return pos == e.size and digest.hexdigest() == e.sha256
+    return have.pos == e.size and have.digest.hexdigest() == e.sha256
 
 
 def _read_local(path: Path, offset: int, length: int) -> bytes:

@@ -24,6 +24,7 @@ from airsync.medium import MANIFEST, tree_files
 from airsync.pull import PullError, pull
 from airsync.sample import build_sumdb
 from airsync.signatures import SIDECAR_MIN, SignatureCache
+from airsync.store import MirrorStore
 from airsync.sync import sync
 from faultserver import FOREVER, Fault, FaultServer
 from gotool import go_env, run_go
@@ -432,3 +433,55 @@ def test_leftovers_of_a_killed_pull_are_cleaned(world, medium, tmp_path):
     with FaultServer(medium) as srv:
         result = trio.run(lambda: pull(srv.url, receiver, manifest.load_verifier(world[4])))
     assert result.ok and not leftover.exists()
+
+
+def test_an_interrupted_file_resumes_where_it_stopped(world, medium, tmp_path):
+    sender, _, _, _, pub = world
+    data = (sender / BIG_ZIP_N1).read_bytes()
+    # A receiver with nothing local to build from: the file comes whole, by Range after what an
+    # earlier, interrupted pull left in the staging area.
+    receiver = tmp_path / "empty"
+    MirrorStore(receiver).close()
+    partial = MirrorStore(receiver)
+    part = partial.partial_path(BIG_ZIP_N1)
+    partial.close()
+    part.write_bytes(data[: 2 << 20])
+    with FaultServer(medium) as srv:
+        result = trio.run(lambda: pull(srv.url, receiver, manifest.load_verifier(pub), only=BIG))
+        asked = [q.range for q in srv.requests_for(BIG_ZIP_N1)]
+        sent = srv.bytes_sent.get("/" + BIG_ZIP_N1, 0)
+    assert result.ok, result.failures
+    assert asked == [f"bytes={2 << 20}-"] and sent == len(data) - (2 << 20)
+    assert (receiver / BIG_ZIP_N1).read_bytes() == data and not part.exists()
+
+
+def test_a_bad_leftover_is_fetched_again_whole(world, medium, tmp_path):
+    sender, _, _, _, pub = world
+    data = (sender / BIG_ZIP_N1).read_bytes()
+    receiver = tmp_path / "empty"
+    store = MirrorStore(receiver)
+    part = store.partial_path(BIG_ZIP_N1)
+    store.close()
+    part.write_bytes(b"\0" * (1 << 20))  # not the file's bytes: only the final sha256 can tell
+    with FaultServer(medium) as srv:
+        result = trio.run(lambda: pull(srv.url, receiver, manifest.load_verifier(pub), only=BIG))
+    assert result.ok, result.failures
+    assert (receiver / BIG_ZIP_N1).read_bytes() == data
+
+
+def test_a_delta_resumes_after_the_chunks_an_interrupted_pull_wrote(world, medium, tmp_path):
+    sender, _, _, _, pub = world
+    data = (sender / BIG_ZIP_N1).read_bytes()
+    runs = []
+    for name, prefix in (("fresh", 0), ("resumed", 2 << 20)):
+        receiver = fresh_receiver(world, tmp_path / name)
+        if prefix:
+            store = MirrorStore(receiver)
+            store.partial_path(BIG_ZIP_N1).write_bytes(data[:prefix])
+            store.close()
+        with FaultServer(medium) as srv:
+            runs.append(trio.run(lambda: pull(srv.url, receiver, manifest.load_verifier(pub), only=BIG)))
+        assert (receiver / BIG_ZIP_N1).read_bytes() == data
+    fresh, resumed = runs
+    # The intact chunks of the leftover (checked against the sidecar) are neither copied nor fetched.
+    assert fresh.reused + fresh.fetched - (resumed.reused + resumed.fetched) > (2 << 20) - (256 << 10)
