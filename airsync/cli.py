@@ -223,9 +223,11 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
     signer = _signer(args.signing_key)
     r = sync(Path(args.mirror), Path(args.to), signer, verify=args.verify, only=args.only or "")
+    from airsync.units import count, human_bytes
+
     print(
-        f"airsync sync: wrote {len(r.written)} files ({r.bytes_written / 2**20:.1f} MiB"
-        + (f", {r.resumed_bytes / 2**20:.1f} MiB resumed" if r.resumed_bytes else "")
+        f"airsync sync: wrote {count(len(r.written), 'file')} ({human_bytes(r.bytes_written)}"
+        + (f", {human_bytes(r.resumed_bytes)} resumed" if r.resumed_bytes else "")
         + f"), {r.unchanged} unchanged, {len(r.removed)} removed; "
         + ("signed manifest written" if r.manifest_written else "already up to date, manifest left as it was")
     )

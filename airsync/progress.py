@@ -16,14 +16,9 @@ from rich.text import Text
 
 from airsync.fetch import Stats
 from airsync.mirror import Summary
+from airsync.units import count, human_bytes
 
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
+__all__ = ["human_bytes", "show", "summary_text"]
 
 
 def _line(stats: Stats, elapsed: float, rate: float) -> Text:
@@ -64,7 +59,7 @@ def summary_text(s: Summary) -> str:
     mb = s.bytes / 1e6
     rate = mb / s.seconds if s.seconds > 0 else 0.0
     lines = [
-        f"airsync mirror: fetched {s.fetched} files ({human_bytes(s.bytes)}, {rate:.1f} MB/s) "
+        f"airsync mirror: fetched {count(s.fetched, 'file')} ({human_bytes(s.bytes)}, {rate:.1f} MB/s) "
         f"in {s.seconds:.1f}s; skipped {s.skipped} already mirrored; failed {len(s.failures)}; "
         f"retries {s.retries}"
         + (f"; resumed {human_bytes(s.resumed_bytes)} from an earlier run" if s.resumed_bytes else "")

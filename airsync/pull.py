@@ -52,6 +52,7 @@ from airsync.medium import MANIFEST, SIDECAR_SUFFIX
 from airsync.signatures import SIDECAR_MIN, SignatureCache, h1_of, module_file
 from airsync.state import StateDB
 from airsync.store import MirrorStore
+from airsync.units import count, human_bytes
 from airsync.verify import ImportFailed, Report, gosum_hashes, inside_state, merge_list, plan_import
 
 __all__ = ["PullError", "PullRefused", "PullResult", "pull", "DEFAULT_CONCURRENCY"]
@@ -94,9 +95,9 @@ class PullResult:
 
     def summary(self) -> str:
         return (
-            f"pulled {self.pulled} files ({self.bytes / 2**20:.1f} MiB): fetched {self.fetched / 2**20:.2f} MiB "
-            f"in {self.requests} requests, {self.reused / 2**20:.1f} MiB reused from local chunks; "
-            f"{self.skipped} already present, {len(self.merged)} lists merged"
+            f"pulled {count(self.pulled, 'file')} ({human_bytes(self.bytes)}): fetched {human_bytes(self.fetched)} "
+            f"in {count(self.requests, 'request')}, {human_bytes(self.reused)} reused from local files; "
+            f"{self.skipped} already present, {count(len(self.merged), 'list')} merged"
             + (f"; {len(self.failures)} failed" if self.failures else "")
         )
 

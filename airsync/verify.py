@@ -32,6 +32,7 @@ from airsync.errors import AirsyncError, ModulePathError, VerifyError
 from airsync.manifest import Entry, Manifest, ManifestError, diff, open_manifest
 from airsync.medium import BLOCK, MANIFEST, sha256_file, tree_files
 from airsync.store import MirrorStore
+from airsync.units import count, human_bytes
 
 __all__ = [
     "BLOCK",
@@ -84,7 +85,7 @@ class Report:
 
     def summary(self) -> str:
         if self.ok:
-            return f"ok: {self.files} files, {self.bytes} bytes match the signed manifest"
+            return f"ok: {count(self.files, 'file')}, {human_bytes(self.bytes)}, match the signed manifest"
         paths = len({p for p, _ in self.problems})
         return f"{len(self.problems)} problem(s) in {paths} path(s); {self.files} files listed in the manifest"
 
@@ -99,8 +100,8 @@ class ImportResult:
 
     def summary(self) -> str:
         return (
-            f"imported {self.imported} files ({self.bytes} bytes), skipped {self.skipped} already present, "
-            f"merged {len(self.merged)} @v/list files"
+            f"imported {count(self.imported, 'file')} ({human_bytes(self.bytes)}), skipped {self.skipped} "
+            f"already present, merged {count(len(self.merged), '@v/list file')}"
         )
 
 

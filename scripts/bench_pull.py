@@ -424,7 +424,13 @@ def pull_kind(r: Req) -> str:
     return "whole files"
 
 
-PULL_SUMMARY = re.compile(r"fetched ([0-9.]+) MiB in (\d+) requests, ([0-9.]+) MiB reused")
+_SIZE = r"([0-9.]+) (B|KiB|MiB|GiB)"
+PULL_SUMMARY = re.compile(rf"fetched {_SIZE} in (\d+) requests?, {_SIZE} reused")
+
+
+def _mib(number: str, unit: str) -> float:
+    """A size as pull prints it ('3.2 KiB') in MiB."""
+    return float(number) * {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}[unit] / (1 << 20)
 
 RSYNC_STATS = {
     "literal": re.compile(r"^Literal data: ([0-9,]+) bytes", re.MULTILINE),
@@ -493,9 +499,9 @@ class Bench:
         self.per_file[tool] = per_file([q for q in reqs if not q.path.endswith("/airsync-manifest")])
         m = PULL_SUMMARY.search(r.stdout)
         if m:
-            kinds["pull's own count, MiB x 100"] = round(float(m.group(1)) * 100)
-            kinds["pull's own count, requests"] = int(m.group(2))
-            kinds["reused, MiB x 10"] = round(float(m.group(3)) * 10)
+            kinds["pull's own count, MiB x 100"] = round(_mib(m.group(1), m.group(2)) * 100)
+            kinds["pull's own count, requests"] = int(m.group(3))
+            kinds["reused, MiB x 10"] = round(_mib(m.group(4), m.group(5)) * 10)
         kinds["connections"] = len({q.conn for q in reqs})
         run = Run(tool, rnd, r.wall, r.utime + r.stime, r.rss_kb * 1024 / MB, b, n, kinds, r.stdout.strip())
         rmtree(dest)

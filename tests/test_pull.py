@@ -128,7 +128,8 @@ def test_pull_from_airsync_serve_moves_only_missing_chunks(world, tmp_path):
         # The new big zip shares its data files with version N: most of it comes from local chunks.
         new_bytes = sum(st.st_size for rel, st in tree_files(sender).files.items()
                         if not (world[1] / rel).exists())
-        fetched = float(r.stdout.split("fetched ")[1].split(" MiB")[0]) * 2**20
+        number, unit = r.stdout.split("fetched ")[1].split(" in ")[0].split()
+        fetched = float(number) * {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20}[unit]
         assert new_bytes > 3 << 20
         assert fetched < new_bytes / 4, r.stdout
         again = airsync("pull", peer.url, "--into", str(receiver), "--key", str(pub))
