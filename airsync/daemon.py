@@ -32,7 +32,8 @@ there), and the work resumes where it stopped.
 One service per state: ``<state_db>.lock`` is held (flock) from before the job database is
 opened until the service ends, so a second ``airsync run`` with the same config leaves the
 first one's jobs alone. Request files are read off the event loop, only when regular files of
-at most ``MAX_REQUEST`` bytes; a name that is not UTF-8 is left alone (and logged once).
+at most ``MAX_REQUEST`` bytes; any other entry (a FIFO, a symlink, a directory) is moved to
+``.failed/`` unopened, with a warning; a name that is not UTF-8 is left alone (and logged once).
 """
 
 from __future__ import annotations
@@ -416,12 +417,15 @@ class Daemon:
         return job
 
     def _pending_requests(self) -> list[str]:
+        """Names of the request files now in the directory (regular files, UTF-8 names). Any
+        other entry that is not ignored (a FIFO, a symlink, a directory, a device) is never a
+        request: it is set aside in ``.failed/`` untouched (never opened, so a FIFO cannot block)."""
         try:
-            names = sorted(e.name for e in os.scandir(self.conf.requests_dir) if e.is_file(follow_symlinks=False))
+            entries = sorted(((e.name, e.is_file(follow_symlinks=False)) for e in os.scandir(self.conf.requests_dir)))
         except OSError:
             return []
         pending = []
-        for n in names:
+        for n, regular in entries:
             if inbox.kind_of(n) is None:
                 continue
             if not _utf8(n):
@@ -431,8 +435,34 @@ class Daemon:
                     log.warning("request file name is not UTF-8; rename it to have it read",
                                 file=json_safe(n))
                 continue
+            if not regular:
+                self._set_aside(n)
+                continue
             pending.append(n)
         return pending
+
+    def _set_aside(self, name: str) -> None:
+        """Move a directory entry that cannot be a request file to ``.failed/``, saying why."""
+        src = self.conf.requests_dir / name
+        try:
+            mode = os.stat(src, follow_symlinks=False).st_mode
+        except OSError:
+            return  # gone meanwhile
+        if stat.S_ISREG(mode):
+            return  # replaced by a regular file meanwhile: a request after all
+        what = _file_type(mode)
+        try:
+            dest = self.conf.requests_dir / FAILED_DIR
+            dest.mkdir(exist_ok=True)
+            os.replace(src, dest / name)
+        except OSError as e:
+            if name not in self._unreadable_names:
+                self._unreadable_names.add(name)  # logged once, not at every listing
+                log.error(f"request entry is {what}, not a regular file, and could not be moved to "
+                          f"{FAILED_DIR}/; remove it", file=str(src), error=e.strerror)
+            return
+        log.warning(f"request entry is {what}, not a regular file: moved to {FAILED_DIR}/ unread; "
+                    "drop request files as regular files", file=str(src))
 
     async def _watch_requests(self, directory: Path) -> None:
         from watchfiles import awatch
@@ -454,6 +484,8 @@ class Daemon:
                 settler.observe(name, (st.st_size, st.st_mtime_ns), trio.current_time())
             else:  # gone, or a FIFO, symlink or directory: never a request (as in the listing)
                 settler.observe(name, None, trio.current_time())
+                if st is not None and inbox.kind_of(name) is not None and _utf8(name):
+                    self._set_aside(name)
 
         async def settle() -> None:
             last_scan = -RESCAN
@@ -731,6 +763,14 @@ def _utf8(name: str) -> bool:
         return True
     except UnicodeEncodeError:  # undecodable bytes of the file name, as surrogates
         return False
+
+
+def _file_type(mode: int) -> str:
+    for test, what in ((stat.S_ISLNK, "a symlink"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISDIR, "a directory"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device")):
+        if test(mode):
+            return what
+    return "of an unknown type"
 
 
 def _lock_state(db: Path) -> int:

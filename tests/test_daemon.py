@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import threading
 import time
 from pathlib import Path
@@ -344,6 +345,40 @@ def test_fifos_and_symlinks_in_the_requests_directory_are_not_read(tmp_path, ups
 
     d = run_daemon(conf, body)
     assert [j.label for j in d.queue.jobs.values()] == ["go.sum"]
+    # Set aside unread (before: they stayed forever, with no log and no job).
+    failed = conf.requests_dir / ".failed"
+    assert (failed / "link.sum").is_symlink() and os.readlink(failed / "link.sum") == str(tmp_path / "elsewhere.sum")
+    assert stat.S_ISFIFO(os.lstat(failed / "pipe.txt").st_mode)
+    assert not os.path.lexists(conf.requests_dir / "pipe.txt") and not os.path.lexists(conf.requests_dir / "link.sum")
+    assert (tmp_path / "elsewhere.sum").read_text() == gosum()
+
+
+def test_fifos_symlinks_and_directories_are_set_aside_with_a_logged_reason(tmp_path, upstream):
+    from structlog.testing import capture_logs
+
+    conf = config.load_daemon(write_config(tmp_path, upstream.as_uri()))
+    req = conf.requests_dir
+    req.mkdir(parents=True)
+    os.mkfifo(req / "early.sum")  # there at start: found by the first listing
+    (req / "dir.mod").mkdir()
+    (req / ".hidden").mkdir()  # dot-entries and *.tmp are someone's work: left alone
+    os.mkfifo(req / "x.tmp")
+
+    async def body(d: Daemon):
+        await trio.sleep(0.5)
+        os.mkfifo(req / "late.txt")  # arrives as an event
+        os.symlink(upstream, req / "up.mod")
+        await until(lambda: all(os.path.lexists(req / ".failed" / n)
+                                for n in ("early.sum", "dir.mod", "late.txt", "up.mod")), 10)
+        assert d.sync_now() == []
+
+    with capture_logs() as logged:
+        d = run_daemon(conf, body)
+    assert not d.queue.jobs
+    assert (req / ".hidden").is_dir() and os.path.lexists(req / "x.tmp")
+    reasons = {os.path.basename(e["file"]): e["event"] for e in logged if "moved to .failed/" in e.get("event", "")}
+    assert set(reasons) == {"early.sum", "dir.mod", "late.txt", "up.mod"}, logged
+    assert "a FIFO" in reasons["early.sum"] and "a directory" in reasons["dir.mod"] and "a symlink" in reasons["up.mod"]
 
 
 def test_read_request_refuses_what_is_no_regular_file(tmp_path):
