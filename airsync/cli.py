@@ -130,6 +130,8 @@ def cmd_mirror(args: argparse.Namespace) -> int:
     plan = wants.plan(inputs.sum_lines, inputs.requires, inputs.modules)
     if not plan and not inputs.problems:
         raise ConfigError("nothing to mirror: give --go-sum, --go-mod, --modules-file or --module")
+    if not plan:
+        raise ConfigError("nothing to mirror: every input has problems (see above); nothing was done")
 
     db = sumdb.parse_gosumdb(args.sumdb or conf.get("sumdb") or sumdb.SUM_GOLANG_ORG)
     private = args.private if args.private is not None else conf.get(
@@ -185,9 +187,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     serve.parse_listen(args.listen)  # a bad address is a usage error before anything starts
     signer = _signer(args.signing_key) if args.signing_key else None
     serve.app_for(root, signer)
-    print(f"airsync: serving {root} at http://{args.listen}/ (GOPROXY=http://{args.listen})", file=sys.stderr)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(serve.serve, root, args.listen, None, signer)
+            # Said once the socket listens: a port in use is an error, never "serving" first.
+            print(f"airsync: serving {root} at http://{args.listen}/ (GOPROXY=http://{args.listen})",
+                  file=sys.stderr)
+
     try:
-        trio.run(serve.serve, root, args.listen, None, signer)
+        trio.run(main)
     except KeyboardInterrupt:
         pass  # Ctrl-C is how a foreground server is stopped
     except (OSError, BaseExceptionGroup) as e:
@@ -256,6 +265,11 @@ def _verifier(key: str):
         raise ConfigError(str(e)) from None
 
 
+def _medium_dir(path: str) -> None:
+    if not Path(path).is_dir():
+        raise ConfigError(f"{path}: no such directory (mount the medium first)")
+
+
 def _print_report(report) -> None:
     for line in report.lines():
         print(line)
@@ -265,6 +279,7 @@ def _print_report(report) -> None:
 def cmd_verify(args: argparse.Namespace) -> int:
     from airsync import verify
 
+    _medium_dir(args.medium)
     report = verify.verify_medium(Path(args.medium), _verifier(args.key))
     _print_report(report)
     return EXIT_OK if report.ok else EXIT_FAILED
@@ -274,6 +289,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from airsync import verify
 
     verifier = _verifier(args.key)
+    _medium_dir(args.medium)
     try:
         result = verify.import_medium(Path(args.medium), Path(args.into), verifier)
     except verify.ImportRefused as e:

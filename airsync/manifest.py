@@ -444,6 +444,10 @@ def keygen(prefix: Path, name: str = "airsync") -> tuple[Path, Path]:
     for p in (key_path, pub_path):
         if os.path.lexists(p):
             raise KeyFileError(f"{p}: already exists; refusing to overwrite a key file")
+    try:  # e.g. /etc/airsync on a fresh host
+        key_path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    except OSError as e:
+        raise KeyFileError(f"{key_path.parent}: cannot create the directory: {e.strerror or e}") from None
     _write_new(key_path, (skey + "\n").encode(), 0o600)
     try:
         _write_new(pub_path, (vkey + "\n").encode(), 0o644)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gzip
 import os
+from functools import partial
 from pathlib import Path
 
 import structlog
@@ -121,12 +122,17 @@ def app_for(root: Path, signer=None) -> ASGIApp:
     return _HidePrivate(_Carry(Starlette(routes=[Mount("/", app=static)]), root, signer))
 
 
-async def serve(root: Path, listen: str, shutdown: trio.Event | None = None, signer=None) -> None:
+async def serve(
+    root: Path, listen: str, shutdown: trio.Event | None = None, signer=None, *, task_status=trio.TASK_STATUS_IGNORED
+) -> None:
+    """Serve until ``shutdown`` is set; ``task_status.started()`` once the socket listens."""
     host, port = parse_listen(listen)
     config = Config()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.accesslog = None
     config.errorlog = None
-    log.info("serving", mirror=str(root), url=f"http://{host}:{port}/")
     trigger = shutdown.wait if shutdown is not None else None
-    await hypercorn_serve(app_for(root, signer), config, shutdown_trigger=trigger)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(hypercorn_serve, app_for(root, signer), config, shutdown_trigger=trigger))
+        log.info("serving", mirror=str(root), url=f"http://{host}:{port}/")
+        task_status.started()

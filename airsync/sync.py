@@ -36,7 +36,7 @@ from pathlib import Path
 import xxhash
 
 from airsync import chunks, manifest, modpath, sumdb
-from airsync.errors import AirsyncError
+from airsync.errors import AirsyncError, ConfigError
 from airsync.medium import MANIFEST, SIDECAR_SUFFIX, STAGING, sha256_file, tree_files
 from airsync.signatures import SIDECAR_MIN, SignatureCache, SignedFile, module_file
 from airsync.store import WORKDIR, MirrorStore, fsync_dir, fsync_path, makedirs
@@ -281,14 +281,15 @@ def sync(
 ) -> SyncResult:
     """Make ``target`` equal to the mirror (or to the modules ``only`` selects: comma-separated
     GONOSUMDB-style globs of module paths), with a signed manifest at its root."""
+    # Usage errors (nothing is touched): ConfigError, exit status 2.
     if not target.is_dir():
-        raise SyncError(f"{target}: no such directory (mount the medium first)")
+        raise ConfigError(f"{target}: no such directory (mount the medium first)")
     if not (mirror / WORKDIR).is_dir():
         # A mistyped path would look like an empty mirror, and the sync would empty the medium.
-        raise SyncError(f"{mirror}: not an airsync mirror (no {WORKDIR}/ in it); check the path")
+        raise ConfigError(f"{mirror}: not an airsync mirror (no {WORKDIR}/ in it); check the path")
     m, t = os.path.realpath(mirror), os.path.realpath(target)
     if m == t or t.startswith(m + os.sep) or m.startswith(t + os.sep):
-        raise SyncError(f"{target}: the target and the mirror {mirror} overlap; sync to a separate medium")
+        raise ConfigError(f"{target}: the target and the mirror {mirror} overlap; sync to a separate medium")
     store = MirrorStore(mirror, shared=True)  # keeps a mirror job from changing files under us
     cache = SignatureCache(store.state_path)
     lock = -1
@@ -376,6 +377,8 @@ def _sync(
 ) -> SyncResult:
     result = SyncResult()
     sources = tree_signatures(store.root, cache, only)
+    if only and not any("/@v/" in rel for rel in sources):
+        raise ConfigError(f"--only {only!r} selects no module in {store.root}; the medium was left as it was")
 
     staging = target / STAGING  # made, checked and locked by _lock_medium
     # The previous manifest tells what we wrote before. While files are written it stays

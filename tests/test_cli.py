@@ -146,3 +146,23 @@ def test_keygen_writes_a_private_key_and_refuses_to_overwrite(tmp_path):
     no_traceback(r)
     assert r.returncode == 2 and "border.key" in r.stderr
     assert key.read_bytes() == before
+
+
+def test_inputs_that_are_all_bad_are_a_usage_error(tmp_path):
+    r = run("mirror", "--module", "notaversion", "--go-sum", str(tmp_path / "nope.sum"), "--to", str(tmp_path / "m"))
+    no_traceback(r)
+    assert r.returncode == 2 and "every input has problems" in r.stderr
+    assert "nope.sum: cannot read" in r.stderr
+
+
+def test_media_that_are_not_there_are_usage_errors(tmp_path):
+    key = tmp_path / "k"
+    r = run("keygen", "--out", str(tmp_path / "new" / "dir" / "k"))  # parents are made
+    assert r.returncode == 0, r.stderr
+    run("keygen", "--out", str(key))
+    for args in (["verify", str(tmp_path / "nodir"), "--key", f"{key}.pub"],
+                 ["import", str(tmp_path / "nodir"), "--into", str(tmp_path / "m"), "--key", f"{key}.pub"],
+                 ["sync", "--mirror", str(tmp_path / "typo"), "--to", str(tmp_path), "--signing-key", f"{key}.key"]):
+        r = run(*args)
+        no_traceback(r)
+        assert r.returncode == 2, (args, r.stderr)

@@ -339,8 +339,11 @@ def test_keygen_refuses_to_overwrite(tmp_path):
 def test_keygen_bad_name_and_missing_dir(tmp_path):
     with pytest.raises(KeyFileError, match="invalid key name"):
         keygen(tmp_path / "k", "has space")
-    with pytest.raises(KeyFileError, match="cannot create"):
-        keygen(tmp_path / "nodir" / "k")
+    keygen(tmp_path / "nodir" / "k")  # a missing directory is made (e.g. /etc/airsync)
+    assert (tmp_path / "nodir" / "k.key").is_file()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(KeyFileError, match="cannot create the directory"):
+        keygen(tmp_path / "file" / "sub" / "k")
 
 
 def test_keygen_mode_ignores_umask(tmp_path):

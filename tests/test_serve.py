@@ -139,4 +139,4 @@ def test_a_port_in_use_is_a_message_not_a_traceback(tmp_path):
         r = subprocess.run([sys.executable, "-m", "airsync", "serve", str(tmp_path / "m"), "--listen", f"127.0.0.1:{port}"],
                            capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert f"cannot listen on 127.0.0.1:{port}" in r.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in r.stderr and "serving" not in r.stderr

@@ -16,6 +16,7 @@ import xxhash
 from airsync import chunks, manifest, sample
 from airsync.medium import MANIFEST, SIDECAR_SUFFIX, STAGING, sha256_file, tree_files
 from airsync.sample import build_sumdb
+from airsync.errors import ConfigError
 from airsync.sync import SyncError, selected, sync
 from faultserver import FaultServer
 from gotool import go_env, run_go
@@ -214,7 +215,7 @@ def test_cli_sync_and_errors(mirrored, tmp_path):
     r = run("sync", "--mirror", str(mirror), "--to", str(tmp_path / "usb"), "--signing-key", str(tmp_path / "k.key"))
     assert r.returncode == 0 and "signed manifest written" in r.stdout, r.stderr
     r = run("sync", "--mirror", str(mirror), "--to", str(tmp_path / "nope"), "--signing-key", str(tmp_path / "k.key"))
-    assert r.returncode == 1 and "no such directory" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "no such directory" in r.stderr and "Traceback" not in r.stderr
     r = run("sync", "--mirror", str(mirror), "--to", str(tmp_path / "usb"), "--signing-key", str(tmp_path / "k.pub"))
     assert r.returncode == 2 and "Traceback" not in r.stderr
 
@@ -285,13 +286,13 @@ def test_a_mistyped_mirror_or_an_overlapping_target_is_refused_and_the_medium_ke
     usb.mkdir()
     sync(mirror, usb, signer)
     before = sorted(tree_files(usb).files)
-    with pytest.raises(SyncError, match="not an airsync mirror"):
+    with pytest.raises(ConfigError, match="not an airsync mirror"):
         sync(tmp_path / "typo", usb, signer)
     assert not (tmp_path / "typo").exists()
     assert sorted(tree_files(usb).files) == before
     manifest.open_manifest((usb / MANIFEST).read_bytes(), verifier)
     for target in (mirror, mirror / "example.com"):
-        with pytest.raises(SyncError, match="overlap"):
+        with pytest.raises(ConfigError, match="overlap"):
             sync(mirror, target, signer)
     assert not (mirror / MANIFEST).exists()
 
