@@ -139,7 +139,8 @@ DAEMON_KEYS: dict[str, Key] = {
     "go_mod": Key((list,), "go.mod files whose requirements are always kept in the mirror"),
     "refresh_interval": Key((str, int, float), "how often the config's lists are mirrored again (e.g. 6h; 0: never)"),
     "debounce": Key((int, float), "seconds a dropped request file must stay unchanged before it is read"),
-    "stop_timeout": Key((int, float), "seconds running jobs get to stop on SIGTERM before they are abandoned"),
+    "stop_timeout": Key((int, float), "on SIGTERM, seconds a sync to a medium gets to finish its file before it is "
+                                      "abandoned (mirror jobs stop at once; both resume at the next start)"),
     "history": Key((int,), "finished jobs kept for airsync status"),
 }
 

@@ -217,7 +217,7 @@ class Client:
     def status(self) -> dict[str, Any]:
         return self._call("GET", "/status")
 
-    def cancel(self, job_id: str) -> dict[str, Any]:
+    def cancel(self, job_id: int | str) -> dict[str, Any]:
         return self._call("POST", f"/jobs/{job_id}/cancel")["job"]
 
     def sync_now(self) -> list[dict[str, Any]]:

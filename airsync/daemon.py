@@ -175,6 +175,7 @@ class Daemon:
             await nursery.start(control.serve, self, self.conf.control_socket, self._stopped)
             log.info("listening", socket=str(self.conf.control_socket), mirror=str(self.conf.mirror_dir),
                      requests=str(self.conf.requests_dir), pid=os.getpid())
+            self._warn_config()
             self.notifier.notify(READY=1, STATUS=self.status_line(), MAINPID=os.getpid())
             task_status.started()
             nursery.start_soon(self._signals)
@@ -350,10 +351,19 @@ class Daemon:
         if not os.path.isabs(path):
             raise ConfigError(f"{path}: give the medium's absolute mount point")
         target = Path(os.path.realpath(path))  # "/m/a/../a" and symlinks name one medium
-        self._check_target(target)
+        try:
+            self._check_target(target)
+        except ConfigError as overlap:
+            try:
+                marker.read(target)
+            except (marker.MarkerError, OSError):  # both wrong: say both, not one at a time
+                raise ConfigError(f"{overlap}; nor is it an airsync medium (no {marker.MARKER}; "
+                                  "airsync usb-init marks one)") from None
+            raise
         medium = marker.read(target)  # a stick without the marker is never written to
         # The name given at usb-init says which stick it is; the unit's (the kernel's sdb1) where.
-        label = medium.label if not label or label == medium.label else f"{medium.label} ({label})"
+        # Status shows it in parentheses after the mount point: "/run/airsync-media/sdb1 (blue, sdb1)".
+        label = medium.label if not label or label == medium.label else f"{medium.label}, {label}"
         return self._submit_usb(target, medium.id, label, "usb-attach")
 
     def _submit_usb(self, target: Path, medium_id: str, label: str, source: str) -> tuple[Job, bool]:
@@ -685,6 +695,11 @@ class Daemon:
         if new.has_sources and any(getattr(old, k) != getattr(new, k) for k in sources):
             self.submit_mirror("config", "config")
         log.info("config reloaded", path=str(new.path))
+        self._warn_config()
+
+    def _warn_config(self) -> None:
+        for warning in config_warnings(self.conf):
+            log.warning("config problem; the service runs, but some jobs will fail", problem=warning)
 
     def healthy(self) -> bool:
         return self.problem is None and trio.current_time() - self.heartbeat < 3 * TICK + 2
@@ -742,6 +757,7 @@ class Daemon:
                 "uptime": round(time.time() - self.started, 1),
                 "healthy": self.healthy() and not self.stopping,
                 "problem": self.problem,
+                "notes": config_warnings(self.conf),  # looked at again: a key fixed since shows at once
                 "stopping": self.stopping,
                 "config": str(self.conf.path),
                 "mirror": str(self.conf.mirror_dir),
@@ -763,6 +779,33 @@ def _utf8(name: str) -> bool:
         return True
     except UnicodeEncodeError:  # undecodable bytes of the file name, as surrogates
         return False
+
+
+def signing_key_problem(conf: DaemonConfig) -> str | None:
+    """Why ``daemon.signing_key`` cannot sign a medium's manifest, or None. The service runs
+    without it (mirror jobs need no key), but every USB job would fail: say so early."""
+    from airsync import manifest
+
+    path = conf.signing_key
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return f"signing key {path} missing: USB jobs will fail (make one with: airsync keygen)"
+    except OSError as e:
+        return f"signing key {path} unreadable ({e.strerror}): USB jobs will fail"
+    if not stat.S_ISREG(st.st_mode):  # never opened: a FIFO would block the service
+        return f"signing key {path} is not a regular file: USB jobs will fail"
+    try:
+        manifest.load_signer(path)
+    except manifest.KeyFileError as e:
+        return f"signing key unusable: {e}: USB jobs will fail"
+    return None
+
+
+def config_warnings(conf: DaemonConfig) -> list[str]:
+    """What in a valid config will make jobs fail (logged at start and reload, shown in status)."""
+    problem = signing_key_problem(conf)
+    return [problem] if problem else []
 
 
 def _file_type(mode: int) -> str:

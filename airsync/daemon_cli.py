@@ -21,6 +21,7 @@ from airsync.errors import ConfigError
 
 EXIT_OK, EXIT_FAILED = 0, 1
 DEFAULT_SOCKET = "/run/airsync/control.sock"
+EXAMPLE_CONFIG = "/opt/airsync/doc/conf.example.toml"  # where scripts/install puts conf.example.toml
 
 
 def _client(args: argparse.Namespace):
@@ -32,7 +33,15 @@ def _client(args: argparse.Namespace):
 def cmd_run(args: argparse.Namespace) -> int:
     from airsync import daemon
 
-    conf = config.load_daemon(Path(args.config))  # a bad config: exit 2 before anything starts
+    path = Path(args.config)
+    if not os.path.lexists(path):
+        raise ConfigError(f"{path}: no such config file; create one with: airsync init --out {path}")
+    conf = config.load_daemon(path)  # a bad config: exit 2 before anything starts
+    if args.check:
+        for warning in daemon.config_warnings(conf):
+            print(f"airsync: warning: {warning}", file=sys.stderr)
+        print(f"{path}: the config is valid")
+        return EXIT_OK
     sys.setswitchinterval(0.0005)  # as for airsync mirror: worker threads hand the GIL back soon
     return daemon.run(conf)
 
@@ -66,8 +75,9 @@ def starter_config() -> str:
     import tomli_w
 
     keys = {"mirror": config.MIRROR_KEYS, "daemon": config.DAEMON_KEYS}
-    out = ["# airsync service configuration (airsync run --config FILE); conf.example.toml explains",
-           "# every key. Reload after editing: systemctl reload airsync."]
+    out = ["# airsync service configuration (airsync run --config FILE). Every key is explained in",
+           f"# {EXAMPLE_CONFIG} (conf.example.toml in the source tree).",
+           "# Check it with: airsync run --check --config FILE; reload after editing: systemctl reload airsync."]
     table = None
     for name, key, value in _STARTER:
         if name != table:
@@ -83,15 +93,21 @@ def starter_config() -> str:
 
 def cmd_init(args: argparse.Namespace) -> int:
     out = Path(args.out)
+    if out.is_dir():
+        raise ConfigError(f"{out} is a directory; give --out the config file to write, e.g. {out / 'airsync.toml'}")
     try:
-        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        out.parent.mkdir(mode=0o755, parents=True, exist_ok=True)  # /etc/airsync on a fresh host
+        # 0640: the service's group reads it, as scripts/install and systemd/README.md have it.
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
     except FileExistsError:
         raise ConfigError(f"{out} already exists; not overwritten (edit it, or give --out another file)") from None
     except OSError as e:
         raise ConfigError(f"{out}: cannot create: {e.strerror}") from None
     with os.fdopen(fd, "w", encoding="utf-8") as f:
+        os.fchmod(f.fileno(), 0o640)  # whatever the umask: never wider, never narrower
         f.write(starter_config())
-    print(f"wrote {out}; check it with: airsync run --config {out}")
+    print(f"wrote {out}; check it with: airsync run --check --config {out}; "
+          f"then start the service with: airsync run --config {out} (or systemctl start airsync)")
     return EXIT_OK
 
 
@@ -107,6 +123,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     from rich.console import Console
+
+    if args.count is not None and not args.watch:
+        raise ConfigError("--count N only counts the redraws of --watch; give --watch too")
+    if args.count is not None and args.count < 1:
+        raise ConfigError(f"--count must be at least 1, got {args.count}")
 
     from airsync import statusview
 
@@ -137,7 +158,9 @@ def _status(args: argparse.Namespace) -> int:
 def cmd_jobs_cancel(args: argparse.Namespace) -> int:
     with _client(args) as client:
         job = client.cancel(args.id)
-    what = "cancelled" if job["state"] == "cancelled" else "stopping (it ends at a safe point; a rerun resumes)"
+    # A queued job is cancelled at once; a running one is told to stop and ends at a safe point.
+    what = "cancelled (it had not started)" if job["state"] == "cancelled" \
+        else "stopping (it ends at a safe point; a rerun resumes)"
     print(f"job {job['id']} ({job['kind']} {job.get('label') or job['target']}): {what}")
     return EXIT_OK
 
@@ -166,10 +189,21 @@ def cmd_usb_attach(args: argparse.Namespace) -> int:
     with _client(args) as client:
         answer = client.usb_attach(path, args.label or "")
     job = answer["job"]
-    print(job["id"])
+    if args.quiet:  # for scripts: the job id alone
+        print(job["id"])
+    else:
+        where = f"{job['label']} at {job['target']}" if job.get("label") else job["target"]
+        print(f"job {job['id']}: usb {where} ({job['state']})")
     if not answer["new"]:
         print(f"airsync: {path} already has job {job['id']} ({job['state']})", file=sys.stderr)
     return EXIT_OK
+
+
+def _job_id(text: str) -> int:
+    """A job id on the command line: a positive number (a typo is a usage error, not 'no job')."""
+    if not text.isascii() or not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a job id; job ids are numbers, as airsync status shows them")
+    return int(text)
 
 
 def _socket_option(p: argparse.ArgumentParser) -> None:
@@ -182,6 +216,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     r = sub.add_parser("run", help="run the service: watch requests, mirror, sync media (under systemd)")
     r.add_argument("--config", default=str(config.DEFAULT_CONFIG), metavar="FILE",
                    help=f"TOML config with [mirror] and [daemon] tables (default {config.DEFAULT_CONFIG})")
+    r.add_argument("--check", action="store_true",
+                   help="only read and check the config, then exit (0: valid, 2: not; warnings on stderr)")
     r.set_defaults(func=cmd_run)
 
     i = sub.add_parser("init", help="write a commented starting config for the service")
@@ -193,14 +229,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--watch", action="store_true", help="redraw live with progress bars until Ctrl-C")
     s.add_argument("--json", action="store_true", help="print the control API's JSON (for scripts)")
     s.add_argument("--interval", type=float, default=1.0, metavar="SECONDS", help="redraw interval of --watch")
-    s.add_argument("--count", type=int, metavar="N", help="with --watch: stop after N redraws")
+    s.add_argument("--count", type=int, metavar="N", help="with --watch: stop after N redraws (needs --watch)")
     _socket_option(s)
     s.set_defaults(func=cmd_status)
 
     j = sub.add_parser("jobs", help="act on the service's jobs")
     jsub = j.add_subparsers(dest="jobs_command", required=True)
     jc = jsub.add_parser("cancel", help="cancel a job (a running one stops at a safe point)")
-    jc.add_argument("id", metavar="ID", help="job id, as airsync status shows it")
+    jc.add_argument("id", metavar="ID", type=_job_id, help="job id (a number), as airsync status shows it")
     _socket_option(jc)
     jc.set_defaults(func=cmd_jobs_cancel)
 
@@ -213,7 +249,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     ui.add_argument("--label", help="a name for the medium (default: the directory's name)")
     ui.set_defaults(func=cmd_usb_init)
 
-    ua = sub.add_parser("usb-attach", help="ask the service to sync the mirror to a mounted medium; prints the job id")
+    ua = sub.add_parser("usb-attach", help="ask the service to sync the mirror to a mounted medium; prints its job")
+    ua.add_argument("--quiet", "-q", action="store_true", help="print only the job id (for scripts)")
     ua.add_argument("path", metavar="PATH", help="the medium's mount point (must carry the usb-init marker)")
     ua.add_argument("--label", help="where it is plugged in, shown in status beside the medium's own label")
     _socket_option(ua)

@@ -50,6 +50,8 @@ def health_line(d: dict[str, Any], now: float | None = None) -> Text:
              f"  mirror {d['mirror']}")
     if d.get("next_refresh"):
         t.append(f"  next refresh in {_duration(max(0.0, d['next_refresh'] - now))}")
+    for note in d.get("notes") or ():
+        t.append(f"\n{note}", style="yellow")
     if d.get("reload_error"):
         t.append(f"\nlast reload failed, running on the previous config: {d['reload_error']}", style="red")
     return t

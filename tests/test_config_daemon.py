@@ -133,3 +133,38 @@ def test_an_infinite_chunk_size_is_a_config_error_not_a_traceback(tmp_path, comm
     r = subprocess.run([sys.executable, "-m", "airsync", command, "--config", str(p), *extra],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "mirror.chunk_size" in r.stderr and "Traceback" not in r.stderr
+
+
+def airsync(*args: str, cwd=None):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "airsync", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_run_without_a_config_says_how_to_make_one(tmp_path):
+    missing = tmp_path / "airsync.toml"
+    r = airsync("run", "--config", str(missing))
+    assert r.returncode == 2 and f"create one with: airsync init --out {missing}" in r.stderr, r.stderr
+
+
+def test_run_check_only_checks(tmp_path):
+    from airsync import manifest
+
+    manifest.keygen(tmp_path / "k")
+    p = write(tmp_path, f"[mirror]\nto = 'm'\n[daemon]\nsigning_key = 'k.key'\nstate_db = 's/d.db'\n"
+                       f"control_socket = '{tmp_path}/c.sock'\nrequests_dir = 'r'\n")
+    r = airsync("run", "--check", "--config", str(p))
+    assert r.returncode == 0 and "valid" in r.stdout and r.stderr == "", r.stderr
+    assert not (tmp_path / "s").exists() and not (tmp_path / "r").exists()  # nothing started
+    (tmp_path / "k.key").unlink()
+    r = airsync("run", "--check", "--config", str(p))
+    assert r.returncode == 0 and "signing key" in r.stderr and "USB jobs will fail" in r.stderr
+    p.write_text("[daemon]\nbogus = 1\n")
+    r = airsync("run", "--check", "--config", str(p))
+    assert r.returncode == 2 and "unknown key daemon.bogus" in r.stderr
+
+
+def test_status_count_needs_watch(tmp_path):
+    r = airsync("status", "--count", "2", "--socket", str(tmp_path / "none.sock"))
+    assert r.returncode == 2 and "--watch" in r.stderr, r.stderr  # before: ignored (or: daemon not running)

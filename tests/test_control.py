@@ -7,7 +7,9 @@ synchronous, like the CLI). USB jobs go to a directory standing in for a mount p
 
 from __future__ import annotations
 
+import argparse
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -107,7 +109,7 @@ def test_usb_job_to_a_directory(setup, tmp_path):
         assert not any(stick.iterdir())  # nothing written to a stick without the marker
         marker.write(stick, "stick-a")
         answer = await call(Client.usb_attach, str(stick), "sdb1")
-        assert answer["new"] and answer["job"]["kind"] == "usb" and answer["job"]["label"] == "stick-a (sdb1)"
+        assert answer["new"] and answer["job"]["kind"] == "usb" and answer["job"]["label"] == "stick-a, sdb1"
         await finished(d, answer["job"]["id"])
         job = d.queue.get(answer["job"]["id"])
         assert job.state.value == "done", job.error
@@ -186,11 +188,20 @@ def test_cli_usb_init_and_attach_against_the_subprocess_service(setup, tmp_path)
         assert r.returncode == 1 and "already is a medium" in r.stderr
         r = svc.airsync("usb-attach", str(stick), "--label", "sdc1", "--socket", str(svc.socket))
         assert r.returncode == 0, r.stderr
-        job_id = int(r.stdout.strip())
+        # As sync-now prints its jobs (before: a bare id); the label is the marker's, then the unit's.
+        m = re.fullmatch(rf"job (\d+): usb blue, sdc1 at {re.escape(str(stick))} \((queued|running)\)\n", r.stdout)
+        assert m, r.stdout
+        job_id = int(m[1])
         job = wait_for(lambda: (j := job_states(svc.socket)[job_id])["state"] in ("done", "failed") and j, 60, "sync")
         assert job["state"] == "done", job["error"]
         r = svc.airsync("jobs", "cancel", str(job_id), "--socket", str(svc.socket))
         assert r.returncode == 1 and "already done" in r.stderr
+        r = svc.airsync("jobs", "cancel", "abc", "--socket", str(svc.socket))  # before: "no job abc", exit 1
+        assert r.returncode == 2 and "'abc' is not a job id" in r.stderr, r.stderr
+        r = svc.airsync("usb-attach", "--quiet", str(stick), "--socket", str(svc.socket))  # for scripts
+        assert r.returncode == 0 and r.stdout.strip().isdigit() and int(r.stdout) > job_id, r.stdout
+        again = int(r.stdout)
+        wait_for(lambda: job_states(svc.socket)[again]["state"] in ("done", "failed"), 60, "the resync")
         r = svc.airsync("status", "--socket", str(svc.socket))
         assert "usb" in r.stdout and "sdc1" in r.stdout
         for json_flag in (["--json"], []):  # airsync status | head: the reader went away
@@ -216,7 +227,7 @@ def test_usb_jobs_on_fat_including_a_pulled_stick(tmp_path, fat):  # noqa: F811
         drop_request(tmp_path / "requests", "mods.txt", "example.com/big@v1.0.0\n")
         wait_for(lambda: any(j["state"] == "done" for j in job_states(svc.socket).values()), 60, "the mirror job")
         assert svc.airsync("usb-init", str(mnt)).returncode == 0
-        r = svc.airsync("usb-attach", str(mnt), "--socket", str(svc.socket))
+        r = svc.airsync("usb-attach", "--quiet", str(mnt), "--socket", str(svc.socket))
         job_id = int(r.stdout.strip())
         staging = mnt / ".airsync-partial"
         wait_for(lambda: staging.is_dir() and any(p.name.endswith(".part") and p.stat().st_size > (4 << 20)
@@ -230,7 +241,7 @@ def test_usb_jobs_on_fat_including_a_pulled_stick(tmp_path, fat):  # noqa: F811
         subprocess.run([_need("fsck.vfat"), "-a", "-w", str(img)], capture_output=True)
         state["proc"] = mount()  # plugged in again: the template unit attaches it again
         wait_for(lambda: marker.read(mnt) and os.statvfs(mnt), 10, "the remounted stick to answer")
-        r = svc.airsync("usb-attach", str(mnt), "--socket", str(svc.socket))
+        r = svc.airsync("usb-attach", "--quiet", str(mnt), "--socket", str(svc.socket))
         job_id = int(r.stdout.strip())
         job = wait_for(lambda: (j := job_states(svc.socket)[job_id])["state"] not in ("queued", "running") and j,
                        120, "the resumed sync")
@@ -279,8 +290,14 @@ def test_a_medium_that_overlaps_the_services_directories_is_refused(setup, tmp_p
     marker.write(tmp_path, "everything")  # contains the mirror, requests and state
     with Unserved(conf) as d:
         for target, what in ((inside, "the mirror"), (tmp_path, "the mirror")):
-            with pytest.raises(config.ConfigError, match=f"overlaps {what}"):
+            with pytest.raises(config.ConfigError, match=f"overlaps {what}") as e:
                 d.usb_attach(str(target), "")
+            assert "marker" not in str(e.value)  # marked: only the overlap is wrong
+        unmarked = conf.state_db.parent / "stick"
+        unmarked.mkdir(parents=True)
+        with pytest.raises(config.ConfigError, match="overlaps the state directory") as e:
+            d.usb_attach(str(unmarked), "")
+        assert "nor is it an airsync medium" in str(e.value) and "usb-init" in str(e.value)  # both, at once
         assert not d.queue.jobs
 
 
@@ -314,3 +331,82 @@ def test_an_interrupted_sync_resumes_at_start_if_its_medium_is_still_there(setup
     d = trio.run(main)
     (resumed,) = [j for j in d.queue.jobs.values() if j.source == "resume"]
     assert resumed.target == str(there) and resumed.key == f"usb:{kept.id}" and resumed.label == "there"
+
+
+class FakeClient:
+    """Stands in for ``control.Client`` in the CLI's handlers: canned answers, no service."""
+
+    def __init__(self, **answers) -> None:
+        self.answers = answers
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def cancel(self, job_id):
+        return self.answers["cancel"]
+
+    def usb_attach(self, path, label):
+        return self.answers["usb_attach"]
+
+
+def test_cli_says_what_cancelling_did(monkeypatch, capsys):
+    from airsync import daemon_cli
+
+    job = {"id": 7, "kind": "usb", "target": "/run/airsync-media/sdb1", "label": "blue, sdb1"}
+    args = argparse.Namespace(id=7, socket="/nonexistent")
+    monkeypatch.setattr(daemon_cli, "_client", lambda _a: FakeClient(cancel={**job, "state": "cancelled"}))
+    assert daemon_cli.cmd_jobs_cancel(args) == 0
+    assert capsys.readouterr().out == "job 7 (usb blue, sdb1): cancelled (it had not started)\n"
+    monkeypatch.setattr(daemon_cli, "_client", lambda _a: FakeClient(cancel={**job, "state": "running"}))
+    assert daemon_cli.cmd_jobs_cancel(args) == 0
+    assert "stopping (it ends at a safe point; a rerun resumes)" in capsys.readouterr().out
+
+
+def test_cli_usb_attach_prints_the_job_or_only_its_id(monkeypatch, capsys):
+    from airsync import daemon_cli
+
+    job = {"id": 7, "kind": "usb", "target": "/run/airsync-media/sdb1", "label": "blue, sdb1", "state": "queued"}
+    monkeypatch.setattr(daemon_cli, "_client", lambda _a: FakeClient(usb_attach={"job": job, "new": True}))
+    args = argparse.Namespace(path="/run/airsync-media/sdb1", label="sdb1", socket="/x", quiet=False)
+    assert daemon_cli.cmd_usb_attach(args) == 0
+    assert capsys.readouterr().out == "job 7: usb blue, sdb1 at /run/airsync-media/sdb1 (queued)\n"
+    assert daemon_cli.cmd_usb_attach(argparse.Namespace(**{**vars(args), "quiet": True})) == 0
+    assert capsys.readouterr().out == "7\n"
+
+
+@pytest.mark.parametrize("text", ["abc", "0", "-1", "1.5", "", "\u0663"])
+def test_a_job_id_that_is_no_number_is_a_usage_error(text, capsys):
+    from airsync.cli import build_parser
+
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args(["jobs", "cancel", "--", text])
+    assert e.value.code == 2 and "is not a job id" in capsys.readouterr().err
+
+
+def test_status_note_for_a_missing_signing_key(setup, tmp_path):
+    from structlog.testing import capture_logs
+
+    conf = setup
+    key = tmp_path / "k.key"
+    from airsync.daemon import config_warnings
+
+    assert config_warnings(conf) == []
+    key.rename(tmp_path / "k.key.away")
+
+    async def body(d, call):
+        status = await call(Client.status)
+        assert status["daemon"]["healthy"]  # mirror jobs still work: not a reason to stop
+        (note,) = status["daemon"]["notes"]
+        assert f"signing key {key} missing: USB jobs will fail" in note
+        (tmp_path / "k.key.away").rename(key)  # fixed: the note goes at once
+        assert (await call(Client.status))["daemon"]["notes"] == []
+        key.rename(tmp_path / "k.key.away")
+        d.reload()
+
+    with capture_logs() as logged:
+        serve_and(conf, body)
+    warned = [e for e in logged if e["log_level"] == "warning" and "USB jobs will fail" in e.get("problem", "")]
+    assert len(warned) == 2, logged  # at start and at the reload

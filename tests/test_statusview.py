@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 from rich.console import Console
 
@@ -85,3 +86,44 @@ def test_starter_config_has_every_daemon_key():
     text = starter_config()
     for key in config.DAEMON_KEYS:
         assert f"{key} = " in text, key
+
+
+def test_notes_show_beside_healthy():
+    note = "signing key /etc/airsync/signing.key missing: USB jobs will fail (make one with: airsync keygen)"
+    status = {**STATUS, "daemon": {**STATUS["daemon"], "notes": [note]}}
+    console = Console(width=200, record=True, file=open("/dev/null", "w"))
+    console.print(statusview.render(status))
+    text = console.export_text()
+    assert "healthy" in text and note in text
+
+
+def test_a_usb_target_with_two_labels_has_no_nested_parentheses():
+    job = {**STATUS["jobs"][0], "label": "blue, sdb1"}  # the daemon joins the marker's and the unit's label
+    console = Console(width=200, record=True, file=open("/dev/null", "w"))
+    console.print(statusview.render({**STATUS, "jobs": [job]}))
+    assert "/run/airsync/media/sdb1 (blue, sdb1)" in console.export_text()
+
+
+def airsync(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "airsync", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_init_makes_the_directory_writes_0640_and_says_what_next(tmp_path):
+    out = tmp_path / "etc" / "airsync" / "airsync.toml"  # /etc/airsync on a fresh host: not there yet
+    r = airsync("init", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert oct(out.stat().st_mode & 0o777) == oct(0o640)
+    assert oct(out.parent.stat().st_mode & 0o777) == oct(0o755)
+    # run has no check of its own: the hint says how to check and how to start (before: "check it with: run")
+    assert f"airsync run --check --config {out}" in r.stdout and "start the service with" in r.stdout
+    r = airsync("init", "--out", str(out.parent))
+    assert r.returncode == 2 and "is a directory" in r.stderr, r.stderr
+
+
+def test_starter_config_points_at_the_installed_example_and_tells_the_truth_about_stop_timeout():
+    text = starter_config()
+    assert "/opt/airsync/doc/conf.example.toml" in text
+    (line,) = [ln for ln in text.splitlines() if "SIGTERM" in ln]
+    assert "mirror jobs stop at once" in line and "sync" in line
+    example = (Path(__file__).resolve().parent.parent / "conf.example.toml").read_text()
+    assert "mirror jobs stop at once" in example

@@ -108,8 +108,10 @@ def test_install_lays_out_everything(root):
         ("usr/lib/tmpfiles.d/airsync.conf", 0o644),
         ("opt/airsync/libexec/airsync-usb", 0o755),
         ("opt/airsync/doc/systemd.md", 0o644),
+        ("opt/airsync/doc/conf.example.toml", 0o644),  # where airsync init's config points
     ):
         assert owner_mode(root / path) == (0, 0, mode), path
+    assert (root / "opt/airsync/doc/conf.example.toml").read_bytes() == (REPO / "conf.example.toml").read_bytes()
     for name in UNITS:
         assert (root / "usr/local/lib/systemd/system" / name).read_bytes() == (SYSTEMD / name).read_bytes()
     assert os.readlink(root / "usr/local/bin/airsync") == "/opt/airsync/venv/bin/airsync"
