@@ -28,7 +28,7 @@ import structlog
 import trio
 
 from airsync import chunks, dirhash, gomod, modpath, modzip
-from airsync.errors import AirsyncError, HashMismatch, UpstreamError, VerifyError
+from airsync.errors import AirsyncError, HashMismatch, NotFoundError, UpstreamError, VerifyError
 from airsync.fetch import Fetcher, FetchSettings, Stats
 from airsync.modpath import ModuleVersion
 from airsync.sumdb import RecordError, SumDB, matches_patterns
@@ -143,6 +143,7 @@ class MirrorJob:
         self.private = private
         self._checksums = None  # a checksums.Checksums when a database is carried
         self._fresh_record: dict[ModuleVersion, bool] = {}
+        self._refused: dict[ModuleVersion, str] = {}  # why the database check refused a version
 
     async def run(self, wants: list[ModuleWant]) -> Summary:
         started = time.monotonic()
@@ -218,7 +219,15 @@ class MirrorJob:
         want = await self._vouch(run.want)  # while the files download
         if run.pending:
             await run.fetched.wait()
-        if self.summary.fatal or want is None:
+        if self.summary.fatal:
+            return
+        if want is None:
+            # Refused by the database check: each file that came (or was here) is failed with
+            # the reason once; one that could not be fetched was reported already.
+            why = self._refused.pop(run.want.module)
+            for ext, rel in run.want.files():
+                if ext in run.got or ext in run.present:
+                    self._fail(str(run.want.module), rel, why)
             return
         got, present = run.got, run.present
         exts = {ext for ext, _ in want.files()}
@@ -270,16 +279,20 @@ class MirrorJob:
             if want.pinned and not isinstance(e, RecordError):
                 self.summary.not_carried.append(str(mv))
                 return want
-            why = str(e) if isinstance(e, RecordError) else f"no go.sum line and the checksum database is unavailable: {e}"
-            for _ext, rel in want.files():
-                self._fail(str(mv), rel, why)
+            if isinstance(e, RecordError):
+                why = str(e)
+            elif isinstance(e, NotFoundError):
+                why = f"no go.sum line pins it, and the checksum database {self.sumdb.name} has no record of it"
+            else:
+                why = f"no go.sum line pins it, and the checksum database is unavailable: {e}"
+            self._refused[mv] = why
             return None
         for what, ours, theirs in (("zip", want.zip_h1, rec.zip_h1), ("go.mod", want.mod_h1, rec.mod_h1)):
             if ours and theirs not in ours:
-                msg = (f"SECURITY: go.sum and checksum database {self._checksums.db.name} disagree on the "
-                       f"{what} hash: go.sum says {' or '.join(sorted(ours))}, the database says {theirs}")
-                for _ext, rel in want.files():
-                    self._fail(str(mv), rel, msg)
+                self._refused[mv] = (
+                    f"SECURITY: go.sum and checksum database {self._checksums.db.name} disagree on the "
+                    f"{what} hash: go.sum says {' or '.join(sorted(ours))}, the database says {theirs}"
+                )
                 return None
         self._fresh_record[mv] = fresh
         if not want.pinned:

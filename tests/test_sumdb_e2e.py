@@ -163,7 +163,7 @@ def test_unreachable_database_warns_for_pinned_and_fails_unpinned(tmp_path):
     assert r.returncode == 1
     assert "checksum database was not carried" in r.stdout
     assert "FAILED example.com/tools/@v/v0.3.1.zip" in r.stdout
-    assert "no go.sum line and the checksum database is unavailable" in r.stdout
+    assert "no go.sum line pins it, and the checksum database is unavailable" in r.stdout
     assert (tmp_path / "m/example.com/lib/strs/@v/v1.1.0.zip").exists()
     assert not (tmp_path / "m/example.com/tools/@v/v0.3.1.zip").exists()
 
@@ -227,3 +227,13 @@ def test_direct_database_url(tmp_path):
         assert not any("/sumdb/" in q.path for q in px.requests)
         assert any(q.path.startswith("/lookup/") for q in dbsrv.requests)
     assert (tmp_path / "m" / "sumdb" / NAME / "supported").exists()
+
+
+def test_a_module_the_database_does_not_know_is_reported_once_per_file(tmp_path, upstream):
+    root, db = upstream
+    with FaultServer(root) as srv:
+        r = run(mirror_cmd(tmp_path / "m", srv.url, db.vkey, "--module", "example.com/nothere@v1.0.0"))
+    assert r.returncode == 1
+    failed = [line for line in r.stdout.splitlines() if line.strip().startswith("FAILED")]
+    assert len(failed) == 3 and all("not found upstream" in line for line in failed), r.stdout
+    assert "failed 3;" in r.stdout
