@@ -163,7 +163,12 @@ def check_medium(
     symlinks and special files; ``h1``: path -> h1 hash computed for module ``.zip``/``.mod``
     files; ``bad_module_files``: path -> why a module file could not be hashed.
     """
-    problems: list[tuple[str, str]] = [(p, _DIFF_WORDS[kind]) for p, kind in diff(manifest, actual).problems()]
+    odd = list(odd)
+    odd_paths = {p for p, _ in odd}
+    # A listed file that is a symlink on the medium is named once, as what it is.
+    problems: list[tuple[str, str]] = [
+        (p, _DIFF_WORDS[kind]) for p, kind in diff(manifest, actual).problems() if p not in odd_paths
+    ]
     problems += [(p, f"{kind} on the medium (never followed; not allowed)") for p, kind in odd]
     problems += list((bad_module_files or {}).items())
     sums = gosum_hashes(manifest.gosum)
@@ -254,7 +259,7 @@ def _verify(root: Path, verifier: note.Verifier) -> tuple[Report, Manifest | Non
             elif ext == "mod":
                 h1[rel] = dirhash.hash_gomod((root / rel).read_bytes())
         except VerifyError as e:
-            unreadable[rel] = f"bad module zip: {e.detail}"
+            unreadable[rel] = f"bad module {ext}: {e.detail.removeprefix(f'{root / rel}: ')}"
         except OSError as e:
             unreadable[rel] = f"cannot read: {e.strerror or e}"
     return check_medium(manifest, actual, scan.odd, h1, unreadable), manifest
