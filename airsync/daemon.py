@@ -431,7 +431,7 @@ class Daemon:
         other entry that is not ignored (a FIFO, a symlink, a directory, a device) is never a
         request: it is set aside in ``.failed/`` untouched (never opened, so a FIFO cannot block)."""
         try:
-            entries = sorted(((e.name, e.is_file(follow_symlinks=False)) for e in os.scandir(self.conf.requests_dir)))
+            entries = sorted((e.name, e.is_file(follow_symlinks=False)) for e in os.scandir(self.conf.requests_dir))
         except OSError:
             return []
         pending = []

@@ -135,11 +135,12 @@ def test_an_infinite_chunk_size_is_a_config_error_not_a_traceback(tmp_path, comm
     assert r.returncode == 2 and "mirror.chunk_size" in r.stderr and "Traceback" not in r.stderr
 
 
-def airsync(*args: str, cwd=None):
+def airsync(*args: str):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", "airsync", *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "airsync", *args], capture_output=True, text=True, timeout=60,
+                          check=False)
 
 
 def test_run_without_a_config_says_how_to_make_one(tmp_path):
