@@ -508,7 +508,7 @@ def _sync(
     # longer than it costs CPU, and the waits overlap (the threads release the GIL in every
     # system call). Strictly one thing at a time on FUSE and network file systems, in batches
     # of one: fusefat was seen to corrupt files written while others were renamed.
-    say(SyncEvent("plan", files=len(todo), bytes=need))
+    say(SyncEvent("plan", files=len(todo), bytes=sum(sf.size for sf in todo)))  # resumed bytes count as copied
     pool = ThreadPoolExecutor(COPY_THREADS)
     per_batch = BATCH_FILES if flush.local else 1
     try:
