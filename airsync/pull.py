@@ -219,7 +219,7 @@ async def pull(
         cache = SignatureCache(store.state_path)
         try:
             await _pull(peer, store, cache, m, only, coalesce_gap, concurrency, say)
-            _clean_leftovers(store)
+            _clean_leftovers(store, {path for path, _ in result.failures})
         except OSError as e:
             raise PullError(
                 f"{e.filename or into}: {e.strerror or e}; stopped. Files pulled so far are complete and "
@@ -233,12 +233,12 @@ async def pull(
     return result
 
 
-def _clean_leftovers(store: MirrorStore) -> None:
-    """After a pull: remove partial files nothing will resume (a pull resumes its own files
-    while they are still wanted; what a mirror job can resume is kept)."""
+def _clean_leftovers(store: MirrorStore, failed: set[str]) -> None:
+    """After a pull: remove partial files nothing will resume (kept: those of files that failed
+    this time, which the next pull resumes, and what a mirror job can resume)."""
     state = StateDB(store.state_path)
     try:
-        store.clean_partial(state.resumable())
+        store.clean_partial(state.resumable() | failed)
     finally:
         state.close()
 
@@ -289,10 +289,10 @@ async def _pull(
                 result.bytes += e.size
                 say(f"pulled {e.path}")
             except _FileFailed as e2:
-                store.partial_path(e.path).unlink(missing_ok=True)
+                # What arrived stays in its partial (a lost peer): the next pull resumes it.
                 result.failures.append((e.path, str(e2)))
             except (OSError, sqlite3.Error) as err:
-                store.partial_path(e.path).unlink(missing_ok=True)
+                store.partial_path(e.path).unlink(missing_ok=True)  # the local disk: make room
                 fatal.append(err)
                 nursery.cancel_scope.cancel()
 

@@ -486,3 +486,23 @@ def test_a_delta_resumes_after_the_chunks_an_interrupted_pull_wrote(world, mediu
     fresh, resumed = runs
     # The intact chunks of the leftover (checked against the sidecar) are neither copied nor fetched.
     assert fresh.reused + fresh.fetched - (resumed.reused + resumed.fetched) > (2 << 20) - (256 << 10)
+
+
+def test_a_file_cut_off_by_a_lost_peer_resumes_at_the_next_pull(world, medium, tmp_path, monkeypatch):
+    import airsync.pull as pullmod
+
+    monkeypatch.setattr(pullmod, "ATTEMPTS", 1)
+    sender, _, _, _, pub = world
+    data = (sender / BIG_ZIP_N1).read_bytes()
+    receiver = tmp_path / "empty"
+    MirrorStore(receiver).close()
+    with FaultServer(medium) as srv:
+        srv.add_fault(BIG_ZIP_N1, Fault(times=1, reset_after=(1 << 20) + 5000))
+        first = trio.run(lambda: pull(srv.url, receiver, manifest.load_verifier(pub), only=BIG))
+        assert [p for p, _ in first.failures] == [BIG_ZIP_N1]
+        srv.reset_counters()
+        second = trio.run(lambda: pull(srv.url, receiver, manifest.load_verifier(pub), only=BIG))
+        sent = srv.bytes_sent.get("/" + BIG_ZIP_N1, 0)
+    assert second.ok, second.failures
+    assert sent <= len(data) - (1 << 20)  # what came the first time did not cross again
+    assert (receiver / BIG_ZIP_N1).read_bytes() == data
