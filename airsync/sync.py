@@ -186,6 +186,11 @@ def _case_insensitive(staging: Path) -> bool:
         probe.unlink()
 
 
+def _has_entries(root: Path) -> bool:
+    with os.scandir(root) as it:
+        return any(not e.name.startswith(".") for e in it)
+
+
 def _regular(path: Path) -> bool:
     try:
         return stat.S_ISREG(os.lstat(path).st_mode)
@@ -284,9 +289,12 @@ def sync(
     # Usage errors (nothing is touched): ConfigError, exit status 2.
     if not target.is_dir():
         raise ConfigError(f"{target}: no such directory (mount the medium first)")
-    if not (mirror / WORKDIR).is_dir():
-        # A mistyped path would look like an empty mirror, and the sync would empty the medium.
-        raise ConfigError(f"{mirror}: not an airsync mirror (no {WORKDIR}/ in it); check the path")
+    # A mistyped path would look like an empty mirror, and the sync would empty the medium. A
+    # GOPROXY tree made by other means is fine: it needs no .airsync/ yet, only to be there.
+    if not mirror.is_dir():
+        raise ConfigError(f"{mirror}: no such mirror directory; check the path")
+    if not (mirror / WORKDIR).is_dir() and not _has_entries(mirror):
+        raise ConfigError(f"{mirror}: an empty directory, not a mirror; check the path")
     m, t = os.path.realpath(mirror), os.path.realpath(target)
     if m == t or t.startswith(m + os.sep) or m.startswith(t + os.sep):
         raise ConfigError(f"{target}: the target and the mirror {mirror} overlap; sync to a separate medium")

@@ -286,9 +286,12 @@ def test_a_mistyped_mirror_or_an_overlapping_target_is_refused_and_the_medium_ke
     usb.mkdir()
     sync(mirror, usb, signer)
     before = sorted(tree_files(usb).files)
-    with pytest.raises(ConfigError, match="not an airsync mirror"):
+    with pytest.raises(ConfigError, match="no such mirror directory"):
         sync(tmp_path / "typo", usb, signer)
     assert not (tmp_path / "typo").exists()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="an empty directory, not a mirror"):
+        sync(tmp_path / "empty", usb, signer)
     assert sorted(tree_files(usb).files) == before
     manifest.open_manifest((usb / MANIFEST).read_bytes(), verifier)
     for target in (mirror, mirror / "example.com"):
@@ -340,3 +343,14 @@ def test_someone_elses_sidecar_is_left_alone(mirrored, keys, tmp_path):
     r = sync(mirror, usb, signer)
     assert (usb / "notes.airsig").read_text() == "mine\n"
     assert "notes.airsig" in r.unknown
+
+
+def test_a_goproxy_tree_made_by_other_means_can_be_synced(keys, tmp_path):
+    signer, verifier = keys
+    tree = tmp_path / "tree"
+    sample.build_proxy_tree(tree, MODULES)  # no .airsync/ in it yet
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    sync(tree, usb, signer)
+    same_tree(tree, usb)
+    manifest.open_manifest((usb / MANIFEST).read_bytes(), verifier)
