@@ -33,6 +33,7 @@ file fetched whole, its bytes, sent on by a Range request and checked by the fin
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sqlite3
@@ -292,7 +293,8 @@ async def _pull(
                 # What arrived stays in its partial (a lost peer): the next pull resumes it.
                 result.failures.append((e.path, str(e2)))
             except (OSError, sqlite3.Error) as err:
-                store.partial_path(e.path).unlink(missing_ok=True)  # the local disk: make room
+                with contextlib.suppress(OSError):
+                    store.partial_path(e.path).unlink(missing_ok=True)  # the local disk: make room
                 fatal.append(err)
                 nursery.cancel_scope.cancel()
 
@@ -360,16 +362,25 @@ async def _pull_file(
     # What an interrupted pull wrote of this file stays: chunks the sidecar vouches for, or
     # (without one) the bytes as they are, which the final sha256 checks.
     have = await trio.to_thread.run_sync(_prefix, partial, e, sig)
+    # A leftover that is the whole file already (a pull killed while checking it) just lands;
+    # one as long as the file but with other bytes is of no use.
+    ok = 0 < have.pos == e.size and have.digest.hexdigest() == e.sha256
+    if have.pos == e.size and not ok:
+        have = _Written()
     kept = have.pos
-    ok = False
     delta = any(isinstance(p, chunks.Copy) for p in pieces)
-    if delta:
+    if delta and not ok:
         try:
             ok = await _assemble(peer, store.root, partial, e, pieces, have)
         except _FileFailed:
             ok = False  # e.g. a peer that ignores Range: the whole file may still come
     if not ok:
-        ok = await _fetch_whole(peer, partial, e, _Written() if delta else have)
+        try:
+            ok = await _fetch_whole(peer, partial, e, _Written() if delta else have)
+        except _FileFailed:
+            if not kept or delta:
+                raise
+            ok = False  # the peer would not continue it (416, a changed file): start over
     if not ok and kept and not delta:
         ok = await _fetch_whole(peer, partial, e, _Written())  # the kept bytes were not good
     if not ok:

@@ -506,3 +506,20 @@ def test_a_file_cut_off_by_a_lost_peer_resumes_at_the_next_pull(world, medium, t
     assert second.ok, second.failures
     assert sent <= len(data) - (1 << 20)  # what came the first time did not cross again
     assert (receiver / BIG_ZIP_N1).read_bytes() == data
+
+
+@pytest.mark.parametrize("leftover", ["whole", "longer"])
+def test_a_leftover_that_is_the_whole_file_lands_or_is_fetched_again(world, medium, tmp_path, leftover):
+    sender, _, _, _, pub = world
+    data = (sender / BIG_ZIP_N1).read_bytes()
+    receiver = tmp_path / "empty"
+    store = MirrorStore(receiver)
+    part = store.partial_path(BIG_ZIP_N1)
+    store.close()
+    part.write_bytes(data if leftover == "whole" else data[:-10] + b"x" * 20)
+    with FaultServer(medium) as srv:
+        result = trio.run(lambda: pull(srv.url, receiver, manifest.load_verifier(pub), only=BIG))
+        asked = srv.requests_for(BIG_ZIP_N1)
+    assert result.ok, result.failures
+    assert (receiver / BIG_ZIP_N1).read_bytes() == data
+    assert (asked == []) if leftover == "whole" else len(asked) >= 1
