@@ -43,6 +43,7 @@ from airsync.jobs import JobError, json_safe
 from airsync.marker import MarkerError
 
 API = "/v1"
+INSPECT_TIMEOUT = 30.0  # seconds a medium may take to show its marker before usb-attach gives up
 
 
 class ControlError(AirsyncError):
@@ -120,9 +121,15 @@ def app_for(daemon) -> Starlette:
         if daemon.stopping:
             return _error(409, "the service is stopping; attach the medium again after it started")
         try:
-            j, new = daemon.usb_attach(body["path"], body.get("label", ""))
+            with trio.move_on_after(INSPECT_TIMEOUT) as scope:
+                seen = await trio.to_thread.run_sync(
+                    daemon.inspect_medium, body["path"], body.get("label", ""), abandon_on_cancel=True
+                )
         except (MarkerError, ConfigError) as e:
             return _error(422, str(e))
+        if scope.cancelled_caught:
+            return _error(504, f"{body['path']}: the medium did not answer within {INSPECT_TIMEOUT:.0f} s")
+        j, new = daemon.submit_usb(*seen, "usb-attach")
         return SafeJSON({"job": daemon.job_view(j), "new": new}, status_code=202)
 
     return Starlette(exception_handlers={HTTPException: _http_error, Exception: _internal_error}, routes=[

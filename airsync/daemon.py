@@ -346,6 +346,11 @@ class Daemon:
         return queued
 
     def usb_attach(self, path: str, label: str) -> tuple[Job, bool]:
+        return self.submit_usb(*self.inspect_medium(path, label), "usb-attach")
+
+    def inspect_medium(self, path: str, label: str) -> tuple[Path, str, str]:
+        """(mount point, marker id, label shown) of a medium to attach; it touches the medium's
+        file system, which may hang (a dying stick): the control API calls it off the loop."""
         if "\0" in path:
             raise ConfigError("the medium's path contains a NUL character")
         if not os.path.isabs(path):
@@ -364,9 +369,9 @@ class Daemon:
         # The name given at usb-init says which stick it is; the unit's (the kernel's sdb1) where.
         # Status shows it in parentheses after the mount point: "/run/airsync-media/sdb1 (blue, sdb1)".
         label = medium.label if not label or label == medium.label else f"{medium.label}, {label}"
-        return self._submit_usb(target, medium.id, label, "usb-attach")
+        return target, medium.id, label
 
-    def _submit_usb(self, target: Path, medium_id: str, label: str, source: str) -> tuple[Job, bool]:
+    def submit_usb(self, target: Path, medium_id: str, label: str, source: str) -> tuple[Job, bool]:
         # Keyed on the marker's id: the same stick reached by two paths (a bind mount) is one job.
         job, new = self.queue.submit(Kind.USB, str(target), source, f"usb:{medium_id}", jobs.usb_claims(medium_id),
                                      time.time(), label=label)
@@ -407,7 +412,7 @@ class Daemon:
             if self.stopping:
                 return
             if medium is not None and job.key == f"usb:{medium.id}":
-                self._submit_usb(Path(job.target), medium.id, job.label, "resume")
+                self.submit_usb(Path(job.target), medium.id, job.label, "resume")
             else:
                 log.info("interrupted sync not resumed: its medium is not attached; attach it again",
                          job=job.id, target=job.target, label=job.label)
@@ -610,13 +615,19 @@ class Daemon:
 
         target = Path(job.target)
         self._check_target(target)  # the config may have changed since the attach
-        medium = marker.read(target)  # checked again: the stick may have been swapped since the attach
-        if job.key != f"usb:{medium.id}":
-            return f"{target}: another medium is mounted there now ({medium.label!r}); attach it again", {}
-        try:
-            signer = manifest.load_signer(self.conf.signing_key)
-        except manifest.KeyFileError as e:
-            return f"signing key: {e}", {}
+
+        def prepare():  # touches the stick and the key file: off the loop, a dying stick may hang
+            medium = marker.read(target)  # again: the stick may have been swapped since the attach
+            if job.key != f"usb:{medium.id}":
+                return f"{target}: another medium is mounted there now ({medium.label!r}); attach it again"
+            try:
+                return manifest.load_signer(self.conf.signing_key)
+            except manifest.KeyFileError as e:
+                return f"signing key: {e}"
+
+        signer = await trio.to_thread.run_sync(prepare, abandon_on_cancel=True)
+        if isinstance(signer, str):
+            return signer, {}
         mirror = self.conf.mirror_dir
 
         def progress(event: SyncEvent) -> None:  # runs in the sync's threads, one at a time

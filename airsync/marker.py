@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -62,7 +63,8 @@ def read(root: Path) -> Marker:
     """The marker at ``root``; MarkerError names the path and what is missing."""
     path = root / MARKER
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        # O_NONBLOCK: a FIFO planted as the marker must not hang whoever reads it (the daemon).
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
         raise MarkerError(
             f"{root}: no {MARKER} here, so this is not an airsync medium; refusing to write to it "
@@ -71,6 +73,8 @@ def read(root: Path) -> Marker:
     except OSError as e:
         raise MarkerError(f"{path}: cannot read: {e.strerror}") from None
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise MarkerError(f"{path}: not a regular file; this is not an airsync medium")
         data = os.read(fd, 1 << 16)
     except OSError as e:  # e.g. EIO from a stick pulled a moment ago
         raise MarkerError(f"{path}: cannot read: {e.strerror}") from None

@@ -57,3 +57,9 @@ def test_an_unwritable_medium_is_a_marker_error(tmp_path):
     (tmp_path / f"{MARKER}.tmp").mkdir()  # cannot be opened for writing, as on a read-only medium
     with pytest.raises(MarkerError, match="cannot write the marker"):
         marker.write(tmp_path, "x")
+
+
+def test_a_fifo_as_the_marker_is_refused_without_blocking(tmp_path):
+    os.mkfifo(tmp_path / marker.MARKER)
+    with pytest.raises(marker.MarkerError, match="not a regular file"):
+        marker.read(tmp_path)
