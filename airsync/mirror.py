@@ -16,6 +16,7 @@ EROFS) stops the whole job, since nothing else could be published either.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import json
@@ -33,7 +34,7 @@ from airsync.fetch import Fetcher, FetchSettings, Stats
 from airsync.modpath import ModuleVersion
 from airsync.sumdb import RecordError, SumDB, matches_patterns
 from airsync.slots import ClientSlots
-from airsync.signatures import SignatureCache
+from airsync.signatures import SignatureCache, SignatureCacheError
 from airsync.state import StateDB
 from airsync.store import MirrorStore, StoreError, fsync_path, write_plain
 from airsync.upstream import Upstream
@@ -127,10 +128,17 @@ class MirrorJob:
     ) -> None:
         """``sumdb``: the checksum database to carry and check against (None: off);
         ``private``: GONOSUMDB-style globs of module paths never looked up in it."""
-        self.store = MirrorStore(root)
-        self.state = StateDB(self.store.state_path)
-        self.signatures = SignatureCache(self.store.state_path)
-        self.store.clean_partial(self.state.resumable())
+        # Whatever was opened is closed again if a later step fails: in the long-running
+        # service a leaked lock would refuse every later job on this mirror.
+        with contextlib.ExitStack() as opened:
+            self.store = MirrorStore(root)
+            opened.callback(self.store.close)
+            self.state = StateDB(self.store.state_path)
+            opened.callback(self.state.close)
+            self.signatures = SignatureCache(self.store.state_path)
+            opened.callback(self.signatures.close)
+            self.store.clean_partial(self.state.resumable())
+            opened.pop_all()
         self.upstreams = upstreams
         self.settings = settings
         self.stats = stats or Stats()
@@ -377,7 +385,10 @@ class MirrorJob:
         for ext in good:
             rel = modpath.proxy_file(mv, ext)
             dirs |= self.store.publish(partials[ext], rel)
-            self.signatures.put(rel, os.lstat(self.store.root / rel), sigs[ext], h1[ext])
+            try:
+                self.signatures.put(rel, os.lstat(self.store.root / rel), sigs[ext], h1[ext])
+            except SignatureCacheError as e:  # only a cache: sync or pull signs the file again
+                log.warning("signature not recorded", file=rel, error=str(e))
         if listing is not None:
             os.replace(*listing)
             dirs.add(listing[1].parent)

@@ -50,7 +50,7 @@ from airsync import chunks, note
 from airsync.errors import AirsyncError
 from airsync.manifest import Entry, Manifest, open_manifest
 from airsync.medium import MANIFEST, SIDECAR_SUFFIX
-from airsync.signatures import SIDECAR_MIN, SignatureCache, h1_of, module_file
+from airsync.signatures import SIDECAR_MIN, SignatureCache, SignatureCacheError, h1_of, module_file
 from airsync.state import StateDB
 from airsync.store import MirrorStore
 from airsync.units import count, human_bytes
@@ -217,8 +217,9 @@ async def pull(
             raise PullError(f"{peer.base}/{MANIFEST}: not found (serve the mirror with airsync serve --signing-key)")
         m = open_manifest(data, verifier, f"{peer.base}/{MANIFEST}")
         store = MirrorStore(into)
-        cache = SignatureCache(store.state_path)
+        cache = None
         try:
+            cache = SignatureCache(store.state_path)
             await _pull(peer, store, cache, m, only, coalesce_gap, concurrency, say)
             _clean_leftovers(store, {path for path, _ in result.failures})
         except OSError as e:
@@ -226,10 +227,11 @@ async def pull(
                 f"{e.filename or into}: {e.strerror or e}; stopped. Files pulled so far are complete and "
                 "verified; a rerun fetches the rest"
             ) from None
-        except sqlite3.Error as e:
+        except (sqlite3.Error, SignatureCacheError) as e:
             raise PullError(f"{store.state_path}: {e}; stopped. Files pulled so far are complete and verified") from None
         finally:
-            cache.close()
+            if cache is not None:
+                cache.close()
             store.close()
     return result
 
@@ -292,7 +294,7 @@ async def _pull(
             except _FileFailed as e2:
                 # What arrived stays in its partial (a lost peer): the next pull resumes it.
                 result.failures.append((e.path, str(e2)))
-            except (OSError, sqlite3.Error) as err:
+            except (OSError, sqlite3.Error, SignatureCacheError) as err:
                 with contextlib.suppress(OSError):
                     store.partial_path(e.path).unlink(missing_ok=True)  # the local disk: make room
                 fatal.append(err)
@@ -319,7 +321,7 @@ async def _pull(
                     result.merged.append(e.path)
             except (_FileFailed, ImportFailed) as err:
                 result.failures.append((e.path, str(err)))
-            except (OSError, sqlite3.Error) as err:
+            except (OSError, sqlite3.Error, SignatureCacheError) as err:
                 fatal.append(err)
                 nursery.cancel_scope.cancel()
 

@@ -14,6 +14,7 @@ workspace (a medium served read-only) get a cache in memory.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -24,7 +25,11 @@ from airsync import chunks, dirhash, modpath, modzip
 from airsync.errors import AirsyncError
 from airsync.medium import SIDECAR_SUFFIX
 
-__all__ = ["SIDECAR_SUFFIX", "SIDECAR_MIN", "SignedFile", "SignatureCache", "module_file", "h1_of"]
+__all__ = ["SIDECAR_SUFFIX", "SIDECAR_MIN", "SignedFile", "SignatureCache", "SignatureCacheError", "module_file", "h1_of"]
+
+
+class SignatureCacheError(AirsyncError):
+    """The cache's database cannot be used (full disk, locked too long, damaged)."""
 
 #: Files smaller than this have a chunk or two: a delta cannot beat fetching them whole, so no
 #: sidecar is written or served for them.
@@ -68,13 +73,29 @@ class SignatureCache:
     def __init__(self, path: Path | str) -> None:
         # Worker threads of the mirror job record signatures as they publish: one connection,
         # shared under a lock, is simpler than one per thread and the statements are tiny.
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as e:
+            raise SignatureCacheError(f"{path}: cannot open the signature cache: {e}") from None
+        try:
+            with self._sql(path):
+                self._db.execute("PRAGMA busy_timeout=10000")
+                if path != ":memory:":
+                    self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute(self.SCHEMA)
+        except SignatureCacheError:
+            self._db.close()
+            raise
+
+    @contextlib.contextmanager
+    def _sql(self, where: object = "signature cache"):
+        """Serialized use of the connection, its errors typed."""
         with self._lock:
-            self._db.execute("PRAGMA busy_timeout=10000")
-            if path != ":memory:":
-                self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(self.SCHEMA)
+            try:
+                yield
+            except sqlite3.Error as e:
+                raise SignatureCacheError(f"{where}: {e}") from None
 
     @classmethod
     def for_tree(cls, root: Path) -> SignatureCache:
@@ -82,11 +103,11 @@ class SignatureCache:
         return cls(work / "state.db" if work.is_dir() and os.access(work, os.W_OK) else ":memory:")
 
     def close(self) -> None:
-        with self._lock:
+        with self._sql():
             self._db.close()
 
     def put(self, rel: str, st: os.stat_result, sig: chunks.FileSignature, h1: str | None) -> SignedFile:
-        with self._lock:
+        with self._sql(rel):
             self._db.execute(
                 "INSERT OR REPLACE INTO signatures VALUES (?, ?, ?, ?, ?)",
                 (rel, st.st_size, st.st_mtime_ns, h1, chunks.encode(sig)),
@@ -97,7 +118,7 @@ class SignatureCache:
         """The signature of ``root/rel`` (whose lstat is ``st``), computed if not known."""
         if st is None:
             st = os.lstat(root / rel)
-        with self._lock:
+        with self._sql(rel):
             row = self._db.execute(
                 "SELECT size, mtime_ns, h1, sig FROM signatures WHERE relpath = ?", (rel,)
             ).fetchone()

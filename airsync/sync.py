@@ -299,9 +299,10 @@ def sync(
     if m == t or t.startswith(m + os.sep) or m.startswith(t + os.sep):
         raise ConfigError(f"{target}: the target and the mirror {mirror} overlap; sync to a separate medium")
     store = MirrorStore(mirror, shared=True)  # keeps a mirror job from changing files under us
-    cache = SignatureCache(store.state_path)
+    cache = None
     lock = -1
     try:
+        cache = SignatureCache(store.state_path)
         lock = _lock_medium(target)
         return _sync(store, cache, target, signer, verify, _serialized(progress), only)
     except OSError as e:
@@ -318,7 +319,8 @@ def sync(
                 os.close(lock)
             except OSError:
                 pass  # a pulled stick: the lock went with it
-        cache.close()
+        if cache is not None:
+            cache.close()
         store.close()
 
 

@@ -89,3 +89,15 @@ def test_readers_share_the_mirror_and_exclude_a_writer(tmp_path):
             MirrorStore(tmp_path, shared=True)
     finally:
         w.close()
+
+
+def test_a_mirror_job_that_cannot_open_its_state_leaves_no_lock_behind(tmp_path):
+    from airsync.fetch import FetchSettings
+    from airsync.mirror import MirrorJob
+    from airsync.state import StateError
+
+    (tmp_path / ".airsync").mkdir()
+    (tmp_path / ".airsync/state.db").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StateError):
+        MirrorJob(tmp_path, [], FetchSettings())
+    MirrorStore(tmp_path).close()  # in a long-running service the next job must get the mirror
