@@ -22,6 +22,7 @@ MANIFEST = "airsync-manifest"
 SIDECAR_SUFFIX = ".airsig"  # a file's chunk signature, next to it
 STAGING = ".airsync-partial"  # on a medium: files being written, renamed into place when whole
 BLOCK = 1 << 20
+MANIFEST_MAX = 256 << 20  # ~1.4 million files; a longer manifest is refused, not read
 
 
 def sha256_file(path: Path) -> tuple[int, str]:

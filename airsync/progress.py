@@ -18,7 +18,7 @@ from airsync.fetch import Stats
 from airsync.mirror import Summary
 from airsync.units import count, human_bytes
 
-__all__ = ["human_bytes", "show", "summary_text"]
+__all__ = ["show", "summary_text"]
 
 
 def _line(stats: Stats, elapsed: float, rate: float) -> Text:

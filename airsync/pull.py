@@ -49,7 +49,7 @@ import xxhash
 from airsync import chunks, note
 from airsync.errors import AirsyncError
 from airsync.manifest import Entry, Manifest, open_manifest
-from airsync.medium import MANIFEST, SIDECAR_SUFFIX
+from airsync.medium import MANIFEST, MANIFEST_MAX, SIDECAR_SUFFIX
 from airsync.signatures import SIDECAR_MIN, SignatureCache, SignatureCacheError, h1_of, module_file
 from airsync.state import StateDB
 from airsync.store import MirrorStore
@@ -62,7 +62,6 @@ DEFAULT_CONCURRENCY = 8
 ATTEMPTS = 3  # per request, for resets and 5xx
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 MAX_REQUEST = 2 << 20  # bytes asked for in one range request (held in memory until written)
-MANIFEST_MAX = 256 << 20  # ~1.4 million files; a peer sending more is refused, not buffered
 DEADLINE_BASE, MIN_RATE = 60.0, 32 << 10  # a request may take 60 s plus 1 s per 32 KiB
 WRITE_BLOCK = 1 << 20
 

@@ -111,6 +111,7 @@ class _Carry:
             # ~190 bytes a file of hex and paths: a third of that on the wire.
             body = await trio.to_thread.run_sync(gzip.compress, body, 6)
             headers["content-encoding"] = "gzip"
+            headers["vary"] = "Accept-Encoding"
         await Response(body, status_code=status, media_type=ctype, headers=headers)(scope, receive, send)
 
 

@@ -17,7 +17,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from airsync.progress import human_bytes
+from airsync.units import human_bytes
 
 STATE_STYLE = {"running": "cyan", "queued": "blue", "done": "green", "failed": "red",
                "cancelled": "yellow", "interrupted": "yellow"}

@@ -14,6 +14,12 @@ directory). A large file cut short by a pulled stick resumes from its last intac
 sync runs the old manifest is set aside, so an interrupted sync is visibly incomplete; the new
 manifest, signed, listing only complete files, is written last. ENOSPC, EIO and EROFS stop the
 job with a clear error: nothing already on the medium is damaged.
+
+Beside every file of 1 MiB or more goes its chunk signature (``<file>.airsig``), for peers that
+``pull`` from the medium. ``only`` makes the medium a subset of the mirror's modules. The mirror
+is read under a shared lock (syncs to several media run together, never beside a mirror job),
+the medium is written under a lock of its own (one sync per medium, whatever path reaches it),
+and the staging area is never written through a symlink planted in it.
 """
 
 from __future__ import annotations
@@ -37,12 +43,11 @@ import xxhash
 
 from airsync import chunks, manifest, modpath, sumdb
 from airsync.errors import AirsyncError, ConfigError
-from airsync.medium import MANIFEST, SIDECAR_SUFFIX, STAGING, sha256_file, tree_files
+from airsync.medium import MANIFEST, MANIFEST_MAX, SIDECAR_SUFFIX, STAGING, sha256_file, tree_files
 from airsync.signatures import SIDECAR_MIN, SignatureCache, SignedFile, module_file
 from airsync.store import WORKDIR, MirrorStore, fsync_dir, fsync_path, makedirs
 
 FAT_MAX_FILE = (4 << 30) - 1
-MANIFEST_MAX = 1 << 30  # read no more of a previous manifest than this (it lists the mirror)
 
 
 class SyncError(AirsyncError):

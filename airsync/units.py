@@ -9,7 +9,7 @@ def human_bytes(n: float) -> str:
         if abs(n) < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
-    return f"{n:.1f} GiB"
+    raise AssertionError("unreachable: GiB ends the loop")
 
 
 def count(n: int, noun: str, plural: str | None = None) -> str:
