@@ -67,7 +67,7 @@ TICK = 1.0  # the supervisor wakes at least this often (heartbeat, rates)
 RESCAN = 2.0  # seconds between listings of the requests directory (besides its events)
 DONE_DIR, FAILED_DIR = ".done", ".failed"
 MAX_REQUEST = 16 << 20  # bytes: a request file larger than this is refused (it would be a mistake)
-MAX_PROBLEMS = 20  # input problems of one job kept in its record and logged; the rest are counted
+MAX_PROBLEMS = 20  # entries of a list kept in a job's record (problems, failures...); the rest counted
 INTERRUPTED_USB = "the service stopped; the next start resumes it if the medium is still attached (else attach it again)"
 
 
@@ -597,8 +597,12 @@ class Daemon:
         result.update(
             fetched=s.fetched, skipped=s.skipped, failed=len(s.failures), bytes=s.bytes,
             resumed_bytes=s.resumed_bytes, retries=s.retries, seconds=round(s.seconds, 3),
-            sumdb_carried=s.sumdb_carried, unpinned=list(s.unpinned), not_carried=list(s.not_carried),
-            failures=[f"{f.module} {f.file}: {f.message}" for f in s.failures[:20]],
+            sumdb_carried=s.sumdb_carried,
+            # Records are kept, stored and sent with every status: lists keep their first
+            # entries and a count (the structured log has each one).
+            unpinned=s.unpinned[:MAX_PROBLEMS], unpinned_count=len(s.unpinned),
+            not_carried=s.not_carried[:MAX_PROBLEMS], not_carried_count=len(s.not_carried),
+            failures=[f"{f.module} {f.file}: {f.message}" for f in s.failures[:MAX_PROBLEMS]],
         )
         if s.fatal:
             return s.fatal, result
@@ -645,7 +649,8 @@ class Daemon:
         )
         return None, {
             "written": len(r.written), "unchanged": r.unchanged, "removed": len(r.removed),
-            "bytes": r.bytes_written, "resumed_bytes": r.resumed_bytes, "unknown": list(r.unknown),
+            "bytes": r.bytes_written, "resumed_bytes": r.resumed_bytes,
+            "unknown": r.unknown[:MAX_PROBLEMS], "unknown_count": len(r.unknown),
         }
 
     def _after(self, job: Job, state: State, result: dict | None) -> None:

@@ -120,13 +120,14 @@ def details(jobs: list[dict[str, Any]]) -> list[Text]:
         r = job.get("result") or {}
         parts = []
         if r.get("unpinned"):
-            parts.append(_listing("not hash-pinned by any go.sum", r["unpinned"]))
+            parts.append(_listing("not hash-pinned by any go.sum", r["unpinned"], r.get("unpinned_count")))
         if r.get("not_carried"):
-            parts.append(_listing("checksum database not carried for", r["not_carried"]))
+            parts.append(_listing("checksum database not carried for", r["not_carried"], r.get("not_carried_count")))
         if r.get("input_problems"):
             parts.append(_listing("input problems", r["input_problems"], r.get("input_problem_count")))
         if r.get("unknown"):
-            parts.append(_listing("files on the medium that are not ours (left alone)", r["unknown"]))
+            parts.append(_listing("files on the medium that are not ours (left alone)", r["unknown"],
+                                  r.get("unknown_count")))
         if parts and shown < DETAIL_JOBS:
             shown += 1
             for part in parts:

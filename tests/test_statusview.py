@@ -129,3 +129,8 @@ def test_starter_config_points_at_the_installed_example_and_tells_the_truth_abou
     assert "mirror jobs stop at once" in line and "sync" in line
     example = (Path(__file__).resolve().parent.parent / "conf.example.toml").read_text()
     assert "mirror jobs stop at once" in example
+
+
+def test_lists_cut_short_in_a_record_show_their_true_count():
+    line = statusview._listing("not hash-pinned by any go.sum", [f"m{i}@v1" for i in range(20)], 5000)
+    assert line.startswith("not hash-pinned by any go.sum (5000): ") and line.endswith(f"and {5000 - statusview.DETAIL_ITEMS} more")
