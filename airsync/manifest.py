@@ -58,7 +58,7 @@ from airsync import note
 from airsync.errors import AirsyncError
 from airsync.gosum import parse_gosum
 from airsync.modpath import quote
-from airsync.store import fsync_dir
+from airsync.store import fsync_dir, write_all
 
 __all__ = [
     "HEADER",
@@ -417,9 +417,7 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
     try:
         if mode == 0o600:
             os.fchmod(fd, 0o600)  # exactly owner-only, whatever the umask
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        write_all(fd, data)
         os.fsync(fd)
     except OSError as e:
         os.close(fd)

@@ -69,13 +69,18 @@ def makedirs_durable(path: Path) -> None:
         fsync_dir(d)
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd`` (os.write may take only part of it)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def write_plain(path: Path, data: bytes, fsync: bool = False) -> None:
     """Create or truncate ``path`` with ``data`` (not atomic: publish by fsync and rename)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        write_all(fd, data)
         if fsync:
             os.fsync(fd)
     finally:

@@ -45,7 +45,7 @@ from airsync import chunks, manifest, modpath, sumdb
 from airsync.errors import AirsyncError, ConfigError
 from airsync.medium import MANIFEST, MANIFEST_MAX, SIDECAR_SUFFIX, STAGING, sha256_file, tree_files
 from airsync.signatures import SIDECAR_MIN, SignatureCache, SignedFile, module_file
-from airsync.store import WORKDIR, MirrorStore, fsync_dir, fsync_path, makedirs
+from airsync.store import WORKDIR, MirrorStore, fsync_dir, fsync_path, makedirs, write_all
 
 FAT_MAX_FILE = (4 << 30) - 1
 
@@ -173,9 +173,7 @@ def _staged(path: Path, flags: int = os.O_WRONLY | os.O_TRUNC) -> int:
 def _write_staged(path: Path, data: bytes, fsync: bool = False) -> None:
     fd = _staged(path)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        write_all(fd, data)
         if fsync:
             os.fsync(fd)
     finally:

@@ -31,7 +31,7 @@ from airsync import dirhash, modpath, modzip, note, semver
 from airsync.errors import AirsyncError, ModulePathError, VerifyError
 from airsync.manifest import Entry, Manifest, ManifestError, diff, open_manifest
 from airsync.medium import BLOCK, MANIFEST, sha256_file, tree_files
-from airsync.store import MirrorStore
+from airsync.store import MirrorStore, write_all
 from airsync.units import count, human_bytes
 
 __all__ = [
@@ -336,9 +336,7 @@ def _copy_in(store: MirrorStore, medium: Path, e: Entry) -> set[Path]:
             dst = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
                 while block := os.read(src, BLOCK):
-                    view = memoryview(block)
-                    while view:
-                        view = view[os.write(dst, view) :]
+                    write_all(dst, block)
                 os.fsync(dst)
             finally:
                 os.close(dst)
