@@ -68,3 +68,18 @@ def go_env(tmp: Path, goproxy: str, goflags: str = "-mod=mod", gosumdb: str = "o
 
 def run_go(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run([require_go(), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def build_demo_app(tmp: Path, goproxy: str, gosumdb: str) -> Path:
+    """Write the sample app under ``tmp``, then ``go mod tidy`` and ``go build`` it against
+    ``goproxy`` with no go.sum to start from (so GOSUMDB checks every module); its directory."""
+    from airsync import sample
+
+    app = Path(tmp) / "app"
+    sample.write_main_module(app, sample.demo_app_requires())
+    env = go_env(tmp, goproxy, gosumdb=gosumdb)
+    r = run_go(["mod", "tidy"], app, env)
+    assert r.returncode == 0, r.stderr
+    r = run_go(["build", "-o", "app", "."], app, env)
+    assert r.returncode == 0, r.stderr
+    return app

@@ -20,7 +20,7 @@ import pytest
 from airsync import manifest, sample
 from airsync.sample import build_sumdb
 from faultserver import FaultServer
-from gotool import go_env, run_go
+from gotool import build_demo_app
 
 pytestmark = pytest.mark.e2e
 
@@ -90,12 +90,7 @@ def test_sync_verify_and_go_build_on_fat(tmp_path, fat):
     assert (mnt / "example.com" / "!big!corp").is_dir() and (mnt / "EXAMPLE.COM").is_dir()
     r = airsync("sync", "--mirror", str(mirror), "--to", str(mnt), "--signing-key", str(tmp_path / "k.key"))
     assert r.returncode == 0 and "wrote 0 files" in r.stdout, r.stdout + r.stderr
-    app = tmp_path / "app"
-    sample.write_main_module(app, sample.demo_app_requires())
-    env = go_env(tmp_path, mnt.as_uri(), gosumdb=db.vkey)
-    r = run_go(["mod", "tidy"], app, env)
-    assert r.returncode == 0, r.stderr
-    assert run_go(["build", "-o", "app", "."], app, env).returncode == 0
+    build_demo_app(tmp_path, mnt.as_uri(), db.vkey)
 
 
 def test_pulled_stick_mid_sync_then_rerun_finishes(tmp_path, fat):

@@ -27,7 +27,7 @@ from airsync.signatures import SIDECAR_MIN, SignatureCache
 from airsync.store import MirrorStore
 from airsync.sync import sync
 from faultserver import FOREVER, Fault, FaultServer
-from gotool import go_env, run_go
+from gotool import build_demo_app
 from nginx import Nginx, free_port
 
 MODULES = sample.demo_modules()
@@ -107,16 +107,6 @@ class Served:
         self.proc.wait(timeout=10)
 
 
-def go_builds_from(mirror_dir: Path, db, tmp: Path) -> None:
-    app = tmp / "app"
-    sample.write_main_module(app, sample.demo_app_requires())
-    env = go_env(tmp, mirror_dir.as_uri(), gosumdb=db.vkey)
-    r = run_go(["mod", "tidy"], app, env)
-    assert r.returncode == 0, r.stderr
-    r = run_go(["build", "-o", "app", "."], app, env)
-    assert r.returncode == 0, r.stderr
-
-
 def test_pull_from_airsync_serve_moves_only_missing_chunks(world, tmp_path):
     sender, _, db, key, pub = world
     receiver = fresh_receiver(world, tmp_path)
@@ -134,7 +124,7 @@ def test_pull_from_airsync_serve_moves_only_missing_chunks(world, tmp_path):
         assert fetched < new_bytes / 4, r.stdout
         again = airsync("pull", peer.url, "--into", str(receiver), "--key", str(pub))
         assert again.returncode == 0 and "pulled 0 files" in again.stdout, again.stdout
-    go_builds_from(receiver, db, tmp_path)
+    build_demo_app(tmp_path, receiver.as_uri(), db.vkey)
 
 
 def test_pull_from_nginx_serving_a_synced_medium(world, tmp_path):
@@ -152,7 +142,7 @@ def test_pull_from_nginx_serving_a_synced_medium(world, tmp_path):
         assert ranged, "the delta should have fetched ranges of the new zip"
         assert web.served_bytes() < (sender / BIG_ZIP_N1).stat().st_size / 4
     same_tree(sender, receiver)
-    go_builds_from(receiver, db, tmp_path)
+    build_demo_app(tmp_path, receiver.as_uri(), db.vkey)
 
 
 def test_ranges_are_coalesced_and_counted(world, tmp_path):

@@ -18,7 +18,7 @@ from airsync import sample
 from airsync.sample import build_sumdb
 from airsync.serve import DEFAULT_LISTEN, parse_listen
 from faultserver import FaultServer
-from gotool import go_env, run_go
+from gotool import build_demo_app
 
 MODULES = sample.demo_modules()
 ZIP = "example.com/lib/strs/@v/v1.1.0.zip"
@@ -64,14 +64,8 @@ def served(tmp_path_factory):
 
 def test_go_verifies_through_airsync_serve(served, tmp_path):
     url, _mirror, db, _ = served
-    app = tmp_path / "app"
-    sample.write_main_module(app, sample.demo_app_requires())
-    env = go_env(tmp_path, url, gosumdb=db.vkey)
-    r = run_go(["mod", "tidy"], app, env)
-    assert r.returncode == 0, r.stderr
+    app = build_demo_app(tmp_path, url, db.vkey)
     assert (app / "go.sum").read_text() == sample.app_gosum(MODULES, sample.demo_app_requires())
-    r = run_go(["build", "-o", "app", "."], app, env)
-    assert r.returncode == 0, r.stderr
 
 
 def test_http_semantics(served):

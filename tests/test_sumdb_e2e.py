@@ -20,7 +20,7 @@ import pytest
 from airsync import dirhash, note, sample, sumdb, tlog
 from airsync.modpath import ModuleVersion
 from faultserver import FaultServer
-from gotool import go_env, run_go
+from gotool import build_demo_app, go_env, run_go
 from test_sumdb_go import flip_first_hash
 from airsync.sample import NAME, build_sumdb
 
@@ -68,14 +68,8 @@ def test_mirror_carries_the_database_and_go_verifies_offline(tmp_path, upstream)
     assert any((carried / "tile").rglob("*"))
 
     # Inside: no network (the upstream is gone), no go.sum, checksum database on.
-    app = tmp_path / "app"
-    sample.write_main_module(app, sample.demo_app_requires())
-    env = go_env(tmp_path, mirror.as_uri(), gosumdb=db.vkey)
-    r = run_go(["mod", "tidy"], app, env)
-    assert r.returncode == 0, r.stderr
+    app = build_demo_app(tmp_path, mirror.as_uri(), db.vkey)
     assert (app / "go.sum").read_text() == sample.app_gosum(MODULES, sample.demo_app_requires())
-    r = run_go(["build", "-o", "app", "."], app, env)
-    assert r.returncode == 0, r.stderr
 
 
 def test_go_refuses_a_tampered_mirror(tmp_path, upstream):

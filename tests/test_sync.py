@@ -19,7 +19,7 @@ from airsync.sample import build_sumdb
 from airsync.errors import ConfigError
 from airsync.sync import SyncError, selected, sync
 from faultserver import FaultServer
-from gotool import go_env, run_go
+from gotool import build_demo_app
 
 MODULES = sample.demo_modules()
 BIG = "example.com/big"
@@ -198,13 +198,7 @@ def test_go_builds_offline_from_the_medium_with_gosumdb_on(mirrored, keys, tmp_p
     usb = tmp_path / "usb"
     usb.mkdir()
     sync(mirror, usb, signer)
-    app = tmp_path / "app"
-    sample.write_main_module(app, sample.demo_app_requires())
-    env = go_env(tmp_path, usb.as_uri(), gosumdb=db.vkey)
-    r = run_go(["mod", "tidy"], app, env)
-    assert r.returncode == 0, r.stderr
-    r = run_go(["build", "-o", "app", "."], app, env)
-    assert r.returncode == 0, r.stderr
+    build_demo_app(tmp_path, usb.as_uri(), db.vkey)
 
 
 def test_cli_sync_and_errors(mirrored, tmp_path):
