@@ -213,24 +213,53 @@ BIG = "example.com/big"
 BIG_ZIP = f"{BIG}/@v/v1.0.0.zip"
 
 
+def _stalled_upstream(tmp_path, seed: int) -> Path:
+    up = tmp_path / "up"
+    sample.build_proxy_tree(up, [sample.big_module(BIG, "v1.0.0", 24 << 20, seed=seed)])
+    return up
+
+
+def _download_in_flight(svc, tmp_path) -> dict:
+    """Ask for the big module and wait until its download is surely under way (every stream
+    of it stalls mid-body) and its received bytes reached a checkpoint; the running job."""
+    drop_request(tmp_path / "requests", "big.txt", f"{BIG}@v1.0.0\n")
+
+    def in_flight():
+        jobs = [j for j in job_states(svc.socket).values() if j["state"] == "running"]
+        return jobs and jobs[0]["progress"]["bytes"] >= 3 << 20 and jobs[0]
+
+    job = wait_for(in_flight, 60, "a download in flight")
+    time.sleep(0.5)
+    return job
+
+
+def _restart_and_finish(tmp_path, cfg, srv, up) -> tuple[dict, dict[int, str]]:
+    """Start the service again with the upstream healthy; the job that finished the download
+    (it must have resumed, fetching only what was missing) and every job's state."""
+    srv.clear_faults()
+    srv.reset_counters()
+    svc = Service(tmp_path, cfg)
+    try:
+        done = wait_for(lambda: [j for j in job_states(svc.socket).values() if j["state"] == "done"],
+                        60, "the resumed job")
+        states = {j["id"]: j["state"] for j in job_states(svc.socket).values()}
+    finally:
+        assert svc.stop() == 0
+    assert done[0]["result"]["resumed_bytes"] >= 2 << 20
+    assert srv.total_bytes() < (up / BIG_ZIP).stat().st_size  # only what was missing crossed again
+    assert (tmp_path / "mirror" / BIG_ZIP).read_bytes() == (up / BIG_ZIP).read_bytes()
+    return done[0], states
+
+
 @pytest.mark.e2e
 def test_sigterm_mid_download_then_the_next_start_resumes(tmp_path):
-    up = tmp_path / "up"
-    sample.build_proxy_tree(up, [sample.big_module(BIG, "v1.0.0", 24 << 20, seed=5)])
+    up = _stalled_upstream(tmp_path, seed=5)
     with FaultServer(up) as srv:
-        # Every stream of the big zip stalls mid-body: a download is surely in flight at SIGTERM.
         srv.add_fault(BIG_ZIP, Fault(times=FOREVER, stall_after=(2 << 20) + 999, stall_seconds=60))
         cfg = write_config(tmp_path, srv.url)
         svc = Service(tmp_path, cfg)
         try:
-            drop_request(tmp_path / "requests", "big.txt", f"{BIG}@v1.0.0\n")
-
-            def in_flight():
-                jobs = [j for j in job_states(svc.socket).values() if j["state"] == "running"]
-                return jobs and jobs[0]["progress"]["bytes"] >= 3 << 20 and jobs[0]
-
-            job = wait_for(in_flight, 60, "a download in flight")
-            time.sleep(0.5)  # let the received bytes reach a checkpoint
+            job = _download_in_flight(svc, tmp_path)
             started = time.monotonic()
             code = svc.stop(timeout=30)
             assert code == 0, svc.log.read_text()
@@ -244,56 +273,25 @@ def test_sigterm_mid_download_then_the_next_start_resumes(tmp_path):
         assert [(j.id, j.state.value) for j in jobs] == [(job["id"], "interrupted")]
         assert not (tmp_path / "mirror" / BIG_ZIP).exists()
         assert (tmp_path / "requests/big.txt").exists()  # still pending: the next start queues it
-
-        srv.clear_faults()
-        srv.reset_counters()
-        svc = Service(tmp_path, cfg)
-        try:
-            done = wait_for(lambda: [j for j in job_states(svc.socket).values() if j["state"] == "done"],
-                            60, "the resumed job")
-        finally:
-            assert svc.stop() == 0
-        assert done[0]["result"]["resumed_bytes"] >= 2 << 20
-        size = (up / BIG_ZIP).stat().st_size
-        assert srv.total_bytes() < size  # only what was missing crossed again
-        assert (tmp_path / "mirror" / BIG_ZIP).read_bytes() == (up / BIG_ZIP).read_bytes()
+        _restart_and_finish(tmp_path, cfg, srv, up)
 
 
 def test_kill_9_mid_download_then_the_next_start_resumes(tmp_path):
-    up = tmp_path / "up"
-    sample.build_proxy_tree(up, [sample.big_module(BIG, "v1.0.0", 24 << 20, seed=6)])
+    up = _stalled_upstream(tmp_path, seed=6)
     with FaultServer(up) as srv:
         srv.add_fault(BIG_ZIP, Fault(times=FOREVER, stall_after=(2 << 20) + 999, stall_seconds=60))
         cfg = write_config(tmp_path, srv.url)
         svc = Service(tmp_path, cfg)
         try:
-            drop_request(tmp_path / "requests", "big.txt", f"{BIG}@v1.0.0\n")
-
-            def in_flight():
-                jobs = [j for j in job_states(svc.socket).values() if j["state"] == "running"]
-                return jobs and jobs[0]["progress"]["bytes"] >= 3 << 20 and jobs[0]
-
-            job = wait_for(in_flight, 60, "a download in flight")
-            time.sleep(0.5)  # let the received bytes reach a checkpoint
+            job = _download_in_flight(svc, tmp_path)
             svc.proc.kill()  # no STOPPING, no clean-up: the socket file and a "running" row stay behind
             svc.proc.wait(timeout=10)
         finally:
             svc.close()
         assert svc.socket.exists()
-
-        srv.clear_faults()
-        srv.reset_counters()
-        svc = Service(tmp_path, cfg)  # a stale socket file does not stop the next start
-        try:
-            done = wait_for(lambda: [j for j in job_states(svc.socket).values() if j["state"] == "done"],
-                            60, "the resumed job")
-            states = {j["id"]: j["state"] for j in job_states(svc.socket).values()}
-        finally:
-            assert svc.stop() == 0
+        # A stale socket file does not stop the next start.
+        _, states = _restart_and_finish(tmp_path, cfg, srv, up)
         assert states[job["id"]] == "interrupted"  # what the killed process left as running
-        assert done[0]["result"]["resumed_bytes"] >= 2 << 20
-        assert srv.total_bytes() < (up / BIG_ZIP).stat().st_size
-        assert (tmp_path / "mirror" / BIG_ZIP).read_bytes() == (up / BIG_ZIP).read_bytes()
 
 
 # -- what a reviewer broke it with ------------------------------------------------------------
