@@ -353,6 +353,23 @@ def tool_version(cmd: list[str]) -> str:
 # nginx
 # ---------------------------------------------------------------------------------------------
 
+# nginx writes request bodies and proxied answers somewhere: under the benchmark's own prefix.
+def add_output_args(ap: argparse.ArgumentParser) -> None:
+    """The options every benchmark script has: where results and work files go."""
+    ap.add_argument("--output", type=Path, default=REPO / "BENCHMARKS.md")
+    ap.add_argument("--no-write", action="store_true", help="print the section, do not touch BENCHMARKS.md")
+    ap.add_argument("--workdir", type=Path, help="parent of the temporary directory (default: system temp)")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+
+
+NGINX_TEMP_PATHS = """\
+    client_body_temp_path {prefix}/tmp/body;
+    proxy_temp_path {prefix}/tmp/proxy;
+    fastcgi_temp_path {prefix}/tmp/fastcgi;
+    uwsgi_temp_path {prefix}/tmp/uwsgi;
+    scgi_temp_path {prefix}/tmp/scgi;
+"""
+
 NGINX_CONF = """\
 daemon off;
 master_process on;
@@ -369,11 +386,7 @@ http {{
     tcp_nopush on;
     keepalive_timeout 600s;
     keepalive_requests 1000000;
-    client_body_temp_path {prefix}/tmp/body;
-    proxy_temp_path {prefix}/tmp/proxy;
-    fastcgi_temp_path {prefix}/tmp/fastcgi;
-    uwsgi_temp_path {prefix}/tmp/uwsgi;
-    scgi_temp_path {prefix}/tmp/scgi;
+""" + NGINX_TEMP_PATHS + """\
     server {{
         listen 127.0.0.1:{port}{listen_opts};
 {tls}        root {root};
@@ -1271,11 +1284,8 @@ def parse_args(argv):
     ap.add_argument("--quiet-budget", type=float, default=120.0,
                     help="give up waiting for a quiet machine after this many seconds in total (default 120)")
     ap.add_argument("--run-timeout", type=float, default=300.0, help="seconds before any one run is killed")
-    ap.add_argument("--output", type=Path, default=REPO / "BENCHMARKS.md")
-    ap.add_argument("--no-write", action="store_true", help="print the section, do not touch BENCHMARKS.md")
+    add_output_args(ap)
     ap.add_argument("--json", type=Path, help="also write raw measurements as JSON here")
-    ap.add_argument("--workdir", type=Path, help="parent of the temporary directory (default: system temp)")
-    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--serve-delay-proxy", nargs=2, metavar=("UPSTREAM_PORT", "DELAY_MS"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     args.argv = list(argv)

@@ -64,6 +64,8 @@ for p in (str(REPO), str(HERE)):
         sys.path.insert(0, p)
 
 from bench_mirror import (
+    NGINX_TEMP_PATHS,
+    add_output_args,
     base_env,
     fmt_range,
     free_port,
@@ -230,11 +232,7 @@ http {{
     server_tokens off;
     keepalive_timeout 120s;
     keepalive_requests 1000000;
-    client_body_temp_path {prefix}/tmp/body;
-    proxy_temp_path {prefix}/tmp/proxy;
-    fastcgi_temp_path {prefix}/tmp/fastcgi;
-    uwsgi_temp_path {prefix}/tmp/uwsgi;
-    scgi_temp_path {prefix}/tmp/scgi;
+""" + NGINX_TEMP_PATHS + """\
     upstream airsync_serve {{ server 127.0.0.1:{serve_port}; keepalive 32; }}
     server {{
         listen 127.0.0.1:{medium_port};
@@ -681,10 +679,7 @@ def main(argv=None) -> int:
     ap.add_argument("--big-size-mb", type=int, help="MiB of data per big module (default 32; --quick 8)")
     ap.add_argument("--small-count", type=int, help="library modules (default 300; --quick 60)")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds before a run is killed")
-    ap.add_argument("--workdir", type=Path, default=None, help="where the trees go (default $TMPDIR)")
-    ap.add_argument("--output", type=Path, default=REPO / "BENCHMARKS.md")
-    ap.add_argument("--no-write", action="store_true", help="print the section only")
-    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    add_output_args(ap)
     args = ap.parse_args(argv)
     q = args.quick
     args.rounds = args.rounds or (1 if q else 3)

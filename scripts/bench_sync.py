@@ -42,7 +42,7 @@ for p in (str(REPO), str(HERE)):
         sys.path.insert(0, p)
 
 from bench_mirror import (  # noqa: E402  (stdlib-only helpers shared with the mirror benchmark)
-    base_env, fmt_range, log, machine_info, med, rmtree, run_measured, source_digest, timed_sync, tool_version,
+    add_output_args, base_env, fmt_range, log, machine_info, med, rmtree, run_measured, source_digest, timed_sync, tool_version,
     write_section,
 )
 from airsync import sample  # noqa: E402
@@ -126,10 +126,7 @@ def main(argv=None) -> int:
     ap.add_argument("--add-small", type=int, help="small modules added before the resync (default 20; --quick 5)")
     ap.add_argument("--add-big-mb", type=int, help="MiB of the big module version added (default 16; --quick 4)")
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds before a run is killed")
-    ap.add_argument("--workdir", type=Path, default=None, help="where the mirror and targets go (default $TMPDIR)")
-    ap.add_argument("--output", type=Path, default=REPO / "BENCHMARKS.md")
-    ap.add_argument("--no-write", action="store_true", help="print the section only")
-    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    add_output_args(ap)
     args = ap.parse_args(argv)
     q = args.quick
     args.rounds = args.rounds or (1 if q else 3)
