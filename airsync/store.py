@@ -76,15 +76,19 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def write_plain(path: Path, data: bytes, fsync: bool = False) -> None:
-    """Create or truncate ``path`` with ``data`` (not atomic: publish by fsync and rename)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+def fill(fd: int, data: bytes, fsync: bool = False) -> None:
+    """Write ``data`` to a freshly opened ``fd``, fsync it if asked, and close it."""
     try:
         write_all(fd, data)
         if fsync:
             os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_plain(path: Path, data: bytes, fsync: bool = False) -> None:
+    """Create or truncate ``path`` with ``data`` (not atomic: publish by fsync and rename)."""
+    fill(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), data, fsync)
 
 
 def _alive(pid: int) -> bool:

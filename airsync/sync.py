@@ -45,7 +45,7 @@ from airsync import chunks, manifest, modpath, sumdb
 from airsync.errors import AirsyncError, ConfigError
 from airsync.medium import MANIFEST, MANIFEST_MAX, SIDECAR_SUFFIX, STAGING, sha256_file, tree_files
 from airsync.signatures import SIDECAR_MIN, SignatureCache, SignedFile, module_file
-from airsync.store import WORKDIR, MirrorStore, fsync_dir, fsync_path, makedirs, write_all
+from airsync.store import WORKDIR, MirrorStore, fill, fsync_dir, fsync_path, makedirs
 
 FAT_MAX_FILE = (4 << 30) - 1
 
@@ -171,13 +171,7 @@ def _staged(path: Path, flags: int = os.O_WRONLY | os.O_TRUNC) -> int:
 
 
 def _write_staged(path: Path, data: bytes, fsync: bool = False) -> None:
-    fd = _staged(path)
-    try:
-        write_all(fd, data)
-        if fsync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
+    fill(_staged(path), data, fsync)
 
 
 def _case_insensitive(staging: Path) -> bool:
