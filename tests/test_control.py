@@ -61,6 +61,17 @@ def serve_and(conf, body):
     return trio.run(main)
 
 
+def marked_sticks(tmp_path: Path, *names: str) -> list[Path]:
+    """Directories standing in for mounted media, each prepared with usb-init's marker."""
+    sticks = []
+    for name in names:
+        s = tmp_path / "media" / name
+        s.mkdir(parents=True)
+        marker.write(s, name)
+        sticks.append(s)
+    return sticks
+
+
 async def finished(d: Daemon, job_id: int) -> None:
     with trio.fail_after(60):
         while not d.queue.get(job_id).state.terminal:
@@ -126,12 +137,7 @@ def test_usb_job_to_a_directory(setup, tmp_path):
 
 def test_two_media_sync_side_by_side(setup, tmp_path):
     conf = setup
-    sticks = []
-    for name in ("a", "b"):
-        s = tmp_path / "media" / name
-        s.mkdir(parents=True)
-        marker.write(s, name)
-        sticks.append(s)
+    sticks = marked_sticks(tmp_path, "a", "b")
 
     async def body(d, call):
         answers = [await call(Client.usb_attach, str(s), s.name) for s in sticks]
@@ -151,12 +157,7 @@ def test_two_media_sync_side_by_side(setup, tmp_path):
 def test_cancel_a_queued_job_and_a_missing_signing_key(setup, tmp_path):
     conf = setup
     (tmp_path / "k.key").unlink()
-    sticks = []
-    for name in ("a", "b"):
-        s = tmp_path / "media" / name
-        s.mkdir(parents=True)
-        marker.write(s, name)
-        sticks.append(s)
+    sticks = marked_sticks(tmp_path, "a", "b")
 
     async def body(d, call):
         # The second may already run beside the first (syncs share the mirror); cancel it if queued.

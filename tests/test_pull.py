@@ -71,6 +71,16 @@ def fresh_receiver(world, tmp_path: Path) -> Path:
     return dest
 
 
+def leave_partial(mirror: Path, rel: str, data: bytes) -> Path:
+    """What an interrupted pull leaves of ``rel`` in ``mirror`` (made if missing): ``data`` in
+    its staging area. The partial's path."""
+    store = MirrorStore(mirror)
+    part = store.partial_path(rel)
+    store.close()
+    part.write_bytes(data)
+    return part
+
+
 def same_tree(a: Path, b: Path) -> None:
     fa, fb = tree_files(a).files, tree_files(b).files
     assert sorted(fa) == sorted(fb)
@@ -432,11 +442,7 @@ def test_an_interrupted_file_resumes_where_it_stopped(world, medium, tmp_path):
     # A receiver with nothing local to build from: the file comes whole, by Range after what an
     # earlier, interrupted pull left in the staging area.
     receiver = tmp_path / "empty"
-    MirrorStore(receiver).close()
-    partial = MirrorStore(receiver)
-    part = partial.partial_path(BIG_ZIP_N1)
-    partial.close()
-    part.write_bytes(data[: 2 << 20])
+    part = leave_partial(receiver, BIG_ZIP_N1, data[: 2 << 20])
     with FaultServer(medium) as srv:
         result = trio.run(lambda: pull(srv.url, receiver, manifest.load_verifier(pub), only=BIG))
         asked = [q.range for q in srv.requests_for(BIG_ZIP_N1)]
@@ -450,10 +456,7 @@ def test_a_bad_leftover_is_fetched_again_whole(world, medium, tmp_path):
     sender, _, _, _, pub = world
     data = (sender / BIG_ZIP_N1).read_bytes()
     receiver = tmp_path / "empty"
-    store = MirrorStore(receiver)
-    part = store.partial_path(BIG_ZIP_N1)
-    store.close()
-    part.write_bytes(b"\0" * (1 << 20))  # not the file's bytes: only the final sha256 can tell
+    leave_partial(receiver, BIG_ZIP_N1, b"\0" * (1 << 20))  # not the file's bytes: only the final sha256 can tell
     with FaultServer(medium) as srv:
         result = trio.run(lambda: pull(srv.url, receiver, manifest.load_verifier(pub), only=BIG))
     assert result.ok, result.failures
@@ -467,9 +470,7 @@ def test_a_delta_resumes_after_the_chunks_an_interrupted_pull_wrote(world, mediu
     for name, prefix in (("fresh", 0), ("resumed", 2 << 20)):
         receiver = fresh_receiver(world, tmp_path / name)
         if prefix:
-            store = MirrorStore(receiver)
-            store.partial_path(BIG_ZIP_N1).write_bytes(data[:prefix])
-            store.close()
+            leave_partial(receiver, BIG_ZIP_N1, data[:prefix])
         with FaultServer(medium) as srv:
             runs.append(trio.run(lambda: pull(srv.url, receiver, manifest.load_verifier(pub), only=BIG)))
         assert (receiver / BIG_ZIP_N1).read_bytes() == data
@@ -503,10 +504,7 @@ def test_a_leftover_that_is_the_whole_file_lands_or_is_fetched_again(world, medi
     sender, _, _, _, pub = world
     data = (sender / BIG_ZIP_N1).read_bytes()
     receiver = tmp_path / "empty"
-    store = MirrorStore(receiver)
-    part = store.partial_path(BIG_ZIP_N1)
-    store.close()
-    part.write_bytes(data if leftover == "whole" else data[:-10] + b"x" * 20)
+    leave_partial(receiver, BIG_ZIP_N1, data if leftover == "whole" else data[:-10] + b"x" * 20)
     with FaultServer(medium) as srv:
         result = trio.run(lambda: pull(srv.url, receiver, manifest.load_verifier(pub), only=BIG))
         asked = srv.requests_for(BIG_ZIP_N1)
