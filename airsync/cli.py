@@ -186,7 +186,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     root = Path(args.mirror)
     serve.parse_listen(args.listen)  # a bad address is a usage error before anything starts
     signer = _signer(args.signing_key) if args.signing_key else None
-    serve.app_for(root, signer)
+    serve.check_root(root)  # a usage error before anything starts (the app itself opens a cache)
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:

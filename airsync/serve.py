@@ -115,10 +115,14 @@ class _Carry:
         await Response(body, status_code=status, media_type=ctype, headers=headers)(scope, receive, send)
 
 
-def app_for(root: Path, signer=None) -> ASGIApp:
-    """The ASGI app serving ``root``; ``signer`` signs the manifest made when the tree has none."""
+def check_root(root: Path) -> None:
     if not root.is_dir():
         raise ConfigError(f"{root}: no such mirror directory")
+
+
+def app_for(root: Path, signer=None) -> ASGIApp:
+    """The ASGI app serving ``root``; ``signer`` signs the manifest made when the tree has none."""
+    check_root(root)
     static = StaticFiles(directory=root, follow_symlink=False)
     return _HidePrivate(_Carry(Starlette(routes=[Mount("/", app=static)]), root, signer))
 
