@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from airsync import __version__, config, gomod, gosum, log, modpath, sumdb
-from airsync.errors import AirsyncError, ConfigError, InputError, ModulePathError
+from airsync.errors import AirsyncError, ConfigError, InputError, ModulePathError, first_of
 from airsync.retry import RetryPolicy
 from airsync.upstream import DEFAULT_GOPROXY, parse_goproxy
 
@@ -200,7 +200,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass  # Ctrl-C is how a foreground server is stopped
     except (OSError, BaseExceptionGroup) as e:
-        err = _first(e, OSError)
+        err = first_of(e, OSError)
         if err is None:
             raise
         raise ConfigError(f"cannot listen on {args.listen}: {err.strerror or err}") from None
@@ -214,17 +214,6 @@ def _signer(keyfile: str):
         return manifest.load_signer(Path(keyfile))
     except manifest.KeyFileError as e:
         raise ConfigError(str(e)) from None
-
-
-def _first(e: BaseException, kind: type[BaseException]) -> BaseException | None:
-    """``e`` itself, or the first ``kind`` inside the exception groups trio nurseries raise."""
-    if isinstance(e, kind):
-        return e
-    for inner in getattr(e, "exceptions", ()):
-        found = _first(inner, kind)
-        if found is not None:
-            return found
-    return None
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
@@ -429,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         print("airsync: interrupted; a rerun resumes where this stopped", file=sys.stderr)
         return 130
     except BaseExceptionGroup as g:  # Ctrl-C inside a trio nursery arrives wrapped
-        if _first(g, KeyboardInterrupt) is None:
+        if first_of(g, KeyboardInterrupt) is None:
             raise
         print("airsync: interrupted; a rerun resumes where this stopped", file=sys.stderr)
         return 130

@@ -56,7 +56,7 @@ import trio
 
 from airsync import __version__, config, inbox, jobs, marker, sdnotify
 from airsync.config import DaemonConfig
-from airsync.errors import AirsyncError, ConfigError
+from airsync.errors import AirsyncError, ConfigError, first_of
 from airsync.jobdb import JobDB
 from airsync.jobs import Job, JobQueue, Kind, RateMeter, State, json_safe
 
@@ -257,7 +257,7 @@ class Daemon:
             except AirsyncError as e:
                 state, error = State.FAILED, str(e)
             except Exception as e:  # noqa: BLE001 - one job's bug must not take the service down
-                user = _user_error(e)
+                user = first_of(e, AirsyncError)
                 if user is None:
                     log.exception("job crashed")
                 state, error = State.FAILED, str(user) if user is not None else f"internal error: {e!r}"
@@ -888,25 +888,13 @@ def read_request(path: Path, kind: str | None):
     return inputs
 
 
-def _user_error(e: BaseException) -> AirsyncError | None:
-    """The AirsyncError inside an exception group from a job's nursery, if there is one."""
-    if isinstance(e, AirsyncError):
-        return e
-    if isinstance(e, BaseExceptionGroup):
-        for inner in e.exceptions:
-            found = _user_error(inner)
-            if found is not None:
-                return found
-    return None
-
-
 def run(conf: DaemonConfig) -> int:
     """``airsync run``: serve until SIGTERM; 0 after an orderly stop."""
     daemon = Daemon(conf)
     try:
         trio.run(daemon.serve)
     except BaseExceptionGroup as eg:
-        user = _user_error(eg)  # e.g. the control socket is taken: a message, not a traceback
+        user = first_of(eg, AirsyncError)  # e.g. the control socket is taken: a message, not a traceback
         if user is None:
             raise
         raise user from None

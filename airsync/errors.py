@@ -57,3 +57,15 @@ class HashMismatch(VerifyError):
 
 class ZipRuleError(VerifyError):
     """A module zip breaks the module zip rules (golang.org/x/mod/zip)."""
+
+
+def first_of(e: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """``e`` itself if it is a ``kind``, else the first ``kind`` inside the exception groups
+    that trio nurseries raise (depth first), else None."""
+    if isinstance(e, kind):
+        return e
+    for inner in getattr(e, "exceptions", ()):
+        found = first_of(inner, kind)
+        if found is not None:
+            return found
+    return None
