@@ -58,6 +58,7 @@ from airsync import __version__, config, inbox, jobs, marker, sdnotify
 from airsync.config import DaemonConfig
 from airsync.errors import AirsyncError, ConfigError, first_of
 from airsync.jobdb import JobDB
+from airsync.medium import overlap
 from airsync.jobs import Job, JobQueue, Kind, RateMeter, State, json_safe
 
 log = structlog.get_logger("airsync.daemon")
@@ -389,9 +390,9 @@ class Daemon:
         for what, mine in (("the mirror", c.mirror_dir), ("the requests directory", c.requests_dir),
                            ("the state directory", c.state_db.parent),
                            ("the control socket's directory", c.control_socket.parent)):
-            mine = Path(os.path.realpath(mine))
-            if target.is_relative_to(mine) or mine.is_relative_to(target):
-                raise ConfigError(f"{target}: overlaps {what} ({mine}); a medium must be a directory of its own")
+            if overlap(target, mine):
+                raise ConfigError(f"{target}: overlaps {what} ({os.path.realpath(mine)}); "
+                                  "a medium must be a directory of its own")
 
     async def _resume_media(self) -> None:
         """USB jobs the last stop cut off are queued again if the same medium (by its marker's

@@ -25,6 +25,12 @@ BLOCK = 1 << 20
 MANIFEST_MAX = 256 << 20  # ~1.4 million files; a longer manifest is refused, not read
 
 
+def overlap(a: Path, b: Path) -> bool:
+    """Is one of two directories (symlinks and ``..`` resolved) the other or inside it?"""
+    ra, rb = Path(os.path.realpath(a)), Path(os.path.realpath(b))
+    return ra.is_relative_to(rb) or rb.is_relative_to(ra)
+
+
 def sha256_file(path: Path) -> tuple[int, str]:
     """(size, sha256 hex) of the file at ``path``, read in 1 MiB blocks, never through a symlink."""
     h = hashlib.sha256()

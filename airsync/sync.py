@@ -43,7 +43,7 @@ import xxhash
 
 from airsync import chunks, manifest, modpath, sumdb
 from airsync.errors import AirsyncError, ConfigError
-from airsync.medium import MANIFEST, MANIFEST_MAX, SIDECAR_SUFFIX, STAGING, sha256_file, tree_files
+from airsync.medium import MANIFEST, MANIFEST_MAX, SIDECAR_SUFFIX, STAGING, overlap, sha256_file, tree_files
 from airsync.signatures import SIDECAR_MIN, SignatureCache, SignedFile, module_file
 from airsync.store import WORKDIR, MirrorStore, fill, fsync_dir, fsync_path, makedirs
 
@@ -292,8 +292,7 @@ def sync(
         raise ConfigError(f"{mirror}: no such mirror directory; check the path")
     if not (mirror / WORKDIR).is_dir() and not _has_entries(mirror):
         raise ConfigError(f"{mirror}: an empty directory, not a mirror; check the path")
-    m, t = os.path.realpath(mirror), os.path.realpath(target)
-    if m == t or t.startswith(m + os.sep) or m.startswith(t + os.sep):
+    if overlap(mirror, target):
         raise ConfigError(f"{target}: the target and the mirror {mirror} overlap; sync to a separate medium")
     store = MirrorStore(mirror, shared=True)  # keeps a mirror job from changing files under us
     cache = None
