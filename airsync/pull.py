@@ -50,7 +50,9 @@ from airsync import chunks, note
 from airsync.errors import AirsyncError
 from airsync.manifest import Entry, Manifest, open_manifest
 from airsync.medium import MANIFEST, MANIFEST_MAX, SIDECAR_SUFFIX
-from airsync.signatures import SIDECAR_MIN, SignatureCache, SignatureCacheError, h1_of, module_file
+from airsync.signatures import (
+    SIDECAR_MIN, SignatureCache, SignatureCacheError, h1_of, module_file, selected, tree_signatures,
+)
 from airsync.state import StateDB
 from airsync.store import MirrorStore
 from airsync.units import count, human_bytes
@@ -248,8 +250,6 @@ def _clean_leftovers(store: MirrorStore, failed: set[str]) -> None:
 async def _pull(
     peer: _Peer, store: MirrorStore, cache: SignatureCache, m: Manifest, only: str, gap: int, concurrency: int, say
 ) -> None:
-    from airsync.sync import selected, tree_signatures
-
     result = peer.result
     if only:
         m = Manifest(m.created, m.source, tuple(e for e in m.entries if selected(e.path, only)), m.gosum)

@@ -33,7 +33,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from airsync import chunks, manifest
 from airsync.errors import AirsyncError, ConfigError
 from airsync.medium import MANIFEST, SIDECAR_SUFFIX
-from airsync.signatures import SignatureCache
+from airsync.signatures import SignatureCache, make_manifest, tree_signatures
 
 log = structlog.get_logger("airsync.serve")
 
@@ -81,8 +81,6 @@ class _Carry:
             return False
 
     def _manifest(self) -> bytes:
-        from airsync.sync import make_manifest, tree_signatures
-
         return manifest.sign_manifest(make_manifest(self.root, tree_signatures(self.root, self.cache)), self.signer)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

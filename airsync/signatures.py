@@ -9,23 +9,31 @@ The mirror job records a file's signature when it publishes the file (the bytes 
 page cache then); any file found without one (published by an older airsync, imported, or
 changed since) is signed on first use. A row is valid while the file's size and mtime are those
 it was made from; anything else and the file is read again. Trees without an ``.airsync/``
-workspace (a medium served read-only) get a cache in memory.
+workspace (a medium served read-only) get a cache in memory. ``tree_signatures`` signs a whole
+tree (or the subset of modules ``selected`` picks) and ``make_manifest`` turns that into the
+manifest that sync writes on a medium and serve offers to a puller.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from airsync import chunks, dirhash, modpath, modzip
+from airsync import chunks, dirhash, modpath, modzip, sumdb
 from airsync.errors import AirsyncError
-from airsync.medium import SIDECAR_SUFFIX
+from airsync.medium import SIDECAR_SUFFIX, tree_files
 
-__all__ = ["SIDECAR_SUFFIX", "SIDECAR_MIN", "SignedFile", "SignatureCache", "SignatureCacheError", "module_file", "h1_of"]
+if TYPE_CHECKING:
+    from airsync.manifest import Manifest
+
+__all__ = ["SIDECAR_SUFFIX", "SIDECAR_MIN", "SignedFile", "SignatureCache", "SignatureCacheError", "module_file", "h1_of",
+           "selected", "tree_signatures", "make_manifest"]
 
 
 class SignatureCacheError(AirsyncError):
@@ -130,3 +138,46 @@ class SignatureCache:
                 pass  # made by an airsync with other chunk settings: sign the file again
         path = root / rel
         return self.put(rel, st, chunks.signature_of_file(path), h1_of(path, rel))
+
+
+def selected(rel: str, only: str) -> bool:
+    """Is a mirror file part of the subset ``only`` selects ('' selects everything)?
+
+    Module files and lists go with their module path; the checksum database goes whole (its
+    tiles are shared by every record, and the go command needs them to check any module)."""
+    if not only or rel.startswith("sumdb/"):
+        return True
+    mod, sep, _ = rel.partition("/@v/")
+    if not sep:
+        return False
+    try:
+        path = modpath.unescape_path(mod)
+    except AirsyncError:
+        return False
+    return sumdb.matches_patterns(only, path)
+
+
+def make_manifest(root: Path, sources: dict[str, SignedFile]) -> Manifest:
+    """The manifest of ``sources`` (files of the tree at ``root``), with their go.sum lines."""
+    # Imported here: the manifest brings ed25519 (cryptography), which a mirror job that only
+    # records signatures need not load.
+    from airsync import manifest
+
+    gosum_lines = []
+    for sf in sources.values():
+        mod = module_file(sf.rel)
+        if mod is not None and sf.h1:
+            mv, ext = mod
+            gosum_lines.append(f"{mv.path} {mv.version}{'/go.mod' if ext == 'mod' else ''} {sf.h1}")
+    return manifest.Manifest(
+        created=manifest.utc_timestamp(),
+        source=f"{socket.gethostname()}:{root.resolve()}",
+        entries=tuple(manifest.Entry(sf.rel, sf.size, sf.sha256, sf.xxh3) for sf in sources.values()),
+        gosum=tuple(gosum_lines),
+    )
+
+
+def tree_signatures(root: Path, cache: SignatureCache, only: str = "") -> dict[str, SignedFile]:
+    """Signatures of every file of the tree at ``root`` that ``only`` selects, sorted by path."""
+    scan = tree_files(root)
+    return {rel: cache.get(root, rel, st) for rel, st in sorted(scan.files.items()) if selected(rel, only)}

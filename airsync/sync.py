@@ -31,7 +31,6 @@ import hashlib
 import os
 import shutil
 from datetime import datetime, timezone
-import socket
 import stat
 import threading
 from collections.abc import Callable
@@ -41,10 +40,10 @@ from pathlib import Path
 
 import xxhash
 
-from airsync import chunks, manifest, modpath, sumdb
+from airsync import chunks, manifest
 from airsync.errors import AirsyncError, ConfigError
 from airsync.medium import MANIFEST, MANIFEST_MAX, SIDECAR_SUFFIX, STAGING, overlap, sha256_file, tree_files
-from airsync.signatures import SIDECAR_MIN, SignatureCache, SignedFile, module_file
+from airsync.signatures import SIDECAR_MIN, SignatureCache, SignedFile, make_manifest, tree_signatures
 from airsync.store import WORKDIR, MirrorStore, fill, fsync_dir, fsync_path, makedirs
 
 FAT_MAX_FILE = (4 << 30) - 1
@@ -337,45 +336,6 @@ def _lock_medium(target: Path) -> int:
         os.close(fd)
         raise SyncError(f"{target}: another sync is writing to this medium; try again when it has finished") from None
     return fd
-
-
-def selected(rel: str, only: str) -> bool:
-    """Is a mirror file part of the subset ``only`` selects ('' selects everything)?
-
-    Module files and lists go with their module path; the checksum database goes whole (its
-    tiles are shared by every record, and the go command needs them to check any module)."""
-    if not only or rel.startswith("sumdb/"):
-        return True
-    mod, sep, _ = rel.partition("/@v/")
-    if not sep:
-        return False
-    try:
-        path = modpath.unescape_path(mod)
-    except AirsyncError:
-        return False
-    return sumdb.matches_patterns(only, path)
-
-
-def make_manifest(root: Path, sources: dict[str, SignedFile]) -> manifest.Manifest:
-    """The manifest of ``sources`` (files of the tree at ``root``), with their go.sum lines."""
-    gosum_lines = []
-    for sf in sources.values():
-        mod = module_file(sf.rel)
-        if mod is not None and sf.h1:
-            mv, ext = mod
-            gosum_lines.append(f"{mv.path} {mv.version}{'/go.mod' if ext == 'mod' else ''} {sf.h1}")
-    return manifest.Manifest(
-        created=manifest.utc_timestamp(),
-        source=f"{socket.gethostname()}:{root.resolve()}",
-        entries=tuple(manifest.Entry(sf.rel, sf.size, sf.sha256, sf.xxh3) for sf in sources.values()),
-        gosum=tuple(gosum_lines),
-    )
-
-
-def tree_signatures(root: Path, cache: SignatureCache, only: str = "") -> dict[str, SignedFile]:
-    """Signatures of every file of the tree at ``root`` that ``only`` selects, sorted by path."""
-    scan = tree_files(root)
-    return {rel: cache.get(root, rel, st) for rel, st in sorted(scan.files.items()) if selected(rel, only)}
 
 
 def _sync(

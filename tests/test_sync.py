@@ -17,7 +17,8 @@ from airsync import chunks, manifest, sample
 from airsync.medium import MANIFEST, SIDECAR_SUFFIX, STAGING, sha256_file, tree_files
 from airsync.sample import build_sumdb
 from airsync.errors import ConfigError
-from airsync.sync import SyncError, selected, sync
+from airsync.signatures import selected
+from airsync.sync import SyncError, sync
 from faultserver import FaultServer
 from gotool import build_demo_app
 
