@@ -47,27 +47,36 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 # What ``airsync init`` writes: (table, key, value or None to leave it commented out).
-_STARTER: list[tuple[str, str, object]] = [
-    ("mirror", "to", config.DEFAULT_MIRROR),
-    ("mirror", "upstream", "https://proxy.golang.org"),
-    ("mirror", "concurrency", 64),
-    ("mirror", "limit_rate", None),
-    ("mirror", "sumdb", None),
-    ("mirror", "private", None),
-    ("daemon", "requests_dir", "/var/lib/airsync/requests"),
-    ("daemon", "control_socket", DEFAULT_SOCKET),
-    ("daemon", "state_db", "/var/lib/airsync/daemon.db"),
-    ("daemon", "signing_key", "/etc/airsync/signing.key"),
-    ("daemon", "modules", []),
-    ("daemon", "go_sum", []),
-    ("daemon", "go_mod", []),
-    ("daemon", "modules_files", []),
-    ("daemon", "refresh_interval", "6h"),
-    ("daemon", "debounce", 1.0),
-    ("daemon", "stop_timeout", 20.0),
-    ("daemon", "history", config.DaemonConfig.history),
-]
 _EXAMPLES = {"limit_rate": "2M", "sumdb": "sum.golang.org", "private": "*.corp.example"}
+
+
+def _starter() -> list[tuple[str, str, object]]:
+    """(table, key, value) of the starter config: the defaults, taken from where they are
+    defined (None: no default, an example is shown commented out)."""
+    from airsync.fetch import FetchSettings  # the download stack: only when a config is written
+    from airsync.upstream import DEFAULT_GOPROXY
+
+    d = config.DaemonConfig
+    return [
+        ("mirror", "to", config.DEFAULT_MIRROR),
+        ("mirror", "upstream", DEFAULT_GOPROXY),
+        ("mirror", "concurrency", FetchSettings.concurrency),
+        ("mirror", "limit_rate", None),
+        ("mirror", "sumdb", None),
+        ("mirror", "private", None),
+        ("daemon", "requests_dir", str(d.requests_dir)),
+        ("daemon", "control_socket", DEFAULT_SOCKET),
+        ("daemon", "state_db", str(d.state_db)),
+        ("daemon", "signing_key", str(d.signing_key)),
+        ("daemon", "modules", []),
+        ("daemon", "go_sum", []),
+        ("daemon", "go_mod", []),
+        ("daemon", "modules_files", []),
+        ("daemon", "refresh_interval", "6h"),  # d.refresh_interval, as people write it
+        ("daemon", "debounce", d.debounce),
+        ("daemon", "stop_timeout", d.stop_timeout),
+        ("daemon", "history", d.history),
+    ]
 
 
 def starter_config() -> str:
@@ -79,7 +88,7 @@ def starter_config() -> str:
            f"# {EXAMPLE_CONFIG} (conf.example.toml in the source tree).",
            "# Check it with: airsync run --check --config FILE; reload after editing: systemctl reload airsync."]
     table = None
-    for name, key, value in _STARTER:
+    for name, key, value in _starter():
         if name != table:
             out += ["", f"[{name}]"]
             table = name
