@@ -14,10 +14,12 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from airsync import __version__, config, gomod, gosum, log, modpath, sumdb
+from airsync import __version__, config, log
+from airsync.goproxy import gomod, gosum, modpath
+from airsync.trust import sumdb
 from airsync.errors import AirsyncError, ConfigError, InputError, ModulePathError, first_of
-from airsync.retry import RetryPolicy
-from airsync.upstream import DEFAULT_GOPROXY, parse_goproxy
+from airsync.fetch.retry import RetryPolicy
+from airsync.goproxy.upstream import DEFAULT_GOPROXY, parse_goproxy
 
 # trio, httpx and structlog (which pulls in rich) are imported by the commands that use them,
 # so that a sync, verify or import starts quickly.
@@ -84,7 +86,7 @@ def _add_module(inputs: Inputs, text: str, source: str, lineno: int | None) -> N
 
 def fetch_settings(args: argparse.Namespace, conf: dict):
     """Download settings: command-line options over the config's [mirror] table over defaults."""
-    from airsync.fetch import FetchSettings
+    from airsync.fetch.fetcher import FetchSettings
 
     def pick(name: str, default):
         v = getattr(args, name, None)
@@ -109,9 +111,10 @@ def cmd_mirror(args: argparse.Namespace) -> int:
     import structlog
     import trio
 
-    from airsync import progress, wants
-    from airsync.fetch import Stats
-    from airsync.mirror import MirrorJob
+    from airsync.mirror import progress
+    from airsync.goproxy import wants
+    from airsync.fetch.fetcher import Stats
+    from airsync.mirror.job import MirrorJob
 
     conf = config.load(Path(args.config)) if args.config else {}
     to = args.to or conf.get("to")
@@ -181,7 +184,7 @@ def cmd_mirror(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import trio
 
-    from airsync import serve
+    from airsync.carry import serve
 
     root = Path(args.mirror)
     serve.parse_listen(args.listen)  # a bad address is a usage error before anything starts
@@ -208,7 +211,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _signer(keyfile: str):
-    from airsync import manifest
+    from airsync.carry import manifest
 
     try:
         return manifest.load_signer(Path(keyfile))
@@ -217,7 +220,7 @@ def _signer(keyfile: str):
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from airsync.sync import sync
+    from airsync.carry.sync import sync
 
     signer = _signer(args.signing_key)
     r = sync(Path(args.mirror), Path(args.to), signer, verify=args.verify, only=args.only or "")
@@ -235,7 +238,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    from airsync import manifest
+    from airsync.carry import manifest
 
     try:
         key, pub = manifest.keygen(Path(args.out), args.name)
@@ -246,7 +249,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def _verifier(key: str):
-    from airsync import manifest
+    from airsync.carry import manifest
 
     try:
         return manifest.load_verifier(Path(key))
@@ -266,7 +269,7 @@ def _print_report(report) -> None:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from airsync import verify
+    from airsync.carry import verify
 
     _medium_dir(args.medium)
     report = verify.verify_medium(Path(args.medium), _verifier(args.key))
@@ -275,7 +278,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from airsync import verify
+    from airsync.carry import verify
 
     verifier = _verifier(args.key)
     _medium_dir(args.medium)
@@ -292,7 +295,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_pull(args: argparse.Namespace) -> int:
     import trio
 
-    from airsync import pull
+    from airsync.carry import pull
 
     verifier = _verifier(args.key)
     if args.concurrency < 1:
@@ -394,9 +397,9 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--concurrency", type=int, default=8, help="files fetched at once (default 8)")
     pl.set_defaults(func=cmd_pull)
 
-    from airsync import daemon_cli
+    from airsync.service import commands
 
-    daemon_cli.add_commands(sub)
+    commands.add_commands(sub)
     return p
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from airsync.errors import ConfigError
-from airsync.ratelimit import parse_rate
+from airsync.fetch.ratelimit import parse_rate
 
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
@@ -192,9 +192,10 @@ class DaemonConfig:
 
 def load_daemon(path: Path) -> DaemonConfig:
     """Read and check the service's config file: [mirror] and [daemon]; errors name file and key."""
-    from airsync import modpath, sumdb
+    from airsync.goproxy import modpath
+    from airsync.trust import sumdb
     from airsync.errors import AirsyncError
-    from airsync.upstream import parse_goproxy
+    from airsync.goproxy.upstream import parse_goproxy
 
     data = _read_toml(path)
     for name in data:

@@ -33,9 +33,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from airsync import semver
-from airsync.dirhash import hash1, hash_gomod
-from airsync.modpath import ModuleVersion, list_file, proxy_file
+from airsync.goproxy import semver
+from airsync.goproxy.dirhash import hash1, hash_gomod
+from airsync.goproxy.modpath import ModuleVersion, list_file, proxy_file
 
 __all__ = [
     "SampleModule",
@@ -541,7 +541,7 @@ def build_sumdb(
     replaces the logged text of some versions (a database that vouches for other bytes);
     ``gap=(k, n)`` logs n unrelated records after the first k modules (a log that grew).
     """
-    from airsync import note, sumdb, tlog  # ed25519 only for those who build a database
+    from airsync.trust import note, sumdb, tlog  # ed25519 only for those who build a database
 
     if skey is None:
         skey, vkey = note.generate_key(name)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from airsync.errors import AirsyncError
-from airsync.rangeplan import Span
+from airsync.fetch.rangeplan import Span
 
 
 class StateError(AirsyncError):

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import xxhash
 
-from airsync import semver
+from airsync.goproxy import semver
 from airsync.errors import AirsyncError
 
 WORKDIR = ".airsync"

@@ -639,7 +639,7 @@ def build_upstream(root: Path, args) -> tuple[list, list, list, list]:
 
 
 def proxy_files(keys, exts=("info", "mod", "zip")) -> list[str]:
-    from airsync.modpath import ModuleVersion, proxy_file
+    from airsync.goproxy.modpath import ModuleVersion, proxy_file
 
     return [proxy_file(ModuleVersion(p, v), e) for p, v in keys for e in exts]
 
@@ -1046,8 +1046,9 @@ def fmt_range(xs, f="{:.2f}"):
 
 def source_digest() -> str:
     h = hashlib.sha256()
-    for f in sorted((REPO / "airsync").glob("*.py")):
-        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    src = REPO / "airsync"
+    for f in sorted(src.rglob("*.py")):
+        h.update(f.relative_to(src).as_posix().encode() + b"\0" + f.read_bytes())
     return h.hexdigest()[:12]
 
 
@@ -1087,7 +1088,7 @@ def machine_info() -> dict:
         "go": tool_version([shutil.which("go") or "/usr/bin/go", "version"]),
         "nginx": tool_version([shutil.which("nginx") or "/usr/sbin/nginx", "-v"]),
         "airsync": f"{__version__} (git {commit}{', with uncommitted changes in airsync/' if dirty else ''}; "
-                   f"sha256 of airsync/*.py {source_digest()})",
+                   f"sha256 of airsync/**/*.py {source_digest()})",
     }
 
 
@@ -1456,7 +1457,7 @@ def main(argv=None) -> int:
         info = machine_info()
         elapsed = time.monotonic() - t0
         if source_digest() != digest_start:
-            b.notes.append(f"airsync's sources changed during this run (sha256 of airsync/*.py {digest_start} at "
+            b.notes.append(f"airsync's sources changed during this run (sha256 of airsync/**/*.py {digest_start} at "
                            f"the start, {source_digest()} at the end): the runs may mix two versions.")
         info["load"] = (f"load average {load_start[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end; "
                         f"CPU busy just before each run (0.5 s sample; the script waits up to "

@@ -81,7 +81,7 @@ from bench_mirror import (
 )
 
 from airsync import sample
-from airsync.modpath import ModuleVersion, parse_proxy_file, proxy_file
+from airsync.goproxy.modpath import ModuleVersion, parse_proxy_file, proxy_file
 
 MiB = 1 << 20
 KiB = 1 << 10
@@ -166,7 +166,8 @@ def big_modules(n: int, size: int, seed: int) -> tuple[list[sample.SampleModule]
 # ---------------------------------------------------------------------------------------------
 
 def file_digests() -> dict[str, str]:
-    return {f.name: sha256_of(f) for f in sorted((REPO / "airsync").glob("*.py"))}
+    src = REPO / "airsync"
+    return {f.relative_to(src).as_posix(): sha256_of(f) for f in sorted(src.rglob("*.py"))}
 
 
 def sha256_of(path: Path) -> str:
@@ -615,7 +616,7 @@ class Bench:
 def cdc_lower_bounds(sender: Path, receiver: Path, rels: list[str]) -> dict[str, tuple[int, int]]:
     """For each big new file: bytes of its chunks that no receiver file under BIG holds (airsync's chunking,
     no coalescing), and what pull's plan fetches with its default coalescing gap."""
-    from airsync import chunks
+    from airsync.carry import chunks
 
     sigs = {}
     for p in sorted((receiver / BIG).rglob("*")):
@@ -639,7 +640,7 @@ def duplicates(want: dict, have: dict, updates: dict[str, list[str]]) -> dict[st
 
 def cdc_cost_per_edit(trials: int = 12, size: int = 8 * MiB) -> tuple[float, float]:
     """Mean and max bytes airsync's chunking loses to one changed byte in random data (no coalescing)."""
-    from airsync import chunks
+    from airsync.carry import chunks
 
     rng = random.Random(3)
     data = rng.randbytes(size)
@@ -777,7 +778,7 @@ def main(argv=None) -> int:
         servers = Servers(work / "nginx", medium, zdir, sender, key, env)
         servers.start()
         b = Bench(args, work, sender, receiver, servers, pub, want, have, updates, seeds)
-        from airsync import manifest as _manifest
+        from airsync.carry import manifest as _manifest
 
         mf = _manifest.open_manifest((medium / "airsync-manifest").read_bytes(), _manifest.load_verifier(pub))
         b.manifest_entries = len(mf.entries)

@@ -150,7 +150,7 @@ def test_run_without_a_config_says_how_to_make_one(tmp_path):
 
 
 def test_run_check_only_checks(tmp_path):
-    from airsync import manifest
+    from airsync.carry import manifest
 
     manifest.keygen(tmp_path / "k")
     p = write(tmp_path, f"[mirror]\nto = 'm'\n[daemon]\nsigning_key = 'k.key'\nstate_db = 's/d.db'\n"

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from airsync import sample
-from gotool import go_env, require_go
-from airsync.dirhash import hash1, hash_gomod, hash_zip
-from airsync.modpath import ModuleVersion, proxy_file
+from tests.helpers.gotool import go_env, require_go
+from airsync.goproxy.dirhash import hash1, hash_gomod, hash_zip
+from airsync.goproxy.modpath import ModuleVersion, proxy_file
 from airsync.sample import (
     SampleModule,
     app_gosum,

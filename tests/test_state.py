@@ -1,4 +1,4 @@
-from airsync.rangeplan import Span
+from airsync.fetch.rangeplan import Span
 from airsync.state import SpanRecord, StateDB
 
 

@@ -92,8 +92,8 @@ def test_readers_share_the_mirror_and_exclude_a_writer(tmp_path):
 
 
 def test_a_mirror_job_that_cannot_open_its_state_leaves_no_lock_behind(tmp_path):
-    from airsync.fetch import FetchSettings
-    from airsync.mirror import MirrorJob
+    from airsync.fetch.fetcher import FetchSettings
+    from airsync.mirror.job import MirrorJob
     from airsync.state import StateError
 
     (tmp_path / ".airsync").mkdir()

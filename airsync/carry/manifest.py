@@ -54,10 +54,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from airsync import note
+from airsync.trust import note
 from airsync.errors import AirsyncError
-from airsync.gosum import parse_gosum
-from airsync.modpath import quote
+from airsync.goproxy.gosum import parse_gosum
+from airsync.goproxy.modpath import quote
 from airsync.store import fsync_dir, write_all
 
 __all__ = [

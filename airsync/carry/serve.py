@@ -30,10 +30,10 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from airsync import chunks, manifest
+from airsync.carry import chunks, manifest
 from airsync.errors import AirsyncError, ConfigError
-from airsync.medium import MANIFEST, SIDECAR_SUFFIX
-from airsync.signatures import SignatureCache, make_manifest, tree_signatures
+from airsync.carry.medium import MANIFEST, SIDECAR_SUFFIX
+from airsync.carry.signatures import SignatureCache, make_manifest, tree_signatures
 
 log = structlog.get_logger("airsync.serve")
 

@@ -25,12 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from airsync import chunks, dirhash, modpath, modzip, sumdb
+from airsync.carry import chunks
+from airsync.goproxy import dirhash, modpath, modzip
+from airsync.trust import sumdb
 from airsync.errors import AirsyncError
-from airsync.medium import SIDECAR_SUFFIX, tree_files
+from airsync.carry.medium import SIDECAR_SUFFIX, tree_files
 
 if TYPE_CHECKING:
-    from airsync.manifest import Manifest
+    from airsync.carry.manifest import Manifest
 
 __all__ = ["SIDECAR_SUFFIX", "SIDECAR_MIN", "SignedFile", "SignatureCache", "SignatureCacheError", "module_file", "h1_of",
            "selected", "tree_signatures", "make_manifest"]
@@ -161,7 +163,7 @@ def make_manifest(root: Path, sources: dict[str, SignedFile]) -> Manifest:
     """The manifest of ``sources`` (files of the tree at ``root``), with their go.sum lines."""
     # Imported here: the manifest brings ed25519 (cryptography), which a mirror job that only
     # records signatures need not load.
-    from airsync import manifest
+    from airsync.carry import manifest
 
     gosum_lines = []
     for sf in sources.values():

@@ -40,10 +40,10 @@ from pathlib import Path
 
 import xxhash
 
-from airsync import chunks, manifest
+from airsync.carry import chunks, manifest
 from airsync.errors import AirsyncError, ConfigError
-from airsync.medium import MANIFEST, MANIFEST_MAX, SIDECAR_SUFFIX, STAGING, overlap, sha256_file, tree_files
-from airsync.signatures import SIDECAR_MIN, SignatureCache, SignedFile, make_manifest, tree_signatures
+from airsync.carry.medium import MANIFEST, MANIFEST_MAX, SIDECAR_SUFFIX, STAGING, overlap, sha256_file, tree_files
+from airsync.carry.signatures import SIDECAR_MIN, SignatureCache, SignedFile, make_manifest, tree_signatures
 from airsync.store import WORKDIR, MirrorStore, fill, fsync_dir, fsync_path, makedirs
 
 FAT_MAX_FILE = (4 << 30) - 1

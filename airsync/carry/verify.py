@@ -27,10 +27,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from airsync import dirhash, modpath, modzip, note, semver
+from airsync.goproxy import dirhash, modpath, modzip, semver
+from airsync.trust import note
 from airsync.errors import AirsyncError, ModulePathError, VerifyError
-from airsync.manifest import Entry, Manifest, ManifestError, diff, open_manifest
-from airsync.medium import BLOCK, MANIFEST, sha256_file, tree_files
+from airsync.carry.manifest import Entry, Manifest, ManifestError, diff, open_manifest
+from airsync.carry.medium import BLOCK, MANIFEST, sha256_file, tree_files
 from airsync.store import MirrorStore, write_all
 from airsync.units import count, human_bytes
 

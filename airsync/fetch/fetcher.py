@@ -37,14 +37,14 @@ import structlog
 import trio
 import xxhash
 
-from airsync import rangeplan, retry
+from airsync.fetch import rangeplan, retry
 from airsync.errors import NotFoundError, UpstreamError
-from airsync.rangeplan import Span
-from airsync.ratelimit import TokenBucket
-from airsync.slots import FILE_LANE, RANGE_LANE, ClientSlots
+from airsync.fetch.rangeplan import Span
+from airsync.fetch.ratelimit import TokenBucket
+from airsync.fetch.slots import FILE_LANE, RANGE_LANE, ClientSlots
 from airsync.state import SpanRecord, StateDB
 from airsync.store import MirrorStore
-from airsync.upstream import Upstream
+from airsync.goproxy.upstream import Upstream
 
 log = structlog.get_logger("airsync.fetch")
 

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 
 from airsync.errors import ConfigError
-from airsync.rangeplan import http_date
+from airsync.fetch.rangeplan import http_date
 
 __all__ = ["Outcome", "classify_status", "parse_retry_after", "RetryPolicy"]
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from airsync.errors import InputError, ModulePathError
-from airsync.modpath import (
+from airsync.goproxy.modpath import (
     ModuleVersion,
     canonical_version,
     check_path_major,

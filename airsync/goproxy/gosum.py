@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 
 from airsync.errors import InputError, ModulePathError
-from airsync.modpath import ModuleVersion, check_version, quote
+from airsync.goproxy.modpath import ModuleVersion, check_version, quote
 
 __all__ = ["SumLine", "parse_gosum", "EMPTY_GOMOD_HASH"]
 

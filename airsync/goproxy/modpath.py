@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from airsync import semver
+from airsync.goproxy import semver
 from airsync.errors import ModulePathError
 
 __all__ = [

@@ -27,11 +27,11 @@ import unicodedata
 import zipfile
 from typing import TYPE_CHECKING
 
-from airsync import dirhash
+from airsync.goproxy import dirhash
 from airsync.errors import ZipRuleError
 
 if TYPE_CHECKING:
-    from airsync.modpath import ModuleVersion
+    from airsync.goproxy.modpath import ModuleVersion
 
 __all__ = [
     "MAX_ZIP_FILE",

@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from airsync import modpath, semver
-from airsync.gomod import Require
-from airsync.gosum import SumLine
-from airsync.modpath import ModuleVersion
+from airsync.goproxy import modpath, semver
+from airsync.goproxy.gomod import Require
+from airsync.goproxy.gosum import SumLine
+from airsync.goproxy.modpath import ModuleVersion
 
 
 @dataclass(frozen=True)

@@ -28,17 +28,18 @@ from pathlib import Path
 import structlog
 import trio
 
-from airsync import chunks, dirhash, gomod, modpath, modzip
+from airsync.carry import chunks
+from airsync.goproxy import dirhash, gomod, modpath, modzip
 from airsync.errors import AirsyncError, HashMismatch, NotFoundError, UpstreamError, VerifyError
-from airsync.fetch import Fetcher, FetchSettings, Stats
-from airsync.modpath import ModuleVersion
-from airsync.sumdb import RecordError, SumDB, matches_patterns
-from airsync.slots import ClientSlots
-from airsync.signatures import SignatureCache, SignatureCacheError
+from airsync.fetch.fetcher import Fetcher, FetchSettings, Stats
+from airsync.goproxy.modpath import ModuleVersion
+from airsync.trust.sumdb import RecordError, SumDB, matches_patterns
+from airsync.fetch.slots import ClientSlots
+from airsync.carry.signatures import SignatureCache, SignatureCacheError
 from airsync.state import StateDB
 from airsync.store import MirrorStore, StoreError, fsync_path, write_plain
-from airsync.upstream import Upstream
-from airsync.wants import ModuleWant
+from airsync.goproxy.upstream import Upstream
+from airsync.goproxy.wants import ModuleWant
 
 log = structlog.get_logger("airsync.mirror")
 
@@ -168,7 +169,7 @@ class MirrorJob:
                 if self.sumdb is not None:
                     # Imported here: ed25519 (cryptography) costs start-up time a job without a
                     # checksum database does not need to pay.
-                    from airsync.checksums import Checksums, database_upstreams
+                    from airsync.trust.checksums import Checksums, database_upstreams
 
                     db_fetcher = Fetcher(
                         slots, database_upstreams(self.sumdb, self.upstreams), self.store, self.state,
@@ -275,7 +276,7 @@ class MirrorJob:
         mv = want.module
         if self._checksums is None or matches_patterns(self.private, mv.path):
             return want
-        from airsync.checksums import SumDBSecurityError, SumDBUnavailable
+        from airsync.trust.checksums import SumDBSecurityError, SumDBUnavailable
         try:
             rec, fresh = await self._checksums.lookup(mv)
         except SumDBSecurityError as e:

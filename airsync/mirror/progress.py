@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from airsync.fetch import Stats
-from airsync.mirror import Summary
+from airsync.fetch.fetcher import Stats
+from airsync.mirror.job import Summary
 from airsync.units import count, human_bytes
 
 __all__ = ["show", "summary_text"]

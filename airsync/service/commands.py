@@ -25,13 +25,13 @@ EXAMPLE_CONFIG = "/opt/airsync/doc/conf.example.toml"  # where scripts/install p
 
 
 def _client(args: argparse.Namespace):
-    from airsync import control
+    from airsync.service import control
 
     return control.Client(Path(args.socket))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from airsync import daemon
+    from airsync.service import daemon
 
     path = Path(args.config)
     if not os.path.lexists(path):
@@ -53,8 +53,8 @@ _EXAMPLES = {"limit_rate": "2M", "sumdb": "sum.golang.org", "private": "*.corp.e
 def _starter() -> list[tuple[str, str, object]]:
     """(table, key, value) of the starter config: the defaults, taken from where they are
     defined (None: no default, an example is shown commented out)."""
-    from airsync.fetch import FetchSettings  # the download stack: only when a config is written
-    from airsync.upstream import DEFAULT_GOPROXY
+    from airsync.fetch.fetcher import FetchSettings  # the download stack: only when a config is written
+    from airsync.goproxy.upstream import DEFAULT_GOPROXY
 
     d = config.DaemonConfig
     return [
@@ -138,7 +138,7 @@ def _status(args: argparse.Namespace) -> int:
     if args.count is not None and args.count < 1:
         raise ConfigError(f"--count must be at least 1, got {args.count}")
 
-    from airsync import statusview
+    from airsync.service import statusview
 
     with _client(args) as client:
         if args.json:
@@ -185,7 +185,7 @@ def cmd_sync_now(args: argparse.Namespace) -> int:
 
 
 def cmd_usb_init(args: argparse.Namespace) -> int:
-    from airsync import marker
+    from airsync.service import marker
 
     root = Path(args.path)
     m = marker.write(root, args.label or root.resolve().name)

@@ -39,8 +39,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from airsync.errors import AirsyncError, ConfigError
-from airsync.jobs import JobError, json_safe
-from airsync.marker import MarkerError
+from airsync.service.jobs import JobError, json_safe
+from airsync.service.marker import MarkerError
 
 API = "/v1"
 INSPECT_TIMEOUT = 30.0  # seconds a medium may take to show its marker before usb-attach gives up

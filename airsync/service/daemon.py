@@ -54,12 +54,13 @@ from typing import Any
 import structlog
 import trio
 
-from airsync import __version__, config, inbox, jobs, marker, sdnotify
+from airsync import __version__, config
+from airsync.service import inbox, jobs, marker, sdnotify
 from airsync.config import DaemonConfig
 from airsync.errors import AirsyncError, ConfigError, first_of
-from airsync.jobdb import JobDB
-from airsync.medium import overlap
-from airsync.jobs import Job, JobQueue, Kind, RateMeter, State, json_safe
+from airsync.service.jobdb import JobDB
+from airsync.carry.medium import overlap
+from airsync.service.jobs import Job, JobQueue, Kind, RateMeter, State, json_safe
 
 log = structlog.get_logger("airsync.daemon")
 
@@ -122,7 +123,7 @@ class Daemon:
         self.notifier = notifier or sdnotify.Notifier()
         # Another service with this config must be noticed before the jobs in the shared
         # database are touched: below, jobs left running are marked interrupted.
-        from airsync import control
+        from airsync.service import control
 
         control.refuse_if_in_use(conf.control_socket)
         self._lock = _lock_state(conf.state_db)
@@ -165,7 +166,7 @@ class Daemon:
         log.info("stopped")
 
     async def _serve(self, task_status) -> None:
-        from airsync import control
+        from airsync.service import control
 
         try:  # there before READY=1, so a request can be dropped as soon as systemd says started
             self.conf.requests_dir.mkdir(parents=True, exist_ok=True)
@@ -552,10 +553,12 @@ class Daemon:
     # -- jobs ----------------------------------------------------------------------------
 
     async def _mirror_job(self, job: Job, live: Live) -> tuple[str | None, dict]:
-        from airsync import cli, sumdb, wants
-        from airsync.fetch import Stats
-        from airsync.mirror import MirrorJob
-        from airsync.upstream import DEFAULT_GOPROXY, parse_goproxy
+        from airsync import cli
+        from airsync.trust import sumdb
+        from airsync.goproxy import wants
+        from airsync.fetch.fetcher import Stats
+        from airsync.mirror.job import MirrorJob
+        from airsync.goproxy.upstream import DEFAULT_GOPROXY, parse_goproxy
 
         conf = self.conf
         # Reading and parsing run in a thread: a large file must not stall the event loop
@@ -615,8 +618,8 @@ class Daemon:
         return None, result
 
     async def _usb_job(self, job: Job, live: Live) -> tuple[str | None, dict]:
-        from airsync import manifest
-        from airsync.sync import SyncEvent, sync
+        from airsync.carry import manifest
+        from airsync.carry.sync import SyncEvent, sync
 
         target = Path(job.target)
         self._check_target(target)  # the config may have changed since the attach
@@ -801,7 +804,7 @@ def _utf8(name: str) -> bool:
 def signing_key_problem(conf: DaemonConfig) -> str | None:
     """Why ``daemon.signing_key`` cannot sign a medium's manifest, or None. The service runs
     without it (mirror jobs need no key), but every USB job would fail: say so early."""
-    from airsync import manifest
+    from airsync.carry import manifest
 
     path = conf.signing_key
     try:

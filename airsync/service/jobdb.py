@@ -14,7 +14,7 @@ import sqlite3
 from pathlib import Path
 
 from airsync.errors import AirsyncError
-from airsync.jobs import Job, json_safe
+from airsync.service.jobs import Job, json_safe
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (

@@ -16,9 +16,9 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass
 
-from airsync import modpath
+from airsync.goproxy import modpath
 from airsync.errors import AirsyncError, ConfigError
-from airsync.modpath import ModuleVersion
+from airsync.goproxy.modpath import ModuleVersion
 
 SUM_GOLANG_ORG = "sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8"
 _KNOWN = {"sum.golang.org": SUM_GOLANG_ORG, "sum.golang.google.cn": SUM_GOLANG_ORG}
@@ -54,7 +54,7 @@ def parse_gosumdb(value: str) -> SumDB | None:
         raise ConfigError(
             f"bad checksum database {value!r}: {name!r} is not a known database; give its key as name+hash+key"
         )
-    from airsync import note  # the key is checked the way the go command checks it
+    from airsync.trust import note  # the key is checked the way the go command checks it
 
     try:
         note.parse_verifier(key)

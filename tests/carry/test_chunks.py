@@ -8,7 +8,7 @@ import struct
 import pytest
 import xxhash
 
-from airsync.chunks import (
+from airsync.carry.chunks import (
     CHUNK_AVG,
     CHUNK_MAX,
     CHUNK_MIN,

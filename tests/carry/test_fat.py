@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from airsync import manifest, sample
+from airsync.carry import manifest
+from airsync import sample
 from airsync.sample import build_sumdb
-from faultserver import FaultServer
-from gotool import build_demo_app
+from tests.helpers.faultserver import FaultServer
+from tests.helpers.gotool import build_demo_app
 
 pytestmark = pytest.mark.e2e
 

@@ -12,9 +12,9 @@ import xxhash
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airsync import note
+from airsync.trust import note
 from airsync.errors import AirsyncError
-from airsync.manifest import (
+from airsync.carry.manifest import (
     HEADER,
     Diff,
     Entry,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from airsync.medium import overlap
+from airsync.carry.medium import overlap
 
 
 def test_overlap(tmp_path):

@@ -19,16 +19,17 @@ import httpx
 import pytest
 import trio
 
-from airsync import chunks, manifest, sample
-from airsync.medium import MANIFEST, tree_files
-from airsync.pull import PullError, pull
+from airsync.carry import chunks, manifest
+from airsync import sample
+from airsync.carry.medium import MANIFEST, tree_files
+from airsync.carry.pull import PullError, pull
 from airsync.sample import build_sumdb
-from airsync.signatures import SIDECAR_MIN, SignatureCache
+from airsync.carry.signatures import SIDECAR_MIN, SignatureCache
 from airsync.store import MirrorStore
-from airsync.sync import sync
-from faultserver import FOREVER, Fault, FaultServer
-from gotool import build_demo_app
-from nginx import Nginx, free_port
+from airsync.carry.sync import sync
+from tests.helpers.faultserver import FOREVER, Fault, FaultServer
+from tests.helpers.gotool import build_demo_app
+from tests.helpers.nginx import Nginx, free_port
 
 MODULES = sample.demo_modules()
 BIG = "example.com/big"
@@ -385,7 +386,7 @@ def test_an_undecodable_sidecar_is_only_a_lost_hint(world, medium, tmp_path):
 
 
 def test_an_endless_manifest_is_refused_not_buffered(world, medium, tmp_path, monkeypatch):
-    import airsync.pull as pullmod
+    import airsync.carry.pull as pullmod
 
     monkeypatch.setattr(pullmod, "MANIFEST_MAX", 8 << 20)
     receiver = fresh_receiver(world, tmp_path)
@@ -395,7 +396,7 @@ def test_an_endless_manifest_is_refused_not_buffered(world, medium, tmp_path, mo
 
 
 def test_a_dripping_peer_meets_a_deadline(world, medium, tmp_path, monkeypatch):
-    import airsync.pull as pullmod
+    import airsync.carry.pull as pullmod
 
     monkeypatch.setattr(pullmod, "DEADLINE_BASE", 0.5)
     monkeypatch.setattr(pullmod, "ATTEMPTS", 1)
@@ -480,7 +481,7 @@ def test_a_delta_resumes_after_the_chunks_an_interrupted_pull_wrote(world, mediu
 
 
 def test_a_file_cut_off_by_a_lost_peer_resumes_at_the_next_pull(world, medium, tmp_path, monkeypatch):
-    import airsync.pull as pullmod
+    import airsync.carry.pull as pullmod
 
     monkeypatch.setattr(pullmod, "ATTEMPTS", 1)
     sender, _, _, _, pub = world

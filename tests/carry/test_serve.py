@@ -16,9 +16,9 @@ import pytest
 
 from airsync import sample
 from airsync.sample import build_sumdb
-from airsync.serve import DEFAULT_LISTEN, parse_listen
-from faultserver import FaultServer
-from gotool import build_demo_app
+from airsync.carry.serve import DEFAULT_LISTEN, parse_listen
+from tests.helpers.faultserver import FaultServer
+from tests.helpers.gotool import build_demo_app
 
 MODULES = sample.demo_modules()
 ZIP = "example.com/lib/strs/@v/v1.1.0.zip"

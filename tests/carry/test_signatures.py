@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import os
 
-from airsync import chunks, sample
-from airsync.signatures import SignatureCache, h1_of, module_file
+from airsync.carry import chunks
+from airsync import sample
+from airsync.carry.signatures import SignatureCache, h1_of, module_file
 
 
 def test_get_computes_once_and_again_when_the_file_changes(tmp_path, monkeypatch):

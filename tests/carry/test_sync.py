@@ -13,14 +13,15 @@ from pathlib import Path
 import pytest
 import xxhash
 
-from airsync import chunks, manifest, sample
-from airsync.medium import MANIFEST, SIDECAR_SUFFIX, STAGING, sha256_file, tree_files
+from airsync.carry import chunks, manifest
+from airsync import sample
+from airsync.carry.medium import MANIFEST, SIDECAR_SUFFIX, STAGING, sha256_file, tree_files
 from airsync.sample import build_sumdb
 from airsync.errors import ConfigError
-from airsync.signatures import selected
-from airsync.sync import SyncError, sync
-from faultserver import FaultServer
-from gotool import build_demo_app
+from airsync.carry.signatures import selected
+from airsync.carry.sync import SyncError, sync
+from tests.helpers.faultserver import FaultServer
+from tests.helpers.gotool import build_demo_app
 
 MODULES = sample.demo_modules()
 BIG = "example.com/big"

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import xxhash
 
-from airsync import manifest, medium, sample, verify
-from airsync.modpath import ModuleVersion, list_file, proxy_file
+from airsync.carry import manifest, medium, verify
+from airsync import sample
+from airsync.goproxy.modpath import ModuleVersion, list_file, proxy_file
 
 STRS_110 = ModuleVersion(sample.STRS, "v1.1.0")
 ZIP = proxy_file(STRS_110, "zip")

@@ -13,15 +13,16 @@ from pathlib import Path
 import pytest
 import trio
 
-from airsync import gosum, modpath, sample, wants
-from airsync.fetch import Fetcher, FetchSettings, Stats
-from airsync.mirror import MirrorJob
-from airsync.retry import RetryPolicy
-from airsync.slots import ClientSlots
+from airsync.goproxy import gosum, modpath, wants
+from airsync import sample
+from airsync.fetch.fetcher import Fetcher, FetchSettings, Stats
+from airsync.mirror.job import MirrorJob
+from airsync.fetch.retry import RetryPolicy
+from airsync.fetch.slots import ClientSlots
 from airsync.state import StateDB
 from airsync.store import MirrorStore
-from airsync.upstream import parse_goproxy
-from faultserver import FOREVER, Fault, FaultServer
+from airsync.goproxy.upstream import parse_goproxy
+from tests.helpers.faultserver import FOREVER, Fault, FaultServer
 
 BIG = "example.com/big"
 BIG_ZIP = f"{BIG}/@v/v1.0.0.zip"
@@ -380,7 +381,7 @@ def test_retries_count_only_retries_made(upstream, tmp_path):
 
 
 def test_pipe_fallback_gives_up_on_a_dead_upstream_quickly(upstream, tmp_path):
-    from airsync.fetch import FALLBACK_ATTEMPTS
+    from airsync.fetch.fetcher import FALLBACK_ATTEMPTS
 
     plan = plan_for(sample.demo_modules())
     files = sum(len(w.files()) for w in plan)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from airsync.errors import ConfigError
-from airsync.rangeplan import (
+from airsync.fetch.rangeplan import (
     Span,
     check_partial,
     coalesce,

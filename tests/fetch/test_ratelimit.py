@@ -1,7 +1,7 @@
 import pytest
 
 from airsync.errors import ConfigError
-from airsync.ratelimit import TokenBucket, parse_rate
+from airsync.fetch.ratelimit import TokenBucket, parse_rate
 
 
 def test_bucket_allows_burst_then_paces():

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import pytest
 
 from airsync.errors import ConfigError
-from airsync.retry import Outcome, RetryPolicy, classify_status, parse_retry_after
+from airsync.fetch.retry import Outcome, RetryPolicy, classify_status, parse_retry_after
 
 try:
     from hypothesis import given, settings

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from airsync.gomod import GoMod, Require, parse_gomod
-from airsync.modpath import ModuleVersion
+from airsync.goproxy.gomod import GoMod, Require, parse_gomod
+from airsync.goproxy.modpath import ModuleVersion
 
 MV = ModuleVersion
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from airsync.errors import InputError
-from airsync.gosum import EMPTY_GOMOD_HASH, SumLine, parse_gosum
-from airsync.modpath import ModuleVersion
+from airsync.goproxy.gosum import EMPTY_GOMOD_HASH, SumLine, parse_gosum
+from airsync.goproxy.modpath import ModuleVersion
 
 H_ZIP = "h1:EP6WfDoQTSk9klnxcjriWJOGztueJUywHNmWeq+efB8="  # a real Hash1 (dirhash test vector)
 H_MOD = "h1:6Mu1dDSBQ5W3nx3lvZyTf9K/iR7wR0HyBb6tkUcnhSM="

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from airsync.dirhash import hash1, hash1_digests, hash_zip
+from airsync.goproxy.dirhash import hash1, hash1_digests, hash_zip
 from airsync.errors import VerifyError, ZipRuleError
-from airsync.modzip import MAX_GO_MOD, MAX_LICENSE, MAX_ZIP_FILE, check_zip, file_path_error
+from airsync.goproxy.modzip import MAX_GO_MOD, MAX_LICENSE, MAX_ZIP_FILE, check_zip, file_path_error
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from airsync import semver
+from airsync.goproxy import semver
 
 # (input, canonical form or '' if invalid), from semver_test.go.
 CASES = [

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from airsync.errors import ConfigError
-from airsync.upstream import DEFAULT_GOPROXY, Upstream, file_url, parse_goproxy
+from airsync.goproxy.upstream import DEFAULT_GOPROXY, Upstream, file_url, parse_goproxy
 
 
 def urls(value: str) -> list[tuple[str, bool]]:

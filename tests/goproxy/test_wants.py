@@ -1,5 +1,5 @@
-from airsync import gomod, gosum, wants
-from airsync.modpath import ModuleVersion
+from airsync.goproxy import gomod, gosum, wants
+from airsync.goproxy.modpath import ModuleVersion
 
 H1 = "h1:" + "A" * 43 + "="
 H2 = "h1:" + "B" * 42 + "E="

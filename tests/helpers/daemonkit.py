@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from airsync import control
+from airsync.service import control
 
 
 def write_config(tmp: Path, upstream: str, **daemon: object) -> Path:
@@ -147,8 +147,8 @@ class Unserved:
     its job database and state lock on the way out, so the next daemon of the test may start."""
 
     def __init__(self, conf) -> None:
-        from airsync import sdnotify
-        from airsync.daemon import Daemon
+        from airsync.service import sdnotify
+        from airsync.service.daemon import Daemon
 
         self.daemon = Daemon(conf, sdnotify.Notifier({}))
 

@@ -16,9 +16,9 @@ import httpx
 import pytest
 
 try:
-    from faultserver import FOREVER, Fault, FaultServer, Request
+    from tests.helpers.faultserver import FOREVER, Fault, FaultServer, Request
 except ImportError:  # tests/ imported as a package
-    from tests.faultserver import FOREVER, Fault, FaultServer, Request
+    from tests.helpers.faultserver import FOREVER, Fault, FaultServer, Request
 
 SIZE = 200_000
 DATA = bytes((i * 7 + i // 256) % 251 for i in range(SIZE))
@@ -367,7 +367,7 @@ def test_concurrent_counters(srv: FaultServer) -> None:
 
 @pytest.mark.e2e
 def test_go_command_through_faultserver(tmp_path: Path) -> None:
-    from gotool import go_env, require_go
+    from tests.helpers.gotool import go_env, require_go
 
     from airsync.sample import app_gosum, build_proxy_tree, demo_app_requires, demo_modules, write_main_module
 

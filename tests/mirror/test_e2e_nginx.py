@@ -22,15 +22,16 @@ from pathlib import Path
 
 import pytest
 
-from airsync import sample, semver
-from airsync.dirhash import hash1
-from airsync.modpath import ModuleVersion, list_file, proxy_file
-from gotool import go_env, require_go, run_go
-from nginx import Nginx, free_port
+from airsync import sample
+from airsync.goproxy import semver
+from airsync.goproxy.dirhash import hash1
+from airsync.goproxy.modpath import ModuleVersion, list_file, proxy_file
+from tests.helpers.gotool import go_env, require_go, run_go
+from tests.helpers.nginx import Nginx, free_port
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 # Versions whose semver order differs from byte order (v1.10.0 > v1.9.0; numeric prerelease
 # identifiers compare as numbers, so beta.2 < beta.10; a prerelease sorts before its release).

@@ -1,6 +1,6 @@
-from airsync.fetch import Stats
-from airsync.mirror import Failure, Summary
-from airsync.progress import _line, human_bytes, summary_text
+from airsync.fetch.fetcher import Stats
+from airsync.mirror.job import Failure, Summary
+from airsync.mirror.progress import _line, human_bytes, summary_text
 
 
 def test_line_shows_files_bytes_rate_retries_and_byte_based_eta():

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from airsync import sample
-from airsync.fetch import FetchSettings
-from faultserver import FOREVER, Fault, FaultServer
+from airsync.fetch.fetcher import FetchSettings
+from tests.helpers.faultserver import FOREVER, Fault, FaultServer
 
 BIG = "example.com/big"
 BIG_ZIP = f"{BIG}/@v/v1.0.0.zip"

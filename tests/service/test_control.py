@@ -18,12 +18,14 @@ from pathlib import Path
 import pytest
 import trio
 
-from airsync import config, manifest, marker, sample, sdnotify
-from airsync.control import Client, ControlError
-from airsync.daemon import Daemon
-from airsync.verify import verify_medium
-from daemonkit import Service, Unserved, drop_request, job_states, wait_for, write_config
-from test_fat import _need, fat  # noqa: F401  (the fusefat medium fixture)
+from airsync import config, sample
+from airsync.carry import manifest
+from airsync.service import marker, sdnotify
+from airsync.service.control import Client, ControlError
+from airsync.service.daemon import Daemon
+from airsync.carry.verify import verify_medium
+from tests.helpers.daemonkit import Service, Unserved, drop_request, job_states, wait_for, write_config
+from tests.carry.test_fat import _need, fat  # noqa: F401  (the fusefat medium fixture)
 
 
 @pytest.fixture
@@ -303,8 +305,8 @@ def test_a_medium_that_overlaps_the_services_directories_is_refused(setup, tmp_p
 
 
 def test_an_interrupted_sync_resumes_at_start_if_its_medium_is_still_there(setup, tmp_path):
-    from airsync.jobdb import JobDB
-    from airsync.jobs import Job, Kind, State, usb_claims
+    from airsync.service.jobdb import JobDB
+    from airsync.service.jobs import Job, Kind, State, usb_claims
 
     conf = setup
     there, gone = tmp_path / "media/there", tmp_path / "media/gone"
@@ -354,27 +356,27 @@ class FakeClient:
 
 
 def test_cli_says_what_cancelling_did(monkeypatch, capsys):
-    from airsync import daemon_cli
+    from airsync.service import commands
 
     job = {"id": 7, "kind": "usb", "target": "/run/airsync-media/sdb1", "label": "blue, sdb1"}
     args = argparse.Namespace(id=7, socket="/nonexistent")
-    monkeypatch.setattr(daemon_cli, "_client", lambda _a: FakeClient(cancel={**job, "state": "cancelled"}))
-    assert daemon_cli.cmd_jobs_cancel(args) == 0
+    monkeypatch.setattr(commands, "_client", lambda _a: FakeClient(cancel={**job, "state": "cancelled"}))
+    assert commands.cmd_jobs_cancel(args) == 0
     assert capsys.readouterr().out == "job 7 (usb blue, sdb1): cancelled (it had not started)\n"
-    monkeypatch.setattr(daemon_cli, "_client", lambda _a: FakeClient(cancel={**job, "state": "running"}))
-    assert daemon_cli.cmd_jobs_cancel(args) == 0
+    monkeypatch.setattr(commands, "_client", lambda _a: FakeClient(cancel={**job, "state": "running"}))
+    assert commands.cmd_jobs_cancel(args) == 0
     assert "stopping (it ends at a safe point; a rerun resumes)" in capsys.readouterr().out
 
 
 def test_cli_usb_attach_prints_the_job_or_only_its_id(monkeypatch, capsys):
-    from airsync import daemon_cli
+    from airsync.service import commands
 
     job = {"id": 7, "kind": "usb", "target": "/run/airsync-media/sdb1", "label": "blue, sdb1", "state": "queued"}
-    monkeypatch.setattr(daemon_cli, "_client", lambda _a: FakeClient(usb_attach={"job": job, "new": True}))
+    monkeypatch.setattr(commands, "_client", lambda _a: FakeClient(usb_attach={"job": job, "new": True}))
     args = argparse.Namespace(path="/run/airsync-media/sdb1", label="sdb1", socket="/x", quiet=False)
-    assert daemon_cli.cmd_usb_attach(args) == 0
+    assert commands.cmd_usb_attach(args) == 0
     assert capsys.readouterr().out == "job 7: usb blue, sdb1 at /run/airsync-media/sdb1 (queued)\n"
-    assert daemon_cli.cmd_usb_attach(argparse.Namespace(**{**vars(args), "quiet": True})) == 0
+    assert commands.cmd_usb_attach(argparse.Namespace(**{**vars(args), "quiet": True})) == 0
     assert capsys.readouterr().out == "7\n"
 
 
@@ -392,7 +394,7 @@ def test_status_note_for_a_missing_signing_key(setup, tmp_path):
 
     conf = setup
     key = tmp_path / "k.key"
-    from airsync.daemon import config_warnings
+    from airsync.service.daemon import config_warnings
 
     assert config_warnings(conf) == []
     key.rename(tmp_path / "k.key.away")

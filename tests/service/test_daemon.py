@@ -18,11 +18,12 @@ from pathlib import Path
 import pytest
 import trio
 
-from airsync import config, sample, sdnotify
-from airsync.daemon import Daemon
-from airsync.jobdb import JobDB
-from daemonkit import Notify, Service, Unserved, drop_request, job_states, wait_for, write_config
-from faultserver import FOREVER, Fault, FaultServer
+from airsync import config, sample
+from airsync.service import sdnotify
+from airsync.service.daemon import Daemon
+from airsync.service.jobdb import JobDB
+from tests.helpers.daemonkit import Notify, Service, Unserved, drop_request, job_states, wait_for, write_config
+from tests.helpers.faultserver import FOREVER, Fault, FaultServer
 
 
 @pytest.fixture
@@ -174,7 +175,7 @@ def test_subprocess_lifecycle_status_and_reload(tmp_path, upstream):
 
 
 def test_status_without_a_daemon(tmp_path):
-    from daemonkit import Service as _  # noqa: F401  (the helpers import cleanly)
+    from tests.helpers.daemonkit import Service as _  # noqa: F401  (the helpers import cleanly)
     import subprocess
     import sys
 
@@ -380,7 +381,7 @@ def test_fifos_symlinks_and_directories_are_set_aside_with_a_logged_reason(tmp_p
 
 
 def test_read_request_refuses_what_is_no_regular_file(tmp_path):
-    from airsync.daemon import MAX_REQUEST, RequestFileError, read_request
+    from airsync.service.daemon import MAX_REQUEST, RequestFileError, read_request
 
     os.mkfifo(tmp_path / "fifo")
     with pytest.raises(RequestFileError, match="not a regular file"):
@@ -397,7 +398,7 @@ def test_read_request_refuses_what_is_no_regular_file(tmp_path):
 
 
 def test_large_bad_files_are_kept_short_and_set_aside(tmp_path, upstream):
-    from airsync.daemon import MAX_PROBLEMS, MAX_REQUEST
+    from airsync.service.daemon import MAX_PROBLEMS, MAX_REQUEST
 
     conf = config.load_daemon(write_config(tmp_path, upstream.as_uri()))
 
@@ -439,7 +440,7 @@ def test_a_second_daemon_leaves_the_first_ones_jobs_alone(tmp_path, upstream):
     import dataclasses
 
     from airsync.errors import ConfigError
-    from airsync.jobs import Job, Kind, State
+    from airsync.service.jobs import Job, Kind, State
 
     conf = config.load_daemon(write_config(tmp_path, upstream.as_uri()))
 
@@ -461,7 +462,7 @@ def test_a_second_daemon_leaves_the_first_ones_jobs_alone(tmp_path, upstream):
 
 
 def test_submitting_survives_a_broken_job_database(tmp_path, upstream, monkeypatch):
-    from airsync.jobdb import JobDBError
+    from airsync.service.jobdb import JobDBError
 
     conf = config.load_daemon(write_config(tmp_path, upstream.as_uri()))
     with Unserved(conf) as d:
@@ -490,7 +491,7 @@ def test_reload_keeps_the_config_on_infinite_sizes_and_on_bugs(tmp_path, upstrea
 
 
 def test_finished_jobs_are_forgotten_while_running(tmp_path, upstream):
-    from airsync.jobs import Job, Kind, State
+    from airsync.service.jobs import Job, Kind, State
 
     conf = config.load_daemon(write_config(tmp_path, upstream.as_uri(), history=2))
 

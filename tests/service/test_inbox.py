@@ -2,7 +2,7 @@
 
 import pytest
 
-from airsync import inbox
+from airsync.service import inbox
 
 
 @pytest.mark.parametrize("name,kind", [("go.sum", "go_sum"), ("app.sum", "go_sum"), ("go.mod", "go_mod"),

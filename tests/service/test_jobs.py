@@ -2,7 +2,7 @@
 
 import pytest
 
-from airsync.jobs import (
+from airsync.service.jobs import (
     TRANSITIONS, Job, JobError, JobQueue, Kind, RateMeter, State, conflicts, mirror_claims, usb_claims,
 )
 

@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from airsync import marker
-from airsync.marker import MARKER, MarkerError
+from airsync.service import marker
+from airsync.service.marker import MARKER, MarkerError
 
 
 def test_write_then_read(tmp_path):

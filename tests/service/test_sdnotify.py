@@ -5,7 +5,7 @@ import socket
 
 import pytest
 
-from airsync import sdnotify
+from airsync.service import sdnotify
 
 
 def test_message_is_key_value_lines_each_one_line():

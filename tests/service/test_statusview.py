@@ -7,8 +7,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from airsync import config, statusview
-from airsync.daemon_cli import starter_config
+from airsync import config
+from airsync.service import statusview
+from airsync.service.commands import starter_config
 
 STATUS = {
     "daemon": {"pid": 42, "uptime": 3725, "healthy": True, "problem": None, "stopping": False, "running": 1,
@@ -127,7 +128,7 @@ def test_starter_config_points_at_the_installed_example_and_tells_the_truth_abou
     assert "/opt/airsync/doc/conf.example.toml" in text
     (line,) = [ln for ln in text.splitlines() if "SIGTERM" in ln]
     assert "mirror jobs stop at once" in line and "sync" in line
-    example = (Path(__file__).resolve().parent.parent / "conf.example.toml").read_text()
+    example = (Path(__file__).resolve().parents[2] / "conf.example.toml").read_text()
     assert "mirror jobs stop at once" in example
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SYSTEMD = REPO / "systemd"
 INSTALL = REPO / "scripts" / "install"
 HELPER = SYSTEMD / "airsync-usb"

@@ -7,9 +7,9 @@ import dataclasses
 
 import pytest
 
-from airsync import note
+from airsync.trust import note
 from airsync.errors import AirsyncError
-from airsync.note import (
+from airsync.trust.note import (
     SUM_GOLANG_ORG,
     InvalidKeyError,
     InvalidSignatureError,

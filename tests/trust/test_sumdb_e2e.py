@@ -17,11 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from airsync import dirhash, note, sample, sumdb, tlog
-from airsync.modpath import ModuleVersion
-from faultserver import FaultServer
-from gotool import build_demo_app, go_env, run_go
-from test_sumdb_go import flip_first_hash
+from airsync.goproxy import dirhash
+from airsync.trust import note, sumdb, tlog
+from airsync import sample
+from airsync.goproxy.modpath import ModuleVersion
+from tests.helpers.faultserver import FaultServer
+from tests.helpers.gotool import build_demo_app, go_env, run_go
+from tests.trust.test_sumdb_go import flip_first_hash
 from airsync.sample import NAME, build_sumdb
 
 pytestmark = pytest.mark.e2e

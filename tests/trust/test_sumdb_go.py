@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from airsync import sample
-from gotool import go_env, run_go
+from tests.helpers.gotool import go_env, run_go
 from airsync.sample import build_sumdb
 
 

@@ -13,9 +13,9 @@ from functools import lru_cache
 
 import pytest
 
-from airsync import tlog
+from airsync.trust import tlog
 from airsync.errors import AirsyncError
-from airsync.tlog import Tile, Tree
+from airsync.trust.tlog import Tile, Tree
 
 MAX = 70
 RECORDS = [b"record %d" % i for i in range(MAX)]
