@@ -11,15 +11,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from airsync import __version__, config, log
-from airsync.goproxy import gomod, gosum, modpath
-from airsync.trust import sumdb
-from airsync.errors import AirsyncError, ConfigError, InputError, ModulePathError, first_of
-from airsync.fetch.retry import RetryPolicy
+from airsync.errors import AirsyncError, ConfigError, first_of
 from airsync.goproxy.upstream import DEFAULT_GOPROXY, parse_goproxy
+from airsync.trust import sumdb
 
 # trio, httpx and structlog (which pulls in rich) are imported by the commands that use them,
 # so that a sync, verify or import starts quickly.
@@ -29,84 +26,6 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 QUIET_COMMANDS = {"sync", "verify", "import", "keygen"}
 
 
-@dataclass
-class Inputs:
-    sum_lines: list = field(default_factory=list)
-    requires: list = field(default_factory=list)
-    modules: list = field(default_factory=list)  # (ModuleVersion, origin)
-    problems: list[InputError] = field(default_factory=list)
-
-
-def _read(path: Path, inputs: Inputs) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except OSError as e:
-        inputs.problems.append(InputError(str(path), None, f"cannot read: {e.strerror or e}"))
-        return None
-
-
-def read_inputs(go_sums: list[str], go_mods: list[str], module_files: list[str], modules: list[str]) -> Inputs:
-    """Parse every input; problems are collected, never raised, so the rest still runs."""
-    inputs = Inputs()
-    for kind, names in (("go_sum", go_sums), ("go_mod", go_mods), ("modules", module_files)):
-        for name in names:
-            data = _read(Path(name), inputs)
-            if data is not None:
-                parse_input(inputs, kind, data, name)
-    for arg in modules:
-        _add_module(inputs, arg, "--module", None)
-    return inputs
-
-
-def parse_input(inputs: Inputs, kind: str, data: bytes, name: str) -> None:
-    """Add the contents of one input file (kind 'go_sum', 'go_mod' or 'modules') to ``inputs``."""
-    if kind == "go_sum":
-        lines, problems = gosum.parse_gosum(data, name)
-        inputs.sum_lines += lines
-        inputs.problems += problems
-    elif kind == "go_mod":
-        parsed, problems = gomod.parse_gomod(data, name)
-        inputs.requires += list(parsed.requires) + list(parsed.replacements)
-        inputs.problems += problems
-    else:
-        for lineno, raw in enumerate(data.split(b"\n"), 1):
-            text = raw.split(b"#", 1)[0].strip()
-            if text:
-                _add_module(inputs, text.decode("utf-8", "replace"), name, lineno)
-
-
-def _add_module(inputs: Inputs, text: str, source: str, lineno: int | None) -> None:
-    try:
-        mv = modpath.parse_module_version(text)
-    except ModulePathError as e:
-        inputs.problems.append(InputError(source, lineno, str(e)))
-        return
-    inputs.modules.append((mv, f"{source}:{lineno}" if lineno else f"{source} {text}"))
-
-
-def fetch_settings(args: argparse.Namespace, conf: dict):
-    """Download settings: command-line options over the config's [mirror] table over defaults."""
-    from airsync.fetch.fetcher import FetchSettings
-
-    def pick(name: str, default):
-        v = getattr(args, name, None)
-        return v if v is not None else conf.get(name, default)
-
-    d = FetchSettings()
-    rate = pick("limit_rate", None)
-    return FetchSettings(
-        concurrency=int(pick("concurrency", d.concurrency)),
-        per_host=int(pick("per_host", d.per_host)),
-        chunk_size=config.parse_size(pick("chunk_size", d.chunk_size), "chunk size"),
-        split_threshold=config.parse_size(pick("split_threshold", d.split_threshold), "split threshold"),
-        limit_rate=None if rate is None else config.parse_rate(str(rate)),
-        http2=bool(pick("http2", d.http2)),
-        read_timeout=float(pick("read_timeout", d.read_timeout)),
-        file_deadline=float(pick("file_deadline", d.file_deadline)),
-        retry=RetryPolicy(attempts=int(pick("retries", RetryPolicy().attempts))),
-    )
-
-
 def cmd_mirror(args: argparse.Namespace) -> int:
     import structlog
     import trio
@@ -114,6 +33,7 @@ def cmd_mirror(args: argparse.Namespace) -> int:
     from airsync.mirror import progress
     from airsync.goproxy import wants
     from airsync.fetch.fetcher import Stats
+    from airsync.mirror.inputs import read_inputs
     from airsync.mirror.job import MirrorJob
 
     conf = config.load(Path(args.config)) if args.config else {}
@@ -121,7 +41,7 @@ def cmd_mirror(args: argparse.Namespace) -> int:
     if not to:
         raise ConfigError("no mirror directory: give --to DIR (or mirror.to in the config)")
     upstreams = parse_goproxy(args.upstream or conf.get("upstream") or DEFAULT_GOPROXY)
-    settings = fetch_settings(args, conf)
+    settings = config.fetch_settings(conf, args)
     for name in ("concurrency", "per_host", "retries"):
         v = getattr(settings, name, None) if name != "retries" else settings.retry.attempts
         if v < 1:

@@ -2,11 +2,13 @@
 
 The file is read with ``tomllib``; every key is checked against a schema of expected types
 and ranges, and a bad one is a ``ConfigError`` that names the file, the key and what is
-wrong. Command-line options override the file; the file overrides built-in defaults.
+wrong. Command-line options override the file; the file overrides built-in defaults
+(``fetch_settings``: the same for ``airsync mirror`` and the service's mirror jobs).
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 import tomllib
 from dataclasses import dataclass
@@ -120,6 +122,31 @@ def _mirror_table(path: Path, data: dict[str, Any]) -> dict[str, Any]:
     if mirror.get("to") == "":
         raise ConfigError(f"{path}: mirror.to must not be empty")
     return mirror
+
+
+def fetch_settings(table: dict[str, Any], args: argparse.Namespace | None = None):
+    """Download settings (``FetchSettings``) of a mirror job: command-line options (``args``,
+    None where not given) over the config's [mirror] ``table`` over the built-in defaults."""
+    from airsync.fetch.fetcher import FetchSettings  # the download stack: only for a job
+    from airsync.fetch.retry import RetryPolicy
+
+    def pick(name: str, default):
+        v = getattr(args, name, None)
+        return v if v is not None else table.get(name, default)
+
+    d = FetchSettings()
+    rate = pick("limit_rate", None)
+    return FetchSettings(
+        concurrency=int(pick("concurrency", d.concurrency)),
+        per_host=int(pick("per_host", d.per_host)),
+        chunk_size=parse_size(pick("chunk_size", d.chunk_size), "chunk size"),
+        split_threshold=parse_size(pick("split_threshold", d.split_threshold), "split threshold"),
+        limit_rate=None if rate is None else parse_rate(str(rate)),
+        http2=bool(pick("http2", d.http2)),
+        read_timeout=float(pick("read_timeout", d.read_timeout)),
+        file_deadline=float(pick("file_deadline", d.file_deadline)),
+        retry=RetryPolicy(attempts=int(pick("retries", RetryPolicy().attempts))),
+    )
 
 
 # -- the service: airsync run --config FILE ----------------------------------------------------

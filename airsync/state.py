@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from airsync.errors import AirsyncError
-from airsync.fetch.rangeplan import Span
 
 
 class StateError(AirsyncError):
@@ -84,7 +83,10 @@ class Download:
 
 @dataclass(frozen=True)
 class SpanRecord:
-    span: Span
+    """Bytes ``[start, end)`` of a file in flight, on disk and fsynced, and their xxh3-64 hash."""
+
+    start: int
+    end: int
     xxh3: str
 
 
@@ -143,7 +145,7 @@ class StateDB:
         rows = self._db.execute(
             "SELECT start, end, xxh3 FROM spans WHERE relpath = ? ORDER BY start", (relpath,)
         ).fetchall()
-        return [SpanRecord(Span(s, e), h) for s, e, h in rows]
+        return [SpanRecord(s, e, h) for s, e, h in rows]
 
     def record_spans(self, relpath: str, records: list[SpanRecord]) -> None:
         """Record spans whose bytes are already fsynced (a span keyed by its start grows)."""
@@ -153,7 +155,7 @@ class StateDB:
             self._db.execute("BEGIN")
             self._db.executemany(
                 "INSERT OR REPLACE INTO spans (relpath, start, end, xxh3) VALUES (?, ?, ?, ?)",
-                [(relpath, r.span.start, r.span.end, r.xxh3) for r in records],
+                [(relpath, r.start, r.end, r.xxh3) for r in records],
             )
 
     def forget_spans(self, relpath: str, starts: list[int]) -> None:

@@ -138,7 +138,7 @@ class SpanWriter:
         """fsync, then record every stream's progress (``record=False``: just make it durable)."""
         # Snapshot before the fsync: the fsync covers every byte written before it started.
         snap = [
-            SpanRecord(Span(s.start, s.end), s.hasher.hexdigest())
+            SpanRecord(s.start, s.end, s.hasher.hexdigest())
             for s in (self._streams[k] for k in self._dirty)
             if s.end > s.start
         ]
@@ -168,14 +168,14 @@ def _intact_spans(fd: int, records: list[SpanRecord]) -> tuple[list[Span], list[
     torn: list[int] = []
     for r in records:
         h = xxhash.xxh3_64()
-        pos = r.span.start
-        while pos < r.span.end:
-            piece = os.pread(fd, min(1 << 20, r.span.end - pos), pos)
+        pos = r.start
+        while pos < r.end:
+            piece = os.pread(fd, min(1 << 20, r.end - pos), pos)
             if not piece:
                 break
             h.update(piece)
             pos += len(piece)
-        (good.append(r.span) if pos == r.span.end and h.hexdigest() == r.xxh3 else torn.append(r.span.start))
+        (good.append(Span(r.start, r.end)) if pos == r.end and h.hexdigest() == r.xxh3 else torn.append(r.start))
     return good, torn
 
 

@@ -14,7 +14,7 @@ READY=1, and then runs, side by side:
 - the **signal** task: SIGHUP reloads the config (a broken file is logged and the old config
   kept; running jobs keep the settings they started with), SIGTERM/SIGINT stop the service.
 
-Jobs. A mirror job reads its inputs the way ``airsync mirror`` does (``cli.read_inputs``) and runs
+Jobs. A mirror job reads its inputs the way ``airsync mirror`` does (``mirror.inputs.read_inputs``) and runs
 ``mirror.MirrorJob`` in this process; cancelling it is resume-safe (spans are recorded only once
 fsynced). A request file whose job finished is moved to ``.done/`` (or ``.failed/`` when its
 lines are bad); one that failed for upstream reasons stays and is retried at the next refresh.
@@ -38,7 +38,6 @@ at most ``MAX_REQUEST`` bytes; any other entry (a FIFO, a symlink, a directory) 
 
 from __future__ import annotations
 
-import argparse
 import errno
 import fcntl
 import os
@@ -553,7 +552,7 @@ class Daemon:
     # -- jobs ----------------------------------------------------------------------------
 
     async def _mirror_job(self, job: Job, live: Live) -> tuple[str | None, dict]:
-        from airsync import cli
+        from airsync.mirror import inputs as mirror_inputs
         from airsync.trust import sumdb
         from airsync.goproxy import wants
         from airsync.fetch.fetcher import Stats
@@ -566,7 +565,7 @@ class Daemon:
         if job.key == "config":
             where = "the config's lists"
             inputs = await trio.to_thread.run_sync(
-                cli.read_inputs, list(conf.go_sum), list(conf.go_mod), list(conf.modules_files), list(conf.modules))
+                mirror_inputs.read_inputs, list(conf.go_sum), list(conf.go_mod), list(conf.modules_files), list(conf.modules))
         else:
             name = job.key.removeprefix("request:")
             path = where = conf.requests_dir / name
@@ -591,7 +590,7 @@ class Daemon:
         if not plan:
             return problems[0], result
         m = conf.mirror
-        settings = cli.fetch_settings(argparse.Namespace(), m)
+        settings = config.fetch_settings(m)
         db = sumdb.parse_gosumdb(m.get("sumdb") or sumdb.SUM_GOLANG_ORG)
         private = m.get("private", os.environ.get("GONOSUMDB") or os.environ.get("GOPRIVATE") or "")
         live.stats = Stats()
@@ -855,12 +854,12 @@ def _lock_state(db: Path) -> int:
 
 
 def read_request(path: Path, kind: str | None):
-    """Read and parse one request file (in a worker thread): ``cli.Inputs``.
+    """Read and parse one request file (in a worker thread): ``mirror.inputs.Inputs``.
 
     Only a regular file is read, opened without following a symlink and without blocking (a
     FIFO renamed in would block a plain read forever), and only up to ``MAX_REQUEST`` bytes.
     """
-    from airsync import cli
+    from airsync.mirror import inputs as mirror_inputs
 
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -887,8 +886,8 @@ def read_request(path: Path, kind: str | None):
         raise RequestFileError(f"{path}: cannot read: {e.strerror}") from None
     finally:
         os.close(fd)
-    inputs = cli.Inputs()
-    cli.parse_input(inputs, kind or "modules", b"".join(chunks), str(path))
+    inputs = mirror_inputs.Inputs()
+    mirror_inputs.parse_input(inputs, kind or "modules", b"".join(chunks), str(path))
     return inputs
 
 
