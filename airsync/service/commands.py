@@ -31,14 +31,14 @@ def _client(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from airsync.service import daemon
+    from airsync.service import daemon, lifecycle
 
     path = Path(args.config)
     if not os.path.lexists(path):
         raise ConfigError(f"{path}: no such config file; create one with: airsync init --out {path}")
     conf = config.load_daemon(path)  # a bad config: exit 2 before anything starts
     if args.check:
-        for warning in daemon.config_warnings(conf):
+        for warning in lifecycle.config_warnings(conf):
             print(f"airsync: warning: {warning}", file=sys.stderr)
         print(f"{path}: the config is valid")
         return EXIT_OK

@@ -1,7 +1,7 @@
 """Jobs of the service: records, states, allowed transitions, and the queue that decides what runs.
 
-No I/O here (the supervisor in ``daemon`` runs jobs, ``jobdb`` persists them). A job is a frozen
-record; it changes state only along ``TRANSITIONS``, each change making a new record::
+No I/O here (``runner`` runs jobs, ``ledger`` keeps them in ``jobdb``). A job is a frozen record;
+it changes state only along ``TRANSITIONS``, each change making a new record::
 
     queued ──> running ──> done | failed | cancelled | interrupted
        └─────> cancelled | interrupted

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import secrets
+import stat
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path

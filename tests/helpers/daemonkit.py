@@ -156,5 +156,4 @@ class Unserved:
         return self.daemon
 
     def __exit__(self, *exc: object) -> None:
-        self.daemon.db.close()
-        os.close(self.daemon._lock)
+        self.daemon.ledger.close()

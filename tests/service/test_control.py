@@ -20,12 +20,12 @@ import trio
 
 from airsync import config, sample
 from airsync.carry import manifest
+from airsync.carry.verify import verify_medium
 from airsync.service import marker, sdnotify
 from airsync.service.control import Client, ControlError
 from airsync.service.daemon import Daemon
-from airsync.carry.verify import verify_medium
 from tests.helpers.daemonkit import Service, Unserved, drop_request, job_states, wait_for, write_config
-from tests.carry.test_fat import _need, fat  # noqa: F401  (the fusefat medium fixture)
+from tests.helpers.fat import need_tool
 
 
 @pytest.fixture
@@ -241,7 +241,7 @@ def test_usb_jobs_on_fat_including_a_pulled_stick(tmp_path, fat):  # noqa: F811
         assert job["state"] == "failed" and "run the sync again" in job["error"]
         subprocess.run(["fusermount", "-u", "-z", str(mnt)], capture_output=True)
         state["proc"].wait(timeout=10)
-        subprocess.run([_need("fsck.vfat"), "-a", "-w", str(img)], capture_output=True)
+        subprocess.run([need_tool("fsck.vfat"), "-a", "-w", str(img)], capture_output=True)
         state["proc"] = mount()  # plugged in again: the template unit attaches it again
         wait_for(lambda: marker.read(mnt) and os.statvfs(mnt), 10, "the remounted stick to answer")
         r = svc.airsync("usb-attach", "--quiet", str(mnt), "--socket", str(svc.socket))
@@ -394,7 +394,7 @@ def test_status_note_for_a_missing_signing_key(setup, tmp_path):
 
     conf = setup
     key = tmp_path / "k.key"
-    from airsync.service.daemon import config_warnings
+    from airsync.service.lifecycle import config_warnings
 
     assert config_warnings(conf) == []
     key.rename(tmp_path / "k.key.away")

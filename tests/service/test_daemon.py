@@ -175,9 +175,10 @@ def test_subprocess_lifecycle_status_and_reload(tmp_path, upstream):
 
 
 def test_status_without_a_daemon(tmp_path):
-    from tests.helpers.daemonkit import Service as _  # noqa: F401  (the helpers import cleanly)
     import subprocess
     import sys
+
+    from tests.helpers.daemonkit import Service as _  # noqa: F401  (the helpers import cleanly)
 
     for args in (["status"], ["status", "--json"], ["sync-now"], ["jobs", "cancel", "1"],
                  ["usb-attach", str(tmp_path)]):
@@ -381,7 +382,7 @@ def test_fifos_symlinks_and_directories_are_set_aside_with_a_logged_reason(tmp_p
 
 
 def test_read_request_refuses_what_is_no_regular_file(tmp_path):
-    from airsync.service.daemon import MAX_REQUEST, RequestFileError, read_request
+    from airsync.service.intake import MAX_REQUEST, RequestFileError, read_request
 
     os.mkfifo(tmp_path / "fifo")
     with pytest.raises(RequestFileError, match="not a regular file"):
@@ -398,7 +399,8 @@ def test_read_request_refuses_what_is_no_regular_file(tmp_path):
 
 
 def test_large_bad_files_are_kept_short_and_set_aside(tmp_path, upstream):
-    from airsync.service.daemon import MAX_PROBLEMS, MAX_REQUEST
+    from airsync.service.intake import MAX_REQUEST
+    from airsync.service.work import MAX_PROBLEMS
 
     conf = config.load_daemon(write_config(tmp_path, upstream.as_uri()))
 
@@ -445,7 +447,7 @@ def test_a_second_daemon_leaves_the_first_ones_jobs_alone(tmp_path, upstream):
     conf = config.load_daemon(write_config(tmp_path, upstream.as_uri()))
 
     async def body(d: Daemon):
-        d.db.save(Job(999, Kind.MIRROR, "/m", "request:x", "request:x", frozenset(), 1.0,
+        d.ledger.db.save(Job(999, Kind.MIRROR, "/m", "request:x", "request:x", frozenset(), 1.0,
                       state=State.RUNNING, started=2.0), 2.0)
         with pytest.raises(ConfigError, match="another airsync daemon is listening"):
             Daemon(conf, sdnotify.Notifier({}))
@@ -469,9 +471,9 @@ def test_submitting_survives_a_broken_job_database(tmp_path, upstream, monkeypat
         def broken(job, at):
             raise JobDBError("disk full")
 
-        monkeypatch.setattr(d.db, "save", broken)
+        monkeypatch.setattr(d.ledger.db, "save", broken)
         _, new = d.submit_mirror("request:x", "request:x")
-        assert new and d.problem == "job database: disk full"
+        assert new and d.ledger.problem == "job database: disk full"
 
 
 def test_reload_keeps_the_config_on_infinite_sizes_and_on_bugs(tmp_path, upstream, monkeypatch):

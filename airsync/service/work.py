@@ -1,0 +1,135 @@
+"""What the service's jobs do: mirror into the mirror, sync the mirror to a medium.
+
+A mirror job reads its inputs the way ``airsync mirror`` does (``mirror.inputs``; a request
+file through ``intake``) and runs ``mirror.job.MirrorJob`` in this process; cancelling it is
+resume-safe (spans are recorded only once fsynced). A sync checks the medium's marker again (the
+stick may have been swapped since the attach), then runs ``carry.sync.sync`` in a worker thread;
+its progress events count files and bytes, and it is stopped by raising ``runner.Stopped`` from
+that callback, at most one 1 MiB read later (the medium is left visibly incomplete, and the next
+attach resumes: whole files stay, the file in flight keeps its intact prefix).
+
+Each returns ``(error or None, result)``; the result is what status shows of a finished job, its
+lists cut to their first ``MAX_PROBLEMS`` entries and a count (the structured log has each one).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import structlog
+import trio
+
+from airsync import config
+from airsync.config import DaemonConfig
+from airsync.service import marker
+from airsync.service.intake import Intake, RequestFileError
+from airsync.service.jobs import Job
+from airsync.service.media import check_target
+from airsync.service.runner import Live, Stopped
+
+log = structlog.get_logger("airsync.daemon")
+
+MAX_PROBLEMS = 20  # entries of a list kept in a job's record (problems, failures...); the rest counted
+
+
+async def mirror(conf: DaemonConfig, job: Job, live: Live, intake: Intake) -> tuple[str | None, dict]:
+    from airsync.fetch.fetcher import Stats
+    from airsync.goproxy import wants
+    from airsync.goproxy.upstream import DEFAULT_GOPROXY, parse_goproxy
+    from airsync.mirror.inputs import read_inputs
+    from airsync.mirror.job import MirrorJob
+    from airsync.trust import sumdb
+
+    # Reading and parsing run in a thread: a large file must not stall the event loop
+    # (the control API, the watchdog pings).
+    if job.key == "config":
+        where = "the config's lists"
+        inputs = await trio.to_thread.run_sync(
+            read_inputs, list(conf.go_sum), list(conf.go_mod), list(conf.modules_files), list(conf.modules))
+    else:
+        name = job.key.removeprefix("request:")
+        where = conf.requests_dir / name
+        try:
+            inputs = await intake.read(job, name)
+        except OSError as e:
+            return f"{where}: {e.strerror}", {}
+        except RequestFileError as e:  # bad input: the file goes to .failed
+            return str(e), {"input_problems": [str(e)], "input_problem_count": 1}
+    problems = [str(p) for p in inputs.problems]
+    for p in problems[:MAX_PROBLEMS]:
+        log.warning("input problem", problem=p)
+    if len(problems) > MAX_PROBLEMS:
+        log.warning("more input problems (not logged)", more=len(problems) - MAX_PROBLEMS)
+    plan = await trio.to_thread.run_sync(wants.plan, inputs.sum_lines, inputs.requires, inputs.modules)
+    if not plan and not problems:  # empty, or only comments: bad input, not worth a retry
+        problems = [f"{where}: nothing to mirror in it (no go.sum, go.mod or PATH@VERSION lines)"]
+    result: dict[str, Any] = {"input_problems": problems[:MAX_PROBLEMS], "input_problem_count": len(problems)}
+    if not plan:
+        return problems[0], result
+    m = conf.mirror
+    settings = config.fetch_settings(m)
+    db = sumdb.parse_gosumdb(m.get("sumdb") or sumdb.SUM_GOLANG_ORG)
+    private = m.get("private", os.environ.get("GONOSUMDB") or os.environ.get("GOPRIVATE") or "")
+    live.stats = Stats()
+    mirror_job = MirrorJob(conf.mirror_dir, parse_goproxy(m.get("upstream") or DEFAULT_GOPROXY), settings,
+                           live.stats, sumdb=db, private=private)
+    s = await mirror_job.run(plan)
+    result.update(
+        fetched=s.fetched, skipped=s.skipped, failed=len(s.failures), bytes=s.bytes,
+        resumed_bytes=s.resumed_bytes, retries=s.retries, seconds=round(s.seconds, 3),
+        sumdb_carried=s.sumdb_carried,
+        unpinned=s.unpinned[:MAX_PROBLEMS], unpinned_count=len(s.unpinned),
+        not_carried=s.not_carried[:MAX_PROBLEMS], not_carried_count=len(s.not_carried),
+        failures=[f"{f.module} {f.file}: {f.message}" for f in s.failures[:MAX_PROBLEMS]],
+    )
+    if s.fatal:
+        return s.fatal, result
+    if s.failures:
+        f = s.failures[0]
+        return f"{len(s.failures)} file(s) failed; first: {f.module} {f.file}: {f.message}", result
+    if problems:
+        return f"{len(problems)} input problem(s); first: {problems[0]}", result
+    return None, result
+
+
+async def sync_medium(conf: DaemonConfig, job: Job, live: Live) -> tuple[str | None, dict]:
+    from airsync.carry import manifest
+    from airsync.carry.sync import SyncEvent, sync
+
+    target = Path(job.target)
+    check_target(conf, target)  # the config may have changed since the attach
+
+    def prepare():  # touches the stick and the key file: off the loop, a dying stick may hang
+        medium = marker.read(target)  # again: the stick may have been swapped since the attach
+        if job.key != f"usb:{medium.id}":
+            return f"{target}: another medium is mounted there now ({medium.label!r}); attach it again"
+        try:
+            return manifest.load_signer(conf.signing_key)
+        except manifest.KeyFileError as e:
+            return f"signing key: {e}"
+
+    signer = await trio.to_thread.run_sync(prepare, abandon_on_cancel=True)
+    if isinstance(signer, str):
+        return signer, {}
+
+    def progress(event: SyncEvent) -> None:  # runs in the sync's threads, one at a time
+        if live.stop.is_set():
+            raise Stopped  # between two reads: the file in flight resumes next time
+        if event.kind == "plan":
+            live.files_total, live.bytes_total = event.files, event.bytes
+        elif event.kind == "bytes":
+            live.bytes_done += event.bytes
+        elif event.kind == "file":
+            live.files_done += 1
+
+    r = await trio.to_thread.run_sync(
+        partial(sync, conf.mirror_dir, target, signer, verify=False, progress=progress), abandon_on_cancel=True
+    )
+    return None, {
+        "written": len(r.written), "unchanged": r.unchanged, "removed": len(r.removed),
+        "bytes": r.bytes_written, "resumed_bytes": r.resumed_bytes,
+        "unknown": r.unknown[:MAX_PROBLEMS], "unknown_count": len(r.unknown),
+    }
