@@ -30,9 +30,9 @@ def cmd_mirror(args: argparse.Namespace) -> int:
     import structlog
     import trio
 
-    from airsync.mirror import progress
-    from airsync.goproxy import wants
     from airsync.fetch.fetcher import Stats
+    from airsync.goproxy import wants
+    from airsync.mirror import progress
     from airsync.mirror.inputs import read_inputs
     from airsync.mirror.job import MirrorJob
 

@@ -219,10 +219,10 @@ class DaemonConfig:
 
 def load_daemon(path: Path) -> DaemonConfig:
     """Read and check the service's config file: [mirror] and [daemon]; errors name file and key."""
-    from airsync.goproxy import modpath
-    from airsync.trust import sumdb
     from airsync.errors import AirsyncError
+    from airsync.goproxy import modpath
     from airsync.goproxy.upstream import parse_goproxy
+    from airsync.trust import sumdb
 
     data = _read_toml(path)
     for name in data:

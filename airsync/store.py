@@ -24,8 +24,8 @@ from pathlib import Path
 
 import xxhash
 
-from airsync.goproxy import semver
 from airsync.errors import AirsyncError
+from airsync.goproxy import semver
 
 WORKDIR = ".airsync"
 

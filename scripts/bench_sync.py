@@ -42,9 +42,20 @@ for p in (str(REPO), str(HERE)):
         sys.path.insert(0, p)
 
 from bench_mirror import (  # noqa: E402  (stdlib-only helpers shared with the mirror benchmark)
-    add_output_args, base_env, fmt_range, log, machine_info, med, rmtree, run_measured, source_digest, timed_sync, tool_version,
+    add_output_args,
+    base_env,
+    fmt_range,
+    log,
+    machine_info,
+    med,
+    rmtree,
+    run_measured,
+    source_digest,
+    timed_sync,
+    tool_version,
     write_section,
 )
+
 from airsync import sample  # noqa: E402
 
 MiB = 1 << 20

@@ -29,3 +29,11 @@ def mount_tmpfs(tmp_path):
     yield mount
     for mnt in mounted:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@pytest.fixture
+def fat(tmp_path):
+    """A FAT medium: an image made with mkfs.vfat, mounted with fusefat (tests.helpers.fat)."""
+    from tests.helpers.fat import fat_stick
+
+    yield from fat_stick(tmp_path)

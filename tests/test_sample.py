@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from airsync import sample
-from tests.helpers.gotool import go_env, require_go
 from airsync.goproxy.dirhash import hash1, hash_gomod, hash_zip
 from airsync.goproxy.modpath import ModuleVersion, proxy_file
 from airsync.sample import (
@@ -29,6 +28,7 @@ from airsync.sample import (
     updated_module,
     write_main_module,
 )
+from tests.helpers.gotool import go_env, require_go
 
 REPO = Path(__file__).resolve().parent.parent
 

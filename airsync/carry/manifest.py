@@ -54,11 +54,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from airsync.trust import note
 from airsync.errors import AirsyncError
 from airsync.goproxy.gosum import parse_gosum
 from airsync.goproxy.modpath import quote
 from airsync.store import fsync_dir, write_all
+from airsync.trust import note
 
 __all__ = [
     "HEADER",

@@ -47,17 +47,23 @@ import trio
 import xxhash
 
 from airsync.carry import chunks
-from airsync.trust import note
-from airsync.errors import AirsyncError
 from airsync.carry.manifest import Entry, Manifest, open_manifest
 from airsync.carry.medium import MANIFEST, MANIFEST_MAX, SIDECAR_SUFFIX
 from airsync.carry.signatures import (
-    SIDECAR_MIN, SignatureCache, SignatureCacheError, h1_of, module_file, selected, tree_signatures,
+    SIDECAR_MIN,
+    SignatureCache,
+    SignatureCacheError,
+    h1_of,
+    module_file,
+    selected,
+    tree_signatures,
 )
+from airsync.carry.verify import ImportFailed, Report, gosum_hashes, inside_state, merge_list, plan_import
+from airsync.errors import AirsyncError
 from airsync.state import StateDB
 from airsync.store import MirrorStore
+from airsync.trust import note
 from airsync.units import count, human_bytes
-from airsync.carry.verify import ImportFailed, Report, gosum_hashes, inside_state, merge_list, plan_import
 
 __all__ = ["PullError", "PullRefused", "PullResult", "pull", "DEFAULT_CONCURRENCY"]
 

@@ -31,9 +31,9 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from airsync.carry import chunks, manifest
-from airsync.errors import AirsyncError, ConfigError
 from airsync.carry.medium import MANIFEST, SIDECAR_SUFFIX
 from airsync.carry.signatures import SignatureCache, make_manifest, tree_signatures
+from airsync.errors import AirsyncError, ConfigError
 
 log = structlog.get_logger("airsync.serve")
 

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from airsync.carry import chunks
+from airsync.carry.medium import SIDECAR_SUFFIX, tree_files
+from airsync.errors import AirsyncError
 from airsync.goproxy import dirhash, modpath, modzip
 from airsync.trust import sumdb
-from airsync.errors import AirsyncError
-from airsync.carry.medium import SIDECAR_SUFFIX, tree_files
 
 if TYPE_CHECKING:
     from airsync.carry.manifest import Manifest

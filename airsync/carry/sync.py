@@ -30,20 +30,20 @@ import fcntl
 import hashlib
 import os
 import shutil
-from datetime import datetime, timezone
 import stat
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import xxhash
 
 from airsync.carry import chunks, manifest
-from airsync.errors import AirsyncError, ConfigError
 from airsync.carry.medium import MANIFEST, MANIFEST_MAX, SIDECAR_SUFFIX, STAGING, overlap, sha256_file, tree_files
 from airsync.carry.signatures import SIDECAR_MIN, SignatureCache, SignedFile, make_manifest, tree_signatures
+from airsync.errors import AirsyncError, ConfigError
 from airsync.store import WORKDIR, MirrorStore, fill, fsync_dir, fsync_path, makedirs
 
 FAT_MAX_FILE = (4 << 30) - 1

@@ -27,12 +27,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from airsync.goproxy import dirhash, modpath, modzip, semver
-from airsync.trust import note
-from airsync.errors import AirsyncError, ModulePathError, VerifyError
 from airsync.carry.manifest import Entry, Manifest, ManifestError, diff, open_manifest
 from airsync.carry.medium import BLOCK, MANIFEST, sha256_file, tree_files
+from airsync.errors import AirsyncError, ModulePathError, VerifyError
+from airsync.goproxy import dirhash, modpath, modzip, semver
 from airsync.store import MirrorStore, write_all
+from airsync.trust import note
 from airsync.units import count, human_bytes
 
 __all__ = [

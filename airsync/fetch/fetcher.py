@@ -37,14 +37,14 @@ import structlog
 import trio
 import xxhash
 
-from airsync.fetch import rangeplan, retry
 from airsync.errors import NotFoundError, UpstreamError
+from airsync.fetch import rangeplan, retry
 from airsync.fetch.rangeplan import Span
 from airsync.fetch.ratelimit import TokenBucket
 from airsync.fetch.slots import FILE_LANE, RANGE_LANE, ClientSlots
+from airsync.goproxy.upstream import Upstream
 from airsync.state import SpanRecord, StateDB
 from airsync.store import MirrorStore
-from airsync.goproxy.upstream import Upstream
 
 log = structlog.get_logger("airsync.fetch")
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from airsync.goproxy import semver
 from airsync.errors import ModulePathError
+from airsync.goproxy import semver
 
 __all__ = [
     "ModuleVersion",

@@ -27,8 +27,8 @@ import unicodedata
 import zipfile
 from typing import TYPE_CHECKING
 
-from airsync.goproxy import dirhash
 from airsync.errors import ZipRuleError
+from airsync.goproxy import dirhash
 
 if TYPE_CHECKING:
     from airsync.goproxy.modpath import ModuleVersion

@@ -29,17 +29,17 @@ import structlog
 import trio
 
 from airsync.carry import chunks
-from airsync.goproxy import dirhash, gomod, modpath, modzip
+from airsync.carry.signatures import SignatureCache, SignatureCacheError
 from airsync.errors import AirsyncError, HashMismatch, NotFoundError, UpstreamError, VerifyError
 from airsync.fetch.fetcher import Fetcher, FetchSettings, Stats
-from airsync.goproxy.modpath import ModuleVersion
-from airsync.trust.sumdb import RecordError, SumDB, matches_patterns
 from airsync.fetch.slots import ClientSlots
-from airsync.carry.signatures import SignatureCache, SignatureCacheError
-from airsync.state import StateDB
-from airsync.store import MirrorStore, StoreError, fsync_path, write_plain
+from airsync.goproxy import dirhash, gomod, modpath, modzip
+from airsync.goproxy.modpath import ModuleVersion
 from airsync.goproxy.upstream import Upstream
 from airsync.goproxy.wants import ModuleWant
+from airsync.state import StateDB
+from airsync.store import MirrorStore, StoreError, fsync_path, write_plain
+from airsync.trust.sumdb import RecordError, SumDB, matches_patterns
 
 log = structlog.get_logger("airsync.mirror")
 

@@ -21,13 +21,13 @@ from pathlib import Path
 import structlog
 import trio
 
-from airsync.trust import note, sumdb, tlog
 from airsync.errors import AirsyncError, NotFoundError, UpstreamError
 from airsync.fetch.fetcher import Fetcher
 from airsync.goproxy.modpath import ModuleVersion
+from airsync.goproxy.upstream import Upstream
 from airsync.state import StateDB
 from airsync.store import MirrorStore, fsync_path, write_plain
-from airsync.goproxy.upstream import Upstream
+from airsync.trust import note, sumdb, tlog
 
 log = structlog.get_logger("airsync.checksums")
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass
 
-from airsync.goproxy import modpath
 from airsync.errors import AirsyncError, ConfigError
+from airsync.goproxy import modpath
 from airsync.goproxy.modpath import ModuleVersion
 
 SUM_GOLANG_ORG = "sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8"

@@ -7,8 +7,6 @@ process killed) stops the sync with a clear error, after which a remount and rer
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,47 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from airsync.carry import manifest
 from airsync import sample
+from airsync.carry import manifest
 from airsync.sample import build_sumdb
+from tests.helpers.fat import need_tool
 from tests.helpers.faultserver import FaultServer
 from tests.helpers.gotool import build_demo_app
 
 pytestmark = pytest.mark.e2e
-
-
-def _need(tool: str) -> str:
-    path = shutil.which(tool) or (f"/usr/sbin/{tool}" if os.path.exists(f"/usr/sbin/{tool}") else None)
-    if path is None:
-        pytest.fail(f"{tool} not installed: apt-get install dosfstools fusefat", pytrace=False)
-    return path
-
-
-@pytest.fixture
-def fat(tmp_path: Path):
-    if os.geteuid() != 0 or not os.path.exists("/dev/fuse"):
-        pytest.skip("FUSE mounts need root and /dev/fuse (CI runs as root)")
-    img, mnt = tmp_path / "stick.img", tmp_path / "stick"
-    mnt.mkdir()
-    with open(img, "wb") as f:
-        f.truncate(96 << 20)
-    subprocess.run([_need("mkfs.vfat"), str(img)], check=True, capture_output=True)
-
-    def mount() -> subprocess.Popen:
-        proc = subprocess.Popen([_need("fusefat"), "-f", "-o", "rw+", str(img), str(mnt)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while not os.path.ismount(mnt):
-            assert proc.poll() is None and time.monotonic() < deadline, "fusefat did not mount"
-            time.sleep(0.05)
-        return proc
-
-    state = {"proc": mount()}
-    yield mnt, state, mount, img
-    subprocess.run(["fusermount", "-u", "-z", str(mnt)], capture_output=True)
-    if state["proc"].poll() is None:
-        state["proc"].kill()
-    state["proc"].wait(timeout=10)
 
 
 def _mirror(tmp: Path, modules) -> tuple[Path, object]:
@@ -114,7 +79,7 @@ def test_pulled_stick_mid_sync_then_rerun_finishes(tmp_path, fat):
     subprocess.run(["fusermount", "-u", "-z", str(mnt)], capture_output=True)
     state["proc"].wait(timeout=10)
     # As after any pulled stick, repair the file system before using it again.
-    subprocess.run([_need("fsck.vfat"), "-a", "-w", str(img)], capture_output=True)
+    subprocess.run([need_tool("fsck.vfat"), "-a", "-w", str(img)], capture_output=True)
     state["proc"] = mount()  # plugged in again
     assert not (mnt / "airsync-manifest").exists()  # visibly incomplete
     r = airsync("sync", "--mirror", str(mirror), "--to", str(mnt), "--signing-key", str(tmp_path / "k.key"))

@@ -12,8 +12,6 @@ import xxhash
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airsync.trust import note
-from airsync.errors import AirsyncError
 from airsync.carry.manifest import (
     HEADER,
     Diff,
@@ -31,6 +29,8 @@ from airsync.carry.manifest import (
     sign_manifest,
     utc_timestamp,
 )
+from airsync.errors import AirsyncError
+from airsync.trust import note
 
 GOSUM_A = "golang.org/x/text v0.3.0 h1:g61tztE5qeGQ89tm6NTjjM9VPIm088od1l6aSorWRWg="
 GOSUM_B = "golang.org/x/text v0.3.0/go.mod h1:NqM8EUOU14njkJ3fqMW+pc6Ldnwhi/IjpwHt7yyuwOQ="

@@ -19,14 +19,14 @@ import httpx
 import pytest
 import trio
 
-from airsync.carry import chunks, manifest
 from airsync import sample
+from airsync.carry import chunks, manifest
 from airsync.carry.medium import MANIFEST, tree_files
 from airsync.carry.pull import PullError, pull
-from airsync.sample import build_sumdb
 from airsync.carry.signatures import SIDECAR_MIN, SignatureCache
-from airsync.store import MirrorStore
 from airsync.carry.sync import sync
+from airsync.sample import build_sumdb
+from airsync.store import MirrorStore
 from tests.helpers.faultserver import FOREVER, Fault, FaultServer
 from tests.helpers.gotool import build_demo_app
 from tests.helpers.nginx import Nginx, free_port

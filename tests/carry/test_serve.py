@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from airsync import sample
-from airsync.sample import build_sumdb
 from airsync.carry.serve import DEFAULT_LISTEN, parse_listen
+from airsync.sample import build_sumdb
 from tests.helpers.faultserver import FaultServer
 from tests.helpers.gotool import build_demo_app
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 
-from airsync.carry import chunks
 from airsync import sample
+from airsync.carry import chunks
 from airsync.carry.signatures import SignatureCache, h1_of, module_file
 
 

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 import xxhash
 
-from airsync.carry import chunks, manifest
 from airsync import sample
+from airsync.carry import chunks, manifest
 from airsync.carry.medium import MANIFEST, SIDECAR_SUFFIX, STAGING, sha256_file, tree_files
-from airsync.sample import build_sumdb
-from airsync.errors import ConfigError
 from airsync.carry.signatures import selected
 from airsync.carry.sync import SyncError, sync
+from airsync.errors import ConfigError
+from airsync.sample import build_sumdb
 from tests.helpers.faultserver import FaultServer
 from tests.helpers.gotool import build_demo_app
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import xxhash
 
-from airsync.carry import manifest, medium, verify
 from airsync import sample
+from airsync.carry import manifest, medium, verify
 from airsync.goproxy.modpath import ModuleVersion, list_file, proxy_file
 
 STRS_110 = ModuleVersion(sample.STRS, "v1.1.0")

@@ -13,15 +13,15 @@ from pathlib import Path
 import pytest
 import trio
 
-from airsync.goproxy import gosum, modpath, wants
 from airsync import sample
 from airsync.fetch.fetcher import Fetcher, FetchSettings, Stats
-from airsync.mirror.job import MirrorJob
 from airsync.fetch.retry import RetryPolicy
 from airsync.fetch.slots import ClientSlots
+from airsync.goproxy import gosum, modpath, wants
+from airsync.goproxy.upstream import parse_goproxy
+from airsync.mirror.job import MirrorJob
 from airsync.state import StateDB
 from airsync.store import MirrorStore
-from airsync.goproxy.upstream import parse_goproxy
 from tests.helpers.faultserver import FOREVER, Fault, FaultServer
 
 BIG = "example.com/big"

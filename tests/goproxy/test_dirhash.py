@@ -9,10 +9,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from tests.goproxy.test_modzip import patch_bytes, write_zip_with_descriptors
 
 from airsync.goproxy import dirhash
 from airsync.goproxy.dirhash import ZipReadError, hash1, hash1_digests, hash_gomod, hash_zip
+from tests.helpers.tamper import patch_bytes, write_zip_with_descriptors
 
 ABC_XYZ = {"abc": b"data for abc", "xyz": b"data for xyz"}
 ABC_XYZ_H1 = "h1:EP6WfDoQTSk9klnxcjriWJOGztueJUywHNmWeq+efB8="

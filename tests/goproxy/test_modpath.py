@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from airsync.goproxy import modpath
 from airsync.errors import ModulePathError
+from airsync.goproxy import modpath
 from airsync.goproxy.modpath import ModuleVersion, parse_proxy_file, proxy_file
 
 # (path, module ok, import ok, file ok), from module_test.go checkPathTests.

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from airsync.goproxy.dirhash import hash1, hash1_digests, hash_zip
 from airsync.errors import VerifyError, ZipRuleError
+from airsync.goproxy.dirhash import hash1, hash1_digests, hash_zip
 from airsync.goproxy.modzip import MAX_GO_MOD, MAX_LICENSE, MAX_ZIP_FILE, check_zip, file_path_error
+from tests.helpers.tamper import patch_bytes, write_zip_with_descriptors
 
 
 @dataclass(frozen=True)
@@ -45,34 +46,6 @@ def write_zip(path: Path, files, compression=zipfile.ZIP_DEFLATED) -> Path:
                 else:
                     zf.writestr(*item)
     return path
-
-
-def write_zip_with_descriptors(path: Path, files) -> Path:
-    """A zip written through an unseekable stream, so zipfile emits data descriptors (flag 0x08)."""
-
-    class Unseekable:
-        def __init__(self, f):
-            self.f = f
-
-        def write(self, b):
-            return self.f.write(b)
-
-        def flush(self):
-            self.f.flush()
-
-    with open(path, "wb") as raw, zipfile.ZipFile(Unseekable(raw), "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in files:
-            with zf.open(name, "w") as w:
-                w.write(data)
-    return path
-
-
-def patch_bytes(path: Path, old: bytes, new: bytes, count: int = 2) -> None:
-    """Replace same-length bytes in place (a name appears in the local and the central header)."""
-    assert len(old) == len(new)
-    data = path.read_bytes()
-    assert data.count(old) == count, data.count(old)
-    path.write_bytes(data.replace(old, new))
 
 
 def set_declared_size(path: Path, name: str, size: int) -> None:

@@ -1,4 +1,4 @@
-"""Tests for tests/faultserver.py, the fault-injecting file server the download tests rely on."""
+"""Tests for tests/helpers/faultserver.py, the fault-injecting file server the download tests rely on."""
 
 from __future__ import annotations
 
@@ -367,9 +367,8 @@ def test_concurrent_counters(srv: FaultServer) -> None:
 
 @pytest.mark.e2e
 def test_go_command_through_faultserver(tmp_path: Path) -> None:
-    from tests.helpers.gotool import go_env, require_go
-
     from airsync.sample import app_gosum, build_proxy_tree, demo_app_requires, demo_modules, write_main_module
+    from tests.helpers.gotool import go_env, require_go
 
     go = require_go()
     tree = tmp_path / "tree"

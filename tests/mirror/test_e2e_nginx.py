@@ -1,9 +1,9 @@
 """End to end: the airsync CLI mirrors the sample modules from a real nginx, and the real go command builds
 the sample app offline from the mirror.
 
-The upstream is the ``airsync.sample`` GOPROXY tree served by nginx on 127.0.0.1 (tests/nginx.py). The
+The upstream is the ``airsync.sample`` GOPROXY tree served by nginx on 127.0.0.1 (tests/helpers/nginx.py). The
 app's go.sum is written by ``go mod tidy`` against that nginx, so the inputs are exactly what a user
-has. Every go command runs in a built-from-nothing environment (tests/gotool.py) whose GOPROXY is either
+has. Every go command runs in a built-from-nothing environment (tests/helpers/gotool.py) whose GOPROXY is either
 the local nginx or a ``file://`` directory, with the checksum database off: nothing here can reach the
 internet. go and nginx are required; a missing one fails the test with the package to install.
 """

@@ -3,7 +3,16 @@
 import pytest
 
 from airsync.service.jobs import (
-    TRANSITIONS, Job, JobError, JobQueue, Kind, RateMeter, State, conflicts, mirror_claims, usb_claims,
+    TRANSITIONS,
+    Job,
+    JobError,
+    JobQueue,
+    Kind,
+    RateMeter,
+    State,
+    conflicts,
+    mirror_claims,
+    usb_claims,
 )
 
 

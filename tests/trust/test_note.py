@@ -7,8 +7,8 @@ import dataclasses
 
 import pytest
 
-from airsync.trust import note
 from airsync.errors import AirsyncError
+from airsync.trust import note
 from airsync.trust.note import (
     SUM_GOLANG_ORG,
     InvalidKeyError,

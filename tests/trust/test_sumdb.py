@@ -1,8 +1,8 @@
 import pytest
 
-from airsync.trust import sumdb
 from airsync.errors import ConfigError
 from airsync.goproxy.modpath import ModuleVersion
+from airsync.trust import sumdb
 
 H1 = "h1:" + "A" * 43 + "="
 H2 = "h1:" + "B" * 42 + "E="

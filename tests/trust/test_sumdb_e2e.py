@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from airsync.goproxy import dirhash
-from airsync.trust import note, sumdb, tlog
 from airsync import sample
+from airsync.goproxy import dirhash
 from airsync.goproxy.modpath import ModuleVersion
+from airsync.sample import NAME, build_sumdb
+from airsync.trust import note, sumdb, tlog
 from tests.helpers.faultserver import FaultServer
 from tests.helpers.gotool import build_demo_app, go_env, run_go
-from tests.trust.test_sumdb_go import flip_first_hash
-from airsync.sample import NAME, build_sumdb
+from tests.helpers.tamper import flip_first_hash
 
 pytestmark = pytest.mark.e2e
 

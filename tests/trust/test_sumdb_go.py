@@ -12,15 +12,9 @@ from pathlib import Path
 import pytest
 
 from airsync import sample
-from tests.helpers.gotool import go_env, run_go
 from airsync.sample import build_sumdb
-
-
-def flip_first_hash(lookup: Path) -> None:
-    """Alter one character of the first h1: hash in a lookup answer (a tampered record)."""
-    data = lookup.read_bytes()
-    i = data.index(b"h1:") + 3
-    lookup.write_bytes(data[:i] + (b"B" if data[i : i + 1] != b"B" else b"C") + data[i + 1 :])
+from tests.helpers.gotool import go_env, run_go
+from tests.helpers.tamper import flip_first_hash
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from functools import lru_cache
 
 import pytest
 
-from airsync.trust import tlog
 from airsync.errors import AirsyncError
+from airsync.trust import tlog
 from airsync.trust.tlog import Tile, Tree
 
 MAX = 70
