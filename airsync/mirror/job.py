@@ -88,7 +88,8 @@ def verify_file(ext: str, path: Path, want: ModuleWant) -> str | None:
         actual = dirhash.hash_gomod(data)
         if want.mod_h1 and actual not in want.mod_h1:
             raise HashMismatch(str(mv), "go.mod", " or ".join(sorted(want.mod_h1)), actual)
-        parsed, problems = gomod.parse_gomod(data, f"{mv}.mod")
+        # A dependency's go.mod, read as the go command reads it (modfile.ParseLax).
+        parsed, problems = gomod.parse_gomod(data, f"{mv}.mod", lax=True)
         if problems:
             raise VerifyError(str(mv), f".mod does not parse: {problems[0]}")
         if parsed.module_path is not None and parsed.module_path != mv.path:

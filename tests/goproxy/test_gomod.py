@@ -291,3 +291,97 @@ def test_module_block_and_gopkg_in():
         "gopkg.in/check.v1@v0.0.0-20161208181325-20d25e280405",
         "gopkg.in/yaml.v2@v2.4.0",
     ]
+
+
+def _lax(text: str):
+    return parse_gomod(text.encode(), "dep.mod", lax=True)
+
+
+def test_a_dependency_go_mod_is_read_like_modfile_parselax():
+    # What the go command accepts in a dependency: a stray line left from a dropped block, verbs
+    # from newer Go releases, unknown block types, main-module-only directives, a retract in a
+    # syntax this Go does not know yet, a go version with a suffix.
+    text = """module example.com/dep // Deprecated: use example.com/dep/v2
+
+go 1.22.x
+toolchain nonsense
+require example.com/a v1.0.0
+\texample.com/stray v1.0.0
+)
+frobnicate everything
+future (
+\twhatever 1 2 3
+)
+replace example.com/a => ./nowhere
+exclude not/a/module v1
+retract (v1.0.0, v1.1.0]
+retract v0.9.0 // published by mistake
+require (
+\texample.com/b v1.2 // indirect
+)
+"""
+    gm, errors = _lax(text)
+    assert errors == []
+    assert gm.module_path == "example.com/dep"
+    assert gm.deprecated == "use example.com/dep/v2"
+    assert gm.go == "1.22" and gm.toolchain is None
+    assert [str(r.module) for r in gm.requires] == ["example.com/a@v1.0.0", "example.com/b@v1.2.0"]
+    assert gm.replaces == () and gm.excludes == ()
+    assert [(r.low, r.high, r.rationale) for r in gm.retracts] == [("v0.9.0", "v0.9.0", "published by mistake")]
+    # The same file as a main module is wrong in many places.
+    _, strict = parse_gomod(text.encode(), "go.mod")
+    assert {e.lineno for e in strict} == {3, 4, 6, 7, 8, 9, 14}
+
+
+def test_lax_reading_still_refuses_what_modfile_refuses():
+    for text, why in (
+        ('require "example.com/a v1.0.0\n', "newline in string"),
+        ("require example.com/a v1.0.0 /* x */\n", "// comments"),
+        ("require example.com/a\n", "usage: require"),
+        ("require example.com/a/v2 v1.0.0\n", "invalid"),
+        ("go 1.x\n", "invalid go version"),
+        ("require (\n\texample.com/a v1.0.0\n", "unterminated block"),
+        ("module a\nmodule b\n", "repeated module"),
+    ):
+        _, errors = _lax(text)
+        assert errors and why in errors[0].message, (text, errors)
+
+
+def test_main_module_directives_for_the_module_graph():
+    gm, errors = _parse(
+        """module example.com/main
+go 1.21
+toolchain go1.22.3
+require (
+\texample.com/a v1.0.0
+\tmylib v0.0.0
+)
+replace mylib => ../mylib
+replace example.com/a v1.0.0 => example.com/fork v1.0.1
+exclude example.com/c v1.3.0
+// Withdrawn: tagged from the wrong branch.
+retract [v1.0.0, v1.0.5]
+"""
+    )
+    assert errors == []
+    assert gm.go == "1.21" and gm.toolchain == "go1.22.3"
+    assert gm.graph_requires == (MV("example.com/a", "v1.0.0"), MV("mylib", "v0.0.0"))
+    assert gm.requires == ()  # both are replaced: neither is fetched under its own name
+    assert [(r.old, r.old_version, r.new, r.new_version) for r in gm.replaces] == [
+        ("mylib", "", "../mylib", ""), ("example.com/a", "v1.0.0", "example.com/fork", "v1.0.1")]
+    assert gm.excludes == (MV("example.com/c", "v1.3.0"),)
+    (r,) = gm.retracts
+    assert (r.low, r.high, r.rationale) == ("v1.0.0", "v1.0.5", "Withdrawn: tagged from the wrong branch.")
+    assert gm.retracted("v1.0.3") is r and gm.retracted("v1.0.6") is None and gm.retracted("v1.0.0-pre") is None
+
+
+def test_deprecation_follows_modfile():
+    def dep(text):
+        return _lax(text)[0].deprecated
+
+    assert dep("// Deprecated: gone\nmodule m\n") == "gone"
+    assert dep("// A package.\n//\n// Deprecated: in the second paragraph\n// and on.\nmodule m\n") == \
+        "in the second paragraph\nand on."
+    assert dep("// Deprecated: not attached\n\nmodule m\n") == ""
+    assert dep("// Not deprecated: at all\nmodule m\n") == ""
+    assert dep("module m // Deprecated:   spaced\n") == "spaced"
