@@ -31,10 +31,10 @@ def cmd_mirror(args: argparse.Namespace) -> int:
     import trio
 
     from airsync.fetch.fetcher import Stats
-    from airsync.goproxy import wants
-    from airsync.mirror import progress
+    from airsync.mirror import gosumfile, progress
     from airsync.mirror.inputs import read_inputs
     from airsync.mirror.job import MirrorJob
+    from airsync.units import count
 
     conf = config.load(Path(args.config)) if args.config else {}
     to = args.to or conf.get("to")
@@ -50,11 +50,11 @@ def cmd_mirror(args: argparse.Namespace) -> int:
     inputs = read_inputs(args.go_sum, args.go_mod, args.modules_file, args.module)
     for p in inputs.problems:
         print(f"airsync: {p}", file=sys.stderr)
-    plan = wants.plan(inputs.sum_lines, inputs.requires, inputs.modules)
-    if not plan and not inputs.problems:
+    if inputs.empty and not inputs.problems:
         raise ConfigError("nothing to mirror: give --go-sum, --go-mod, --modules-file or --module")
-    if not plan:
+    if inputs.empty:
         raise ConfigError("nothing to mirror: every input has problems (see above); nothing was done")
+    request = inputs.request(deps=args.deps)
 
     db = sumdb.parse_gosumdb(args.sumdb or conf.get("sumdb") or sumdb.SUM_GOLANG_ORG)
     private = args.private if args.private is not None else conf.get(
@@ -70,7 +70,7 @@ def cmd_mirror(args: argparse.Namespace) -> int:
             if args.progress:
                 nursery.start_soon(progress.show, stats)
             try:
-                return await job.run(plan)
+                return await job.run(request)
             except AirsyncError as e:
                 return e
             finally:
@@ -94,7 +94,13 @@ def cmd_mirror(args: argparse.Namespace) -> int:
         seconds=round(summary.seconds, 3),
         unpinned=len(summary.unpinned),
         input_problems=len(inputs.problems),
+        unresolved=len(summary.problems),
     )
+    for p in summary.problems:
+        print(f"airsync: {p}", file=sys.stderr)
+    if args.write_go_sum:
+        n = gosumfile.write(Path(args.write_go_sum), Path(to), summary.plan)
+        print(f"airsync: wrote {args.write_go_sum} ({count(n, 'line')})", file=sys.stderr)
     print(progress.summary_text(summary))
     if inputs.problems:
         print(f"airsync: {len(inputs.problems)} input problem(s), see above", file=sys.stderr)
@@ -244,8 +250,14 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("mirror", help="fetch, verify and publish module files into a GOPROXY tree")
     m.add_argument("--go-sum", action="append", default=[], metavar="FILE", help="go.sum file (repeatable)")
     m.add_argument("--go-mod", action="append", default=[], metavar="FILE", help="go.mod file (repeatable)")
-    m.add_argument("--module", action="append", default=[], metavar="PATH@VERSION", help="a module version (repeatable)")
+    m.add_argument("--module", action="append", default=[], metavar="PATH@VERSION",
+                   help="a module version or query: PATH@v1.2.3, @latest, @v1, @v1.2, @<v1.4.0 (repeatable)")
     m.add_argument("--modules-file", action="append", default=[], metavar="FILE", help="file of PATH@VERSION lines")
+    m.add_argument("--deps", action=argparse.BooleanOptionalAction, default=True,
+                   help="resolve the module graph of each go.mod and --module and mirror it too, as the go "
+                   "command loads it (default); --no-deps: only the versions named")
+    m.add_argument("--write-go-sum", metavar="FILE",
+                   help="write the go.sum of everything mirrored (to pin what was resolved)")
     m.add_argument("--to", metavar="MIRROR", help="mirror directory (created if missing)")
     m.add_argument("--upstream", metavar="URL", help=f"GOPROXY-style list (default {DEFAULT_GOPROXY})")
     m.add_argument("--config", metavar="FILE", help="TOML config file ([mirror] table)")

@@ -61,6 +61,7 @@ MIRROR_KEYS: dict[str, Key] = {
     "retries": Key((int,), "attempts per request before a file fails"),
     "sumdb": Key((str,), "checksum database: name+hash+key [URL], a known name, or off"),
     "private": Key((str,), "GONOSUMDB-style globs of module paths never looked up in the database"),
+    "deps": Key((bool,), "also mirror the module graph of every go.mod and module named, as the go command loads it"),
 }
 
 

@@ -26,7 +26,7 @@ from airsync.goproxy import semver
 from airsync.goproxy.gomod import parse_gomod
 from airsync.goproxy.modpath import canonical_version, check_path_major, split_path_version
 
-__all__ = ["QueryError", "NeedFile", "Answer", "is_query", "list_versions", "resolve"]
+__all__ = ["QueryError", "NeedFile", "Answer", "is_query", "check", "list_versions", "resolve"]
 
 
 class QueryError(AirsyncError):
@@ -93,7 +93,7 @@ class _Matcher:
 
 def _matcher(path: str, query: str, current: str) -> _Matcher:
     def bad(v: str) -> QueryError:
-        return QueryError(f"{path}@{query}: invalid semantic version {v!r} in range {query!r}")
+        return QueryError(f"invalid semantic version {v!r} in range {query!r}")
 
     def matches_major(v: str) -> bool:
         _, path_major, ok = split_path_version(path)
@@ -105,7 +105,7 @@ def _matcher(path: str, query: str, current: str) -> _Matcher:
     elif query in ("upgrade", "patch"):
         if not current or current == "none":
             if query == "patch":
-                raise QueryError(f"{path}@patch: can't query version \"patch\" of module {path}: no existing version is required")
+                raise QueryError(f"can't query version \"patch\" of module {path}: no existing version is required")
             qm.may_use_latest = True
         else:
             qm.may_use_latest = semver.is_pseudo(current)
@@ -119,7 +119,7 @@ def _matcher(path: str, query: str, current: str) -> _Matcher:
             raise bad(v)
         if op in ("<=", ">") and _is_prefix(v):
             # Whether <=v1.2 allows v1.2.3 is ambiguous (@v1.2 may mean v1.2.3): refused, as go does.
-            raise QueryError(f"{path}@{query}: ambiguous semantic version {v!r} in range {query!r}")
+            raise QueryError(f"ambiguous semantic version {v!r} in range {query!r}")
         cmp = {"<=": lambda c: c <= 0, "<": lambda c: c < 0, ">=": lambda c: c >= 0, ">": lambda c: c > 0}[op]
         qm.filter = lambda mv: cmp(semver.compare(mv, v))
         qm.prefer_lower = op in (">", ">=")
@@ -134,9 +134,14 @@ def _matcher(path: str, query: str, current: str) -> _Matcher:
             qm.prefix = semver.canonical(query)
         qm.prefer_incompatible = qm.prefer_incompatible or not matches_major(query)
     else:
-        raise QueryError(f"{path}@{query}: not a version or version query; a mirror serves tagged "
+        raise QueryError(f"{query!r} is not a version or version query; a mirror serves tagged "
                          "versions and pseudo-versions, not branches or commits")
     return qm
+
+
+def check(path: str, query: str) -> None:
+    """Raise QueryError for a query that no list could answer (bad syntax, a branch name)."""
+    _matcher(path, query, "")
 
 
 def _pick(qm: _Matcher, versions: list[str], allowed: Callable[[str], bool],
@@ -197,9 +202,11 @@ def resolve(path: str, query: str, listing: str | None, mods: Mapping[str, bytes
     if version is None and query in ("upgrade", "patch") and current and current != "none":
         version = current  # upgrade and patch may stay where they are
     if version is None:
+        if listing is None and not latest:
+            raise QueryError(f"module {path} not found upstream (no @v/list, no @latest)")
         if not versions and latest_any is None:
-            raise QueryError(f"{path}@{query}: no versions of {path} are published")
+            raise QueryError(f"no versions of {path} are published")
         if versions and all(any(r.covers(v) for r in retracts) for v in versions):
-            raise QueryError(f"{path}@{query}: every published version of {path} is retracted")
-        raise QueryError(f"{path}@{query}: no matching versions for query {query!r}")
+            raise QueryError(f"every published version of {path} is retracted")
+        raise QueryError(f"no matching versions for query {query!r}")
     return Answer(version, latest_any or "", deprecated)

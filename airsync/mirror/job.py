@@ -1,6 +1,7 @@
 """A mirror job: fetch, verify and publish every file a plan of module versions needs.
 
-For each wanted module version the job fetches the ``.mod``, ``.info`` and (when wanted) the
+Given a request rather than a plan, the job first resolves its version queries and module
+graphs (``resolve``) through the same upstreams, then mirrors what they need. For each wanted module version the job fetches the ``.mod``, ``.info`` and (when wanted) the
 ``.zip`` concurrently, bounded by a global limit on files in flight. A file already in the tree
 costs nothing: it was verified when it was published, so it is skipped without any request.
 Each downloaded file is verified before it becomes visible (``verify_file``): the ``.zip``
@@ -23,6 +24,7 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import structlog
@@ -36,7 +38,8 @@ from airsync.fetch.slots import ClientSlots
 from airsync.goproxy import dirhash, gomod, modpath, modzip
 from airsync.goproxy.modpath import ModuleVersion
 from airsync.goproxy.upstream import Upstream
-from airsync.goproxy.wants import ModuleWant
+from airsync.goproxy.wants import ModuleWant, Request
+from airsync.mirror.resolve import Resolution, Resolver, plan_for
 from airsync.state import StateDB
 from airsync.store import MirrorStore, StoreError, fsync_path, write_plain
 from airsync.trust.sumdb import RecordError, SumDB, matches_patterns
@@ -68,10 +71,13 @@ class Summary:
     not_carried: list[str] = field(default_factory=list)  # pinned by go.sum, database unreachable
     sumdb_carried: int = 0  # checksum database records newly proved and stored
     fatal: str | None = None
+    problems: list[str] = field(default_factory=list)  # what resolving could not answer
+    resolution: Resolution | None = None  # queries answered and graphs loaded, when resolved
+    plan: list[ModuleWant] = field(default_factory=list)  # every module version the job mirrored
 
     @property
     def ok(self) -> bool:
-        return not self.failures and self.fatal is None
+        return not self.failures and not self.problems and self.fatal is None
 
 
 def verify_file(ext: str, path: Path, want: ModuleWant) -> str | None:
@@ -154,10 +160,12 @@ class MirrorJob:
         self._checksums = None  # a checksums.Checksums when a database is carried
         self._fresh_record: dict[ModuleVersion, bool] = {}
         self._refused: dict[ModuleVersion, str] = {}  # why the database check refused a version
+        self._prefetched: dict[str, bytes] = {}
 
-    async def run(self, wants: list[ModuleWant]) -> Summary:
+    async def run(self, wants: list[ModuleWant] | Request) -> Summary:
+        """Mirror a plan, or a request: its queries and module graphs are resolved first
+        (``mirror.resolve``), with the same connections and the same upstreams."""
         started = time.monotonic()
-        self.stats.files_total = sum(len(w.files()) for w in wants)
         slots = ClientSlots(
             self.settings.per_host,
             connect_timeout=self.settings.connect_timeout,
@@ -177,6 +185,10 @@ class MirrorJob:
                         self.settings, self.stats,
                     )
                     self._checksums = Checksums(self.sumdb, db_fetcher, self.store, self.state)
+                if isinstance(wants, Request):
+                    wants = await self._plan(fetcher, wants)
+                self.summary.plan = wants
+                self.stats.files_total = sum(len(w.files()) for w in wants)
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
                     await self._dispatch(nursery, fetcher, wants)
@@ -200,6 +212,33 @@ class MirrorJob:
         s.retries = self.stats.retries
         s.seconds = time.monotonic() - started
         return s
+
+    async def _plan(self, fetcher: Fetcher, request: Request) -> list[ModuleWant]:
+        res = None
+        if request.resolves:
+            res = await Resolver(partial(self._get, fetcher)).resolve(request)
+            self.summary.resolution = res
+            self.summary.problems += res.problems
+            for p in res.problems:
+                log.error("not resolved", problem=p)
+            self._prefetched = {modpath.proxy_file(mv, "mod"): data for mv, data in res.mods.items()}
+        return plan_for(request, res)
+
+    async def _get(self, fetcher: Fetcher, relpath: str, max_size: int) -> bytes | None:
+        """A small upstream file for resolving, in memory; None when no upstream has it. A go.mod
+        the mirror already holds was verified when it landed: it is read from there."""
+        if relpath.endswith(".mod") and self.store.is_published(relpath):
+            return await trio.to_thread.run_sync((self.store.root / relpath).read_bytes)
+        try:
+            got = await fetcher.fetch(relpath, max_size)
+        except NotFoundError:
+            return None
+        if isinstance(got, Path):  # from a file:// upstream, or large: read, then forget the partial
+            data = await trio.to_thread.run_sync(got.read_bytes)
+            got.unlink(missing_ok=True)
+            self.state.finish_download(relpath)
+            return data
+        return got
 
     async def _dispatch(self, nursery: trio.Nursery, fetcher: Fetcher, wants: list[ModuleWant]) -> None:
         """Start file downloads in plan order, each as soon as a file slot is free.
@@ -330,7 +369,8 @@ class MirrorJob:
 
     async def _fetch(self, fetcher: Fetcher, run: _ModuleRun, ext: str, relpath: str, ticket: object) -> None:
         try:
-            run.got[ext] = await fetcher.fetch(relpath, MAX_SIZE[ext])
+            prefetched = self._prefetched.pop(relpath, None)  # a go.mod read while resolving
+            run.got[ext] = prefetched if prefetched is not None else await fetcher.fetch(relpath, MAX_SIZE[ext])
         except AirsyncError as e:
             self._fail(str(run.want.module), relpath, str(e))
         except OSError as e:

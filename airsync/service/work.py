@@ -37,7 +37,6 @@ MAX_PROBLEMS = 20  # entries of a list kept in a job's record (problems, failure
 
 async def mirror(conf: DaemonConfig, job: Job, live: Live, intake: Intake) -> tuple[str | None, dict]:
     from airsync.fetch.fetcher import Stats
-    from airsync.goproxy import wants
     from airsync.goproxy.upstream import DEFAULT_GOPROXY, parse_goproxy
     from airsync.mirror.inputs import read_inputs
     from airsync.mirror.job import MirrorJob
@@ -63,11 +62,10 @@ async def mirror(conf: DaemonConfig, job: Job, live: Live, intake: Intake) -> tu
         log.warning("input problem", problem=p)
     if len(problems) > MAX_PROBLEMS:
         log.warning("more input problems (not logged)", more=len(problems) - MAX_PROBLEMS)
-    plan = await trio.to_thread.run_sync(wants.plan, inputs.sum_lines, inputs.requires, inputs.modules)
-    if not plan and not problems:  # empty, or only comments: bad input, not worth a retry
+    if inputs.empty and not problems:  # empty, or only comments: bad input, not worth a retry
         problems = [f"{where}: nothing to mirror in it (no go.sum, go.mod or PATH@VERSION lines)"]
     result: dict[str, Any] = {"input_problems": problems[:MAX_PROBLEMS], "input_problem_count": len(problems)}
-    if not plan:
+    if inputs.empty:
         return problems[0], result
     m = conf.mirror
     settings = config.fetch_settings(m)
@@ -76,7 +74,7 @@ async def mirror(conf: DaemonConfig, job: Job, live: Live, intake: Intake) -> tu
     live.stats = Stats()
     mirror_job = MirrorJob(conf.mirror_dir, parse_goproxy(m.get("upstream") or DEFAULT_GOPROXY), settings,
                            live.stats, sumdb=db, private=private)
-    s = await mirror_job.run(plan)
+    s = await mirror_job.run(inputs.request(deps=bool(m.get("deps", True))))
     result.update(
         fetched=s.fetched, skipped=s.skipped, failed=len(s.failures), bytes=s.bytes,
         resumed_bytes=s.resumed_bytes, retries=s.retries, seconds=round(s.seconds, 3),
@@ -84,9 +82,12 @@ async def mirror(conf: DaemonConfig, job: Job, live: Live, intake: Intake) -> tu
         unpinned=s.unpinned[:MAX_PROBLEMS], unpinned_count=len(s.unpinned),
         not_carried=s.not_carried[:MAX_PROBLEMS], not_carried_count=len(s.not_carried),
         failures=[f"{f.module} {f.file}: {f.message}" for f in s.failures[:MAX_PROBLEMS]],
+        unresolved=s.problems[:MAX_PROBLEMS], unresolved_count=len(s.problems),
     )
     if s.fatal:
         return s.fatal, result
+    if s.problems:
+        return f"{len(s.problems)} module(s) not resolved; first: {s.problems[0]}", result
     if s.failures:
         f = s.failures[0]
         return f"{len(s.failures)} file(s) failed; first: {f.module} {f.file}: {f.message}", result

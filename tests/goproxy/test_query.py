@@ -82,8 +82,10 @@ def test_an_empty_list_falls_back_to_at_latest():
     latest = b'{"Version":"v0.0.0-20230102150405-abcdef123456","Time":"2023-01-02T15:04:05Z"}'
     assert ask("latest", "", latest=latest).version == "v0.0.0-20230102150405-abcdef123456"
     assert ask("latest", None, latest=latest).version == "v0.0.0-20230102150405-abcdef123456"
-    with pytest.raises(QueryError, match="no versions of example.com/m are published"):
+    with pytest.raises(QueryError, match="module example.com/m not found upstream"):
         ask("latest", None, latest=b"")
+    with pytest.raises(QueryError, match="no versions of example.com/m are published"):
+        ask("latest", "", latest=b"")
     with pytest.raises(QueryError):
         ask("v1", "", latest=latest)  # only latest and upgrade may use @latest
 
