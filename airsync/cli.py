@@ -54,7 +54,7 @@ def cmd_mirror(args: argparse.Namespace) -> int:
         raise ConfigError("nothing to mirror: give --go-sum, --go-mod, --modules-file or --module")
     if inputs.empty:
         raise ConfigError("nothing to mirror: every input has problems (see above); nothing was done")
-    request = inputs.request(deps=args.deps)
+    request = inputs.request(deps=args.deps, latest=args.latest)
 
     db = sumdb.parse_gosumdb(args.sumdb or conf.get("sumdb") or sumdb.SUM_GOLANG_ORG)
     private = args.private if args.private is not None else conf.get(
@@ -256,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--deps", action=argparse.BooleanOptionalAction, default=True,
                    help="resolve the module graph of each go.mod and --module and mirror it too, as the go "
                    "command loads it (default); --no-deps: only the versions named")
+    m.add_argument("--latest", action="store_true",
+                   help="also mirror the latest version of every module (as go get M@latest picks it), so that "
+                   "go get -u and go list -m -u inside see what the outside sees, retractions and deprecations too")
     m.add_argument("--write-go-sum", metavar="FILE",
                    help="write the go.sum of everything mirrored (to pin what was resolved)")
     m.add_argument("--to", metavar="MIRROR", help="mirror directory (created if missing)")

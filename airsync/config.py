@@ -62,6 +62,7 @@ MIRROR_KEYS: dict[str, Key] = {
     "sumdb": Key((str,), "checksum database: name+hash+key [URL], a known name, or off"),
     "private": Key((str,), "GONOSUMDB-style globs of module paths never looked up in the database"),
     "deps": Key((bool,), "also mirror the module graph of every go.mod and module named, as the go command loads it"),
+    "latest": Key((bool,), "also mirror every module's latest version, so queries inside see what the outside does"),
 }
 
 

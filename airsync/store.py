@@ -3,6 +3,7 @@
 Layout::
 
     MIRROR/<escaped module>/@v/{list,<v>.info,<v>.mod,<v>.zip}   what the go command reads
+    MIRROR/<escaped module>/@latest                              the latest listed version's .info
     MIRROR/.airsync/lock                                         held by the one airsync using it
     MIRROR/.airsync/state.db                                     resume state (state.py)
     MIRROR/.airsync/partial/<key>.part                           downloads in progress
@@ -25,7 +26,7 @@ from pathlib import Path
 import xxhash
 
 from airsync.errors import AirsyncError
-from airsync.goproxy import semver
+from airsync.goproxy import modpath, query, semver
 
 WORKDIR = ".airsync"
 
@@ -207,6 +208,34 @@ class MirrorStore:
         tmp = self.partial_dir / f"{xxhash.xxh3_64_hexdigest(list_relpath.encode())}.list.tmp"
         write_plain(tmp, text.encode())
         return tmp, path
+
+    def update_latest(self, module_path: str) -> bool:
+        """Make ``@latest`` the ``.info`` of the version the go command would take as latest from
+        ``@v/list`` (the highest release, else prerelease, else newest pseudo-version), durably;
+        False when it already was (or there is no list). Callers serialize per module."""
+        root = self.root
+        try:
+            text = (root / modpath.list_file(module_path)).read_text("utf-8")
+        except (FileNotFoundError, UnicodeDecodeError):
+            return False
+        version = query.latest_of_list(text)
+        if version is None:
+            return False
+        try:
+            info = (root / modpath.proxy_file(modpath.ModuleVersion(module_path, version), "info")).read_bytes()
+        except FileNotFoundError:
+            return False  # listed without its .info: never written by airsync; left alone
+        final = root / modpath.latest_file(module_path)
+        try:
+            if final.read_bytes() == info:
+                return False
+        except FileNotFoundError:
+            pass
+        tmp = self.partial_dir / f"{xxhash.xxh3_64_hexdigest(str(final).encode())}.latest.tmp"
+        write_plain(tmp, info, fsync=True)
+        os.replace(tmp, final)
+        fsync_dir(final.parent)
+        return True
 
     def add_to_list(self, list_relpath: str, *versions: str) -> bool:
         """Add ``versions`` to ``@v/list`` durably on their own; False when all were listed."""

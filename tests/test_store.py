@@ -101,3 +101,20 @@ def test_a_mirror_job_that_cannot_open_its_state_leaves_no_lock_behind(tmp_path)
     with pytest.raises(StateError):
         MirrorJob(tmp_path, [], FetchSettings())
     MirrorStore(tmp_path).close()  # in a long-running service the next job must get the mirror
+
+
+def test_update_latest_follows_the_list(tmp_path):
+    store = MirrorStore(tmp_path / "m")
+    base = tmp_path / "m" / "example.com/a/@v"
+    base.mkdir(parents=True)
+    for v in ("v1.0.0", "v1.1.0-rc.1", "v0.0.0-20240102150405-abcdef123456"):
+        (base / f"{v}.info").write_text(f'{{"Version":"{v}"}}')
+    latest = tmp_path / "m" / "example.com/a/@latest"
+    assert not store.update_latest("example.com/a")  # no list yet: nothing to follow
+    (base / "list").write_text("v0.0.0-20240102150405-abcdef123456\n")
+    assert store.update_latest("example.com/a")
+    assert latest.read_text() == '{"Version":"v0.0.0-20240102150405-abcdef123456"}'
+    (base / "list").write_text("v0.0.0-20240102150405-abcdef123456\nv1.1.0-rc.1\nv1.0.0\n")
+    assert store.update_latest("example.com/a") and latest.read_text() == '{"Version":"v1.0.0"}'
+    assert not store.update_latest("example.com/a")  # unchanged: not rewritten
+    store.close()

@@ -417,3 +417,8 @@ def parse_proxy_file(rel: str) -> tuple[ModuleVersion, str] | None:
 def list_file(path: str) -> str:
     """'<escaped path>/@v/list'."""
     return _check_relative(f"{escape_path(path)}/@v/list")
+
+
+def latest_file(path: str) -> str:
+    """'<escaped path>/@latest'."""
+    return _check_relative(f"{escape_path(path)}/@latest")

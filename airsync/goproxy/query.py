@@ -6,7 +6,7 @@ query keeps those its prefix and filter allow and the ``allowed`` predicate acce
 not retracted), then picks the highest release, else the highest prerelease (the lowest ones for
 ``>`` and ``>=``). ``+incompatible`` versions count only when no compatible version with a real
 go.mod exists. With nothing in the list, ``latest`` and ``upgrade`` fall back to the proxy's
-``@latest`` answer. Retractions come from the go.mod of the module's latest version, found by the
+``@latest`` answer, or without one to the newest pseudo-version the list holds. Retractions come from the go.mod of the module's latest version, found by the
 same query with retractions ignored (modload's queryLatestVersionIgnoringRetractions).
 
 Sans-I/O: ``resolve`` takes what it has been given and raises ``NeedFile`` naming the file it is
@@ -62,6 +62,52 @@ def list_versions(text: str, prefix: str = "") -> list[str]:
         if f and semver.is_valid(f[0]) and f[0].startswith(prefix) and not semver.is_pseudo(f[0]):
             out.append(f[0])
     return sorted(set(out), key=semver.sort_key)
+
+
+def _pseudo_time(v: str) -> str:
+    """The 14-digit UTC timestamp of a pseudo-version (module.PseudoVersionTime), '' if none."""
+    if not semver.is_pseudo(v):
+        return ""
+    stamp = v.split("-")[-2].rsplit(".", 1)[-1]
+    return stamp if len(stamp) == 14 and stamp.isdigit() else ""
+
+
+def _rfc3339_stamp(t: str) -> str:
+    """An RFC 3339 time as a comparable 14-digit UTC stamp ('' when it does not parse)."""
+    import datetime as dt
+
+    try:
+        when = dt.datetime.fromisoformat(t.replace("Z", "+00:00"))
+    except ValueError:
+        return ""
+    if when.tzinfo is None:
+        return ""
+    return when.astimezone(dt.timezone.utc).strftime("%Y%m%d%H%M%S")
+
+
+def latest_from_list(text: str) -> str | None:
+    """modfetch's latestFromList: among list lines with a time (a second field, or a
+    pseudo-version's own), the newest; the go command's answer for @latest when a proxy
+    has none and ``@v/list`` holds no tagged version."""
+    best, best_time = None, ""
+    for line in text.split("\n"):
+        f = line.split()
+        if not f or not semver.is_valid(f[0]):
+            continue
+        t = _rfc3339_stamp(f[1]) if len(f) >= 2 else _pseudo_time(f[0])
+        if t and t > best_time:
+            best, best_time = f[0], t
+    return best
+
+
+def latest_of_list(text: str) -> str | None:
+    """The version ``go get M@latest`` picks from this list alone (retractions aside): the
+    highest release, else the highest prerelease, else the newest pseudo-version."""
+    versions = list_versions(text)
+    releases = [v for v in versions if not semver.prerelease(v)]
+    if releases or versions:
+        return (releases or versions)[-1]
+    return latest_from_list(text)
 
 
 def legacy_gomod(path: str) -> bytes:
@@ -145,7 +191,7 @@ def check(path: str, query: str) -> None:
 
 
 def _pick(qm: _Matcher, versions: list[str], allowed: Callable[[str], bool],
-          mods: Mapping[str, bytes], latest: bytes | None, check_latest: bool) -> str | None:
+          mods: Mapping[str, bytes], latest: bytes | None, listing: str | None) -> str | None:
     need_incompatible = qm.prefer_incompatible
     last_compatible = ""
     releases: list[str] = []
@@ -168,13 +214,16 @@ def _pick(qm: _Matcher, versions: list[str], allowed: Callable[[str], bool],
     for group in (releases, prereleases):
         if group:
             return group[0] if qm.prefer_lower else group[-1]
-    if qm.may_use_latest and check_latest:
+    if qm.may_use_latest:
         if latest is None:
             raise NeedFile("latest")
-        try:
-            version = json.loads(latest).get("Version", "")
-        except (ValueError, AttributeError):
-            version = ""
+        if latest == b"":  # no @latest: the go command takes the newest timed line of the list
+            version = latest_from_list(listing or "") or ""
+        else:
+            try:
+                version = json.loads(latest).get("Version", "")
+            except (ValueError, AttributeError):
+                version = ""
         if version and semver.is_valid(version) and qm.allows(version, allowed):
             return version
     return None
@@ -189,7 +238,7 @@ def resolve(path: str, query: str, listing: str | None, mods: Mapping[str, bytes
     qm = _matcher(path, query, current)  # a malformed query fails before anything is fetched
     versions = list_versions(listing or "")
     not_excluded = lambda v: not excluded(v)  # noqa: E731
-    latest_any = _pick(_matcher(path, "latest", ""), versions, not_excluded, mods, latest, True)
+    latest_any = _pick(_matcher(path, "latest", ""), versions, not_excluded, mods, latest, listing)
     retracts, deprecated = (), ""
     if latest_any is not None:
         if latest_any not in mods:
@@ -198,7 +247,7 @@ def resolve(path: str, query: str, listing: str | None, mods: Mapping[str, bytes
         if not problems:
             retracts, deprecated = gm.retracts, gm.deprecated
     allowed = lambda v: not excluded(v) and not any(r.covers(v) for r in retracts)  # noqa: E731
-    version = _pick(qm, versions, allowed, mods, latest, True)
+    version = _pick(qm, versions, allowed, mods, latest, listing)
     if version is None and query in ("upgrade", "patch") and current and current != "none":
         version = current  # upgrade and patch may stay where they are
     if version is None:

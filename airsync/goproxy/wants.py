@@ -49,11 +49,13 @@ class Request:
     mains: tuple[MainModule, ...] = ()
     modules: tuple[ModuleRequest, ...] = ()
     deps: bool = True  # resolve module graphs: of the go.mods and of each named module
+    latest: bool = False  # also each module's latest version (with its graph when ``deps``)
 
     @property
     def resolves(self) -> bool:
         """Whether module graphs or version queries must be resolved (over the network) first."""
-        return self.deps and bool(self.mains or self.modules) or any(is_query(m.version) for m in self.modules)
+        return (self.deps and bool(self.mains or self.modules)) or self.latest \
+            or any(is_query(m.version) for m in self.modules)
 
     def mod_pins(self) -> dict[ModuleVersion, frozenset[str]]:
         """go.sum's /go.mod hashes by module version."""

@@ -30,10 +30,11 @@ class Inputs:
     mains: list[MainModule] = field(default_factory=list)  # the go.mod inputs
     problems: list[InputError] = field(default_factory=list)
 
-    def request(self, deps: bool = True) -> Request:
-        """What to mirror; ``deps``: the module graphs of the go.mods and named modules too."""
+    def request(self, deps: bool = True, latest: bool = False) -> Request:
+        """What to mirror; ``deps``: the module graphs of the go.mods and named modules too;
+        ``latest``: the latest version of every module as well."""
         named = [ModuleRequest(mv.path, mv.version, where) for mv, where in self.modules] + self.queries
-        return Request(tuple(self.sum_lines), tuple(self.requires), tuple(self.mains), tuple(named), deps)
+        return Request(tuple(self.sum_lines), tuple(self.requires), tuple(self.mains), tuple(named), deps, latest)
 
     @property
     def empty(self) -> bool:

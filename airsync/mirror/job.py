@@ -197,6 +197,8 @@ class MirrorJob:
                         await self._checksums.finish()
                     except AirsyncError as e:
                         self.summary.fatal = str(e)
+                if not self.summary.fatal:
+                    await self._update_latest(wants)
             try:
                 self.state.mark_unpinned(self._unpinned)
                 self.state.forget_unpinned(self._vouched)
@@ -223,6 +225,20 @@ class MirrorJob:
                 log.error("not resolved", problem=p)
             self._prefetched = {modpath.proxy_file(mv, "mod"): data for mv, data in res.mods.items()}
         return plan_for(request, res)
+
+    async def _update_latest(self, wants: list[ModuleWant]) -> None:
+        """``@latest`` of every module the plan touched follows its ``@v/list``: a proxy without
+        it answers the go command's latest queries by time, which a mirror cannot stamp."""
+        paths = sorted({w.module.path for w in wants if w.need_zip})
+
+        def update() -> None:
+            for path in paths:
+                self.store.update_latest(path)
+
+        try:
+            await trio.to_thread.run_sync(update)
+        except OSError as e:
+            self._disk_error(e, "@latest")
 
     async def _get(self, fetcher: Fetcher, relpath: str, max_size: int) -> bytes | None:
         """A small upstream file for resolving, in memory; None when no upstream has it. A go.mod

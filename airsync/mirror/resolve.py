@@ -16,7 +16,7 @@ answers, a module the upstream does not know, a go.mod that cannot be had. The r
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,10 +24,10 @@ import structlog
 import trio
 
 from airsync.errors import AirsyncError, NotFoundError
-from airsync.goproxy import dirhash, gover, graph, modpath, query, wants
+from airsync.goproxy import dirhash, gover, graph, modpath, query, semver, wants
 from airsync.goproxy.gomod import GoMod, parse_gomod
 from airsync.goproxy.modpath import ModuleVersion
-from airsync.goproxy.wants import ModuleRequest, ModuleWant, Request
+from airsync.goproxy.wants import MainModule, ModuleRequest, ModuleWant, Request
 
 log = structlog.get_logger("airsync.mirror")
 
@@ -44,6 +44,7 @@ class Resolution:
     gomod_only: dict[ModuleVersion, str] = field(default_factory=dict)  # go.mod read, not in a build list
     mods: dict[ModuleVersion, bytes] = field(default_factory=dict)  # the .mod bytes fetched
     answers: dict[str, str] = field(default_factory=dict)  # "path@query" -> version
+    latest: dict[str, str] = field(default_factory=dict)  # path -> latest version, retractions ignored
     deprecated: dict[str, str] = field(default_factory=dict)  # module path -> message
     go_versions: dict[ModuleVersion, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
@@ -79,18 +80,59 @@ class Resolver:
     async def resolve(self, request: Request) -> Resolution:
         res = Resolution()
         self._pins = request.mod_pins()
+        graphs: list[_Graph] = []
+        for main in request.mains:
+            graphs += self._main_graphs(main, res)
+        await self._named(request.modules, request.deps, res, graphs)
+        await self._load(graphs)
+        for gr in graphs:
+            self._collect(gr, res)
+        if request.latest:
+            # Each module's latest version too (and its graph), so that go get -u and go list
+            # -m -u inside give the outside's answers and show its retractions and deprecations.
+            asked = {key.split("@", 1)[0] for key in res.answers if key.endswith("@latest")}
+            extra = [ModuleRequest(p, "latest", "--latest") for p in sorted({mv.path for mv in res.selected} - asked)]
+            graphs = []
+            await self._named(extra, request.deps, res, graphs)
+            await self._load(graphs)
+            for gr in graphs:
+                self._collect(gr, res)
+            # The version that retracts others is listed too: the go command inside reads its
+            # go.mod (the newest listed one) to know what is retracted.
+            for path, version in res.latest.items():
+                res.selected.setdefault(ModuleVersion(path, version), "--latest (its retractions)")
+        res.mods = dict(self._mods)
+        return res
+
+    def _main_graphs(self, main: MainModule, res: Resolution) -> list[_Graph]:
+        gm = main.gomod
+        if gm.module_path is None:
+            res.problems.append(f"{main.source}: no module line; its requirements are mirrored without their graph")
+        where = Path(main.source).parent
+        graphs = [_Graph(graph.ModuleGraph(gm.module_path or "", list(gm.graph_requires), graph.pruned_go(gm.go),
+                                           gm.replaces, frozenset(gm.excludes)), main.source, where)]
+        if gm.go and gover.lang(gm.go) == "1.17":
+            # go mod tidy at go 1.17 also checks what go 1.16 would select (-compat=1.16): it
+            # reads the whole unpruned graph's go.mods, so the mirror must hold them.
+            graphs.append(_Graph(graph.ModuleGraph(gm.module_path or "", list(gm.graph_requires), False,
+                                                   gm.replaces, frozenset(gm.excludes)),
+                                 f"{main.source} (go 1.16 compatibility)", where, gomod_only=True))
+        return graphs
+
+    async def _named(self, modules: Iterable[ModuleRequest], deps: bool, res: Resolution,
+                     graphs: list[_Graph]) -> None:
+        """Answer the named modules' queries; with ``deps``, add the graph of each answer."""
         roots: list[tuple[ModuleRequest, ModuleVersion]] = []
         async with trio.open_nursery() as n:
-            for m in request.modules:
+            for m in modules:
                 n.start_soon(self._answer, m, res, roots)
-        graphs: list[_Graph] = []
-        if request.deps:
+        if deps:
             async with trio.open_nursery() as n:  # every named module's go.mod at once
                 for _m, mv in roots:
                     n.start_soon(self._gomod, mv)
-        for m, mv in sorted(roots, key=lambda x: (x[1].path, x[1].version)):
+        for m, mv in sorted(roots, key=lambda x: (x[1].path, semver.sort_key(x[1].version))):
             res.selected.setdefault(mv, m.origin)
-            if not request.deps:
+            if not deps:
                 continue
             gm = await self._gomod(mv)
             if gm is None:
@@ -101,25 +143,6 @@ class Resolver:
                                  f"{m.origin} ({mv})"))
             if gm.go:
                 res.go_versions[mv] = gm.go
-        for main in request.mains:
-            gm = main.gomod
-            if gm.module_path is None:
-                res.problems.append(f"{main.source}: no module line; its requirements are mirrored without their graph")
-            where = Path(main.source).parent
-            graphs.append(_Graph(graph.ModuleGraph(gm.module_path or "", list(gm.graph_requires),
-                                                   graph.pruned_go(gm.go), gm.replaces, frozenset(gm.excludes)),
-                                 main.source, where))
-            if gm.go and gover.lang(gm.go) == "1.17":
-                # go mod tidy at go 1.17 also checks what go 1.16 would select (-compat=1.16):
-                # it reads the whole unpruned graph's go.mods, so the mirror must hold them.
-                graphs.append(_Graph(graph.ModuleGraph(gm.module_path or "", list(gm.graph_requires), False,
-                                                       gm.replaces, frozenset(gm.excludes)),
-                                     f"{main.source} (go 1.16 compatibility)", where, gomod_only=True))
-        await self._load(graphs)
-        for gr in graphs:
-            self._collect(gr, res)
-        res.mods = dict(self._mods)
-        return res
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -154,6 +177,8 @@ class Resolver:
             res.problems.append(f"{where}: {_detail(e, m.path)}")
             return
         res.answers[f"{m.path}@{m.version}"] = answer.version
+        if answer.latest:
+            res.latest[m.path] = answer.latest
         if answer.deprecated:
             res.deprecated[m.path] = answer.deprecated
         log.info("query answered", module=m.path, query=m.version, version=answer.version)

@@ -74,7 +74,7 @@ async def mirror(conf: DaemonConfig, job: Job, live: Live, intake: Intake) -> tu
     live.stats = Stats()
     mirror_job = MirrorJob(conf.mirror_dir, parse_goproxy(m.get("upstream") or DEFAULT_GOPROXY), settings,
                            live.stats, sumdb=db, private=private)
-    s = await mirror_job.run(inputs.request(deps=bool(m.get("deps", True))))
+    s = await mirror_job.run(inputs.request(deps=bool(m.get("deps", True)), latest=bool(m.get("latest", False))))
     result.update(
         fetched=s.fetched, skipped=s.skipped, failed=len(s.failures), bytes=s.bytes,
         resumed_bytes=s.resumed_bytes, retries=s.retries, seconds=round(s.seconds, 3),

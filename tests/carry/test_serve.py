@@ -9,7 +9,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
@@ -19,15 +18,10 @@ from airsync.carry.serve import DEFAULT_LISTEN, parse_listen
 from airsync.sample import build_sumdb
 from tests.helpers.faultserver import FaultServer
 from tests.helpers.gotool import build_demo_app
+from tests.helpers.serving import airsync_serve
 
 MODULES = sample.demo_modules()
 ZIP = "example.com/lib/strs/@v/v1.1.0.zip"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -44,22 +38,8 @@ def served(tmp_path_factory):
             capture_output=True, text=True, timeout=120,
         )
         assert r.returncode == 0, r.stdout + r.stderr
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "airsync", "serve", str(mirror), "--listen", f"127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            httpx.get(url + "/", timeout=1)
-            break
-        except httpx.TransportError:
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, "airsync serve did not start"
-            time.sleep(0.1)
-    yield url, mirror, db, upstream
-    proc.terminate()
-    proc.wait(timeout=10)
+    with airsync_serve(mirror) as url:
+        yield url, mirror, db, upstream
 
 
 def test_go_verifies_through_airsync_serve(served, tmp_path):

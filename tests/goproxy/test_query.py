@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from airsync.goproxy.query import Answer, NeedFile, QueryError, is_query, list_versions, resolve
+from airsync.goproxy.query import (
+    Answer, NeedFile, QueryError, is_query, latest_from_list, latest_of_list, list_versions, resolve,
+)
 
 P = "example.com/m"
 PLAIN = b"module example.com/m\n\ngo 1.21\n"
@@ -88,6 +90,12 @@ def test_an_empty_list_falls_back_to_at_latest():
         ask("latest", "", latest=b"")
     with pytest.raises(QueryError):
         ask("v1", "", latest=latest)  # only latest and upgrade may use @latest
+    # No @latest either: the newest pseudo-version of the list (modfetch's latestFromList).
+    pseudos = "v0.0.0-20230102150405-abcdef123456\nv0.0.0-20240102150405-bcdef1234567\nv1.0.1-0.20220102150405-cdef12345678\n"
+    assert ask("latest", pseudos, latest=b"").version == "v0.0.0-20240102150405-bcdef1234567"
+    timed = "v0.0.0-20240102150405-bcdef1234567\nv0.0.0-20200102150405-cdef12345678 2025-01-01T00:00:00Z\nv1.0.0\n"
+    assert latest_from_list(timed) == "v0.0.0-20200102150405-cdef12345678"  # the proxy's time wins
+    assert latest_of_list(timed) == "v1.0.0" and latest_of_list(pseudos) == "v0.0.0-20240102150405-bcdef1234567"
 
 
 def test_incompatible_majors_count_only_without_a_real_go_mod():

@@ -25,7 +25,7 @@ import pytest
 from airsync import sample
 from airsync.goproxy import semver
 from airsync.goproxy.dirhash import hash1
-from airsync.goproxy.modpath import ModuleVersion, list_file, proxy_file
+from airsync.goproxy.modpath import ModuleVersion, latest_file, list_file, proxy_file
 from tests.helpers.gotool import go_env, require_go, run_go
 from tests.helpers.nginx import Nginx, free_port
 
@@ -47,7 +47,7 @@ APP_OUTPUT = [
     "example.com/lib/strs@v1.1.0",
 ]
 
-_PROXY_FILE = re.compile(r"@v/(list|[^/]+\.(info|mod|zip))$")
+_PROXY_FILE = re.compile(r"(@v/(list|[^/]+\.(info|mod|zip))|/@latest)$")
 
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -100,7 +100,8 @@ def tree_files(root: Path) -> dict[str, bytes]:
 
 
 def expected_files(gosum: str) -> set[str]:
-    """The proxy files a pinned build of a go.sum needs: .info/.mod always, .zip for zip lines, lists."""
+    """The proxy files a pinned build of a go.sum needs: .info/.mod always, .zip for zip lines,
+    lists, and @latest beside each list."""
     want: set[str] = set()
     for line in gosum.splitlines():
         path, version, _ = line.split()
@@ -108,7 +109,7 @@ def expected_files(gosum: str) -> set[str]:
             mv = ModuleVersion(path, version.removesuffix("/go.mod"))
             want |= {proxy_file(mv, "info"), proxy_file(mv, "mod")}
         else:
-            want |= {proxy_file(ModuleVersion(path, version), "zip"), list_file(path)}
+            want |= {proxy_file(ModuleVersion(path, version), "zip"), list_file(path), latest_file(path)}
     return want
 
 
@@ -220,11 +221,11 @@ def test_mirror_from_nginx_exits_0_with_exact_files(mirrored: Mirrored, upstream
     got = tree_files(mirrored.mirror)
     assert set(got) == expected_files((upstream.app / "go.sum").read_text())
     for rel, data in got.items():
-        if not rel.endswith("/list"):
+        if not rel.endswith(("/list", "/@latest")):
             assert data == (upstream.tree / rel).read_bytes(), f"{rel} differs from upstream"
     # Each of the 20 files came over HTTP once: nginx sent at least their sizes and not much more
     # (the rest are response bodies for the odd probe, none expected here).
-    size = sum(len(d) for rel, d in got.items() if not rel.endswith("/list"))
+    size = sum(len(d) for rel, d in got.items() if not rel.endswith(("/list", "/@latest")))
     assert size <= mirrored.served_first <= 2 * size, (size, mirrored.served_first)
 
 
@@ -316,7 +317,7 @@ def test_wrong_zip_hash_is_rejected_and_kept_aside(upstream: Upstream, tmp_path:
     assert not (mirror / zip_rel).exists()
     assert not (mirror / list_file(sample.TOOLS)).exists()
     got = tree_files(mirror)
-    assert set(got) == expected_files(gosum) - {zip_rel, list_file(sample.TOOLS)}
+    assert set(got) == expected_files(gosum) - {zip_rel, list_file(sample.TOOLS), latest_file(sample.TOOLS)}
     # The downloaded bytes are kept for inspection, outside the GOPROXY tree.
     rejected = list((mirror / ".airsync/rejected").iterdir())
     assert len(rejected) == 1, rejected
@@ -397,7 +398,7 @@ def test_upstream_lists_and_file_urls(kind: str, upstream: Upstream, tmp_path: P
     got = tree_files(mirror)
     assert set(got) == expected_files((upstream.app / "go.sum").read_text())
     for rel, data in got.items():
-        if not rel.endswith("/list"):
+        if not rel.endswith(("/list", "/@latest")):
             assert data == (upstream.tree / rel).read_bytes(), rel
     assert (served == 0) == (kind == "file")
     assert_clean_tree(mirror)

@@ -8,12 +8,15 @@ is made tidy by the real go command against the upstream; then ``airsync mirror 
 go.sum) mirrors it, and the go command, with a fresh module cache, no go.sum, the checksum
 database on and the upstream gone, runs ``go build ./...``, ``go list -m all`` and ``go mod tidy``
 against the mirror alone. Queries (``@latest``, ``@v1.1``) and what cannot be resolved are checked
-through the command line too.
+through the command line too; and with ``--latest`` the go command's own queries inside (``go get
+@latest``, ``go list -m -u/-versions/-retracted``) answer from the mirror, over file:// and over
+``airsync serve``, showing retractions and deprecations.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,14 +27,23 @@ from airsync import sample
 from airsync.sample import build_sumdb, library_module
 from tests.helpers.faultserver import FaultServer
 from tests.helpers.gotool import go_env, run_go
+from tests.helpers.serving import airsync_serve
 
 pytestmark = pytest.mark.e2e
 
 G = "example.com/g"
+PSEUDO = "v0.0.0-20230102150405-abcdef123456"
 
 
 def _with_gomod(m: sample.SampleModule, extra: str) -> sample.SampleModule:
     files = tuple((n, d + extra.encode() if n == "go.mod" else d) for n, d in m.files)
+    return dataclasses.replace(m, files=files)
+
+
+def _deprecated(m: sample.SampleModule, why: str) -> sample.SampleModule:
+    line = f"module {m.path}\n".encode()
+    files = tuple((n, d.replace(line, f"// Deprecated: {why}\n".encode() + line) if n == "go.mod" else d)
+                  for n, d in m.files)
     return dataclasses.replace(m, files=files)
 
 
@@ -50,7 +62,8 @@ def graph_modules() -> list[sample.SampleModule]:
         _with_gomod(library_module(f"{G}/mid", "v1.0.0", [(f"{G}/util", "v1.2.0")],
                                    indirect=[(f"{G}/unused", "v1.0.0")], go="1.21"),
                     "\texample.com/g/stray v1.0.0\n)\nfrobnicate example.com/g/mid\n"),
-        _with_gomod(library_module(f"{G}/old", "v1.0.0", go="1.21"), ""),
+        _deprecated(library_module(f"{G}/old", "v1.0.0", go="1.21"), "use example.com/g/top instead."),
+        library_module(f"{G}/pz", PSEUDO, go="1.21"),  # only a pseudo-version: @latest by time
         library_module(f"{G}/top", "v1.0.0", [(f"{G}/mid", "v1.0.0"), (f"{G}/legacy", "v1.0.0"),
                                               (f"{G}/util", "v1.1.0")], go="1.21"),
     ]
@@ -138,3 +151,43 @@ def test_no_deps_mirrors_only_what_is_named(tmp_path, world):
                     "--upstream", srv.url, "--sumdb", db.vkey, "--no-progress")
     assert r.returncode == 0, r.stdout + r.stderr
     assert sorted(p.parent.parent.name for p in mirror.rglob("*.zip")) == ["top"]
+
+
+def test_queries_inside_answer_from_the_mirror(tmp_path, world):
+    """go get @latest, go list -m -versions / -u / -retracted inside, over file:// and airsync serve."""
+    root, db, _app = world
+    app = tmp_path / "app2"  # requires a retracted util, a deprecated module and a pseudo-version-only one
+    sample.write_main_module(app, [(f"{G}/top", "v1.0.0"), (f"{G}/old", "v1.0.0"), (f"{G}/util", "v1.3.0"),
+                                   (f"{G}/pz", PSEUDO)])
+    (app / "go.mod").write_text((app / "go.mod").read_text().replace("go 1.19", "go 1.21"))
+    r = run_go(["mod", "tidy"], app, go_env(tmp_path / "outside2", root.as_uri(), gosumdb="off"))
+    assert r.returncode == 0, r.stderr
+    (app / "go.sum").unlink()
+    mirror = tmp_path / "mirror"
+    with FaultServer(root) as srv:
+        r = airsync("mirror", "--go-mod", str(app / "go.mod"), "--latest", "--to", str(mirror), "--upstream", srv.url,
+                    "--sumdb", db.vkey, "--no-progress")
+    assert r.returncode == 0, r.stdout + r.stderr
+    # Every listed version is whole; the retracting v1.4.0 is listed, so its retractions are seen.
+    assert (mirror / f"{G}/util/@v/list").read_text() == "v1.2.0\nv1.3.0\nv1.4.0\n"
+    assert (mirror / f"{G}/util/@latest").read_bytes() == (mirror / f"{G}/util/@v/v1.4.0.info").read_bytes()
+    assert (mirror / f"{G}/pz/@latest").read_bytes() == (mirror / f"{G}/pz/@v/{PSEUDO}.info").read_bytes()
+    with airsync_serve(mirror) as url:
+        for n, goproxy in enumerate((mirror.as_uri(), url)):
+            work = tmp_path / f"work{n}"
+            shutil.copytree(app, work)
+            env = go_env(tmp_path / f"inside{n}", goproxy, goflags="-mod=mod", gosumdb=db.vkey)
+
+            def go(*args: str) -> str:
+                r = run_go(list(args), work, env)
+                assert r.returncode == 0, f"go {' '.join(args)} ({goproxy}): {r.stderr}"
+                return r.stdout + r.stderr
+
+            go("build", "./...")
+            listing = go("list", "-m", "-u", "all")
+            assert f"{G}/old v1.0.0 (deprecated)" in listing and f"{G}/util v1.3.0 (retracted)" in listing, listing
+            assert go("list", "-m", "-versions", f"{G}/util").split() == [f"{G}/util", "v1.2.0"]
+            assert go("list", "-m", "-retracted", "-versions", f"{G}/util").split()[1:] == ["v1.2.0", "v1.3.0", "v1.4.0"]
+            assert "(retracted)" in go("list", "-m", "-retracted", f"{G}/util@v1.3.0")
+            go("get", f"{G}/pz@latest")
+            assert f"{G}/util v1.3.0 => v1.2.0" in go("get", f"{G}/util@latest")
