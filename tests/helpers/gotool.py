@@ -1,6 +1,7 @@
 """Running the real go command in tests without any chance of reaching the internet (a helper).
 
-``require_go()`` returns the go binary or fails the test (it never skips: CI installs go).
+``require_go()`` returns the newest go binary on the machine (``scripts/newest-go``: Go 1.26 where it is
+installed, Debian's golang-go only where nothing newer exists) or fails the test (it never skips).
 ``go_env(tmp, goproxy)`` is a complete environment, built from nothing (like ``env -i``), in which the
 go command can only read ``goproxy``: a ``file://`` URL or an ``http://127.0.0.1:PORT`` URL (anything else
 is refused here). HOME, GOPATH, GOMODCACHE and GOCACHE all live under ``tmp``, the checksum database is
@@ -10,8 +11,8 @@ is off so no C compiler is needed. ``run_go`` runs it with a timeout and capture
 
 from __future__ import annotations
 
+import functools
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -19,15 +20,16 @@ import pytest
 
 __all__ = ["require_go", "go_env", "run_go"]
 
-_CANDIDATES = ("/usr/bin/go", "/usr/lib/go/bin/go", "/usr/local/go/bin/go")
+_NEWEST_GO = Path(__file__).resolve().parents[2] / "scripts" / "newest-go"
 
 
+@functools.cache
 def require_go() -> str:
-    """The path of the go binary, or fail the test (never skip)."""
-    found = shutil.which("go") or next((p for p in _CANDIDATES if os.access(p, os.X_OK)), None)
-    if found is None:
-        pytest.fail("go not installed: apt-get install golang-go", pytrace=False)
-    return found
+    """The newest go binary on the machine (scripts/newest-go), or fail the test (never skip)."""
+    r = subprocess.run([str(_NEWEST_GO)], capture_output=True, text=True, timeout=60)
+    if r.returncode != 0 or not r.stdout.strip():
+        pytest.fail("go not installed: run scripts/setup (it installs golang-go where no go exists)", pytrace=False)
+    return r.stdout.strip()
 
 
 def _check_proxy(goproxy: str) -> None:
