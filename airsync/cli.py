@@ -15,8 +15,7 @@ from pathlib import Path
 
 from airsync import __version__, config, log
 from airsync.errors import AirsyncError, ConfigError, first_of
-from airsync.goproxy.upstream import DEFAULT_GOPROXY, parse_goproxy
-from airsync.trust import sumdb
+from airsync.goproxy.upstream import DEFAULT_GOPROXY
 
 # trio, httpx and structlog (which pulls in rich) are imported by the commands that use them,
 # so that a sync, verify or import starts quickly.
@@ -40,7 +39,9 @@ def cmd_mirror(args: argparse.Namespace) -> int:
     to = args.to or conf.get("to")
     if not to:
         raise ConfigError("no mirror directory: give --to DIR (or mirror.to in the config)")
-    upstreams = parse_goproxy(args.upstream or conf.get("upstream") or DEFAULT_GOPROXY)
+    sources = config.mirror_sources(conf, args)
+    for note in sources.notes:
+        print(f"airsync: note: {note}", file=sys.stderr)
     settings = config.fetch_settings(conf, args)
     for name in ("concurrency", "per_host", "retries"):
         v = getattr(settings, name, None) if name != "retries" else settings.retry.attempts
@@ -56,13 +57,8 @@ def cmd_mirror(args: argparse.Namespace) -> int:
         raise ConfigError("nothing to mirror: every input has problems (see above); nothing was done")
     request = inputs.request(deps=args.deps, latest=args.latest)
 
-    db = sumdb.parse_gosumdb(args.sumdb or conf.get("sumdb") or sumdb.SUM_GOLANG_ORG)
-    private = args.private if args.private is not None else conf.get(
-        "private", os.environ.get("GONOSUMDB") or os.environ.get("GOPRIVATE") or ""
-    )
-
     stats = Stats()
-    job = MirrorJob(Path(to), upstreams, settings, stats, sumdb=db, private=private)
+    job = MirrorJob(Path(to), sources.upstreams, settings, stats, sumdb=sources.sumdb, private=sources.private)
 
     async def main():
         # Errors leave the nursery inside an ExceptionGroup: carry them out plainly instead.
@@ -262,7 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--write-go-sum", metavar="FILE",
                    help="write the go.sum of everything mirrored (to pin what was resolved)")
     m.add_argument("--to", metavar="MIRROR", help="mirror directory (created if missing)")
-    m.add_argument("--upstream", metavar="URL", help=f"GOPROXY-style list (default {DEFAULT_GOPROXY})")
+    m.add_argument("--upstream", metavar="URL",
+                   help=f"GOPROXY-style list (default: $GOPROXY without direct/off, else {DEFAULT_GOPROXY})")
     m.add_argument("--config", metavar="FILE", help="TOML config file ([mirror] table)")
     m.add_argument("--concurrency", type=int, help="files downloaded at once")
     m.add_argument("--per-host", type=int, help="requests in flight per upstream host")
@@ -277,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--sumdb",
         metavar="GOSUMDB",
         help="checksum database to carry and check: name+hash+key [URL], a known name, or off "
-        "(default: sum.golang.org)",
+        "(default: $GOSUMDB, else sum.golang.org)",
     )
     m.add_argument(
         "--private",

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,11 +128,60 @@ def _mirror_table(path: Path, data: dict[str, Any]) -> dict[str, Any]:
     return mirror
 
 
-def fetch_settings(table: dict[str, Any], args: argparse.Namespace | None = None):
+@dataclass(frozen=True)
+class Sources:
+    """Where a mirror job fetches from and what it checks against, with notes for the user."""
+
+    upstreams: list  # goproxy.upstream.Upstream
+    sumdb: Any  # trust.sumdb.SumDB, or None for off
+    private: str
+    notes: tuple[str, ...] = ()
+
+
+def mirror_sources(table: dict[str, Any], args: argparse.Namespace | None = None,
+                   environ: Mapping[str, str] | None = None) -> Sources:
+    """Upstreams, checksum database and private patterns of a mirror job: command-line options
+    over the config's [mirror] ``table`` over the user's Go environment (GOPROXY, GOSUMDB,
+    GONOSUMDB/GOPRIVATE) over the defaults, as the go command would take them."""
+    from airsync.goproxy import goenv
+    from airsync.goproxy.upstream import DEFAULT_GOPROXY, parse_goproxy
+    from airsync.trust import sumdb
+
+    env = goenv.from_environ(os.environ if environ is None else environ, str(Path.home()))
+
+    def pick(name: str, from_env: str | None) -> str | None:
+        v = getattr(args, name, None)
+        return v if v is not None else table.get(name, from_env)
+
+    notes: list[str] = []
+    upstream = pick("upstream", None)
+    if upstream is None:
+        upstream, notes = env.goproxy or DEFAULT_GOPROXY, list(env.notes)
+    db = sumdb.parse_gosumdb(pick("sumdb", env.gosumdb) or sumdb.SUM_GOLANG_ORG)
+    upstreams = parse_goproxy(upstream)
+    for up in upstreams:
+        # As the go command: credentials in a proxy URL never travel over plain HTTP, unless the
+        # user says the host is to be reached insecurely.
+        if up.url.startswith("http://") and "@" in up.url.split("/")[2] and not goenv.host_matches(env.insecure, up.url):
+            raise ConfigError(f"refusing to pass credentials to insecure URL {up.redacted}: use https, "
+                              "or list the host in GOINSECURE")
+    return Sources(upstreams, db, pick("private", env.private) or "", tuple(notes))
+
+
+def fetch_settings(table: dict[str, Any], args: argparse.Namespace | None = None,
+                   environ: Mapping[str, str] | None = None):
     """Download settings (``FetchSettings``) of a mirror job: command-line options (``args``,
-    None where not given) over the config's [mirror] ``table`` over the built-in defaults."""
+    None where not given) over the config's [mirror] ``table`` over the built-in defaults; TLS
+    and credentials from the user's Go environment (GOINSECURE, GOAUTH, NETRC)."""
     from airsync.fetch.fetcher import FetchSettings  # the download stack: only for a job
     from airsync.fetch.retry import RetryPolicy
+    from airsync.goproxy import goenv
+
+    env = goenv.from_environ(os.environ if environ is None else environ, None)
+    try:
+        goenv.parse_goauth(env.goauth)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
     def pick(name: str, default):
         v = getattr(args, name, None)
@@ -148,6 +199,9 @@ def fetch_settings(table: dict[str, Any], args: argparse.Namespace | None = None
         read_timeout=float(pick("read_timeout", d.read_timeout)),
         file_deadline=float(pick("file_deadline", d.file_deadline)),
         retry=RetryPolicy(attempts=int(pick("retries", RetryPolicy().attempts))),
+        insecure=env.insecure,
+        goauth=env.goauth,
+        netrc=env.netrc,
     )
 
 

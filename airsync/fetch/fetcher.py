@@ -63,6 +63,11 @@ class FetchSettings:
     limit_rate: int | None = None  # bytes per second, all downloads together
     http2: bool = False
     retry: retry.RetryPolicy = field(default_factory=retry.RetryPolicy)
+    # From the Go environment (goproxy.goenv): hosts that may be reached without TLS checks and
+    # receive credentials over plain HTTP, and where credentials come from (fetch.auth).
+    insecure: str = ""
+    goauth: str = "netrc"
+    netrc: str | None = None
 
 
 @dataclass
@@ -472,6 +477,11 @@ class Fetcher:
         if outcome is retry.Outcome.RETRY:
             ra = retry.parse_retry_after(resp.headers.get("retry-after"), time.time())
             raise _Retryable(f"HTTP {resp.status_code}", ra)
+        if resp.status_code in (401, 407):
+            raise UpstreamError(
+                f"{url}: HTTP {resp.status_code} {resp.reason_phrase}: the proxy wants credentials (from the netrc "
+                "file, a GOAUTH command or https://user:token@host; sent over HTTPS, or over plain HTTP to hosts "
+                "listed in GOINSECURE)")
         raise UpstreamError(f"{url}: HTTP {resp.status_code} {resp.reason_phrase}")
 
 

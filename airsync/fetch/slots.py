@@ -8,7 +8,9 @@ Each slot owns an httpx client
 whose pool holds one connection, so a request reuses the connection of its slot. One shared
 pool would do the same work with more bookkeeping: httpcore walks every pooled connection, and
 polls each idle one, at the start and end of every request, which for thousands of small files
-costs more than the requests themselves. All clients share one SSL context.
+costs more than the requests themselves. All clients share one SSL context. Credentials (from
+GOAUTH: netrc, helper commands) are added to each request for its URL; proxies come from the
+environment (HTTPS_PROXY, HTTP_PROXY, NO_PROXY), which httpx reads.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import trio
+
+from airsync.goproxy.goenv import Credentials, host_matches
 
 USER_AGENT = "airsync/0.1 (+Go module mirror)"
 FILE_LANE = "file"
@@ -33,27 +37,42 @@ class ClientSlots:
         connect_timeout: float = 15.0,
         read_timeout: float = 30.0,
         http2: bool = False,
+        credentials: Credentials | None = None,
+        insecure: str = "",
     ) -> None:
         self.per_host = per_host
         self._ssl = httpx.create_ssl_context()  # honours SSL_CERT_FILE / SSL_CERT_DIR
+        self._credentials = credentials or Credentials()
+        self._insecure = insecure
         self._timeout = httpx.Timeout(connect=connect_timeout, read=read_timeout, write=30.0, pool=None)
         self._http2 = http2
         self._limits: dict[tuple[str, str], trio.CapacityLimiter] = {}
         self._free: dict[tuple[str, str], list[httpx.AsyncClient]] = {}
         self._all: list[httpx.AsyncClient] = []
 
-    def _new_client(self) -> httpx.AsyncClient:
+    def _new_client(self, url: str) -> httpx.AsyncClient:
         client = httpx.AsyncClient(
-            verify=self._ssl,
+            # GOINSECURE hosts: no certificate checks (a private proxy with its own certificate).
+            verify=False if host_matches(self._insecure, url) else self._ssl,
             http2=self._http2,
             timeout=self._timeout,
             follow_redirects=True,
             headers={"User-Agent": USER_AGENT},
             # One connection, plus room for a redirect to another origin.
             limits=httpx.Limits(max_connections=2, max_keepalive_connections=1),
+            event_hooks={"request": [self._authorize]} if self._credentials.by_prefix else None,
         )
         self._all.append(client)
         return client
+
+    async def _authorize(self, request: httpx.Request) -> None:
+        """Credentials for this URL (also after a redirect): over HTTPS, as the go command sends
+        them, or over plain HTTP to a host the user named in GOINSECURE."""
+        url = str(request.url)
+        if request.url.scheme == "https" or host_matches(self._insecure, url):
+            for name, value in self._credentials.headers_for(url):
+                if name not in request.headers:
+                    request.headers[name] = value
 
     @asynccontextmanager
     async def slot(self, url: str, lane: str = FILE_LANE) -> AsyncIterator[httpx.AsyncClient]:
@@ -66,7 +85,7 @@ class ClientSlots:
             self._free[key] = []
         async with limiter:
             free = self._free[key]
-            client = free.pop() if free else self._new_client()
+            client = free.pop() if free else self._new_client(url)
             try:
                 yield client
             finally:

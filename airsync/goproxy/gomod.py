@@ -47,13 +47,6 @@ class Require:
     lineno: int
 
 
-@dataclass(frozen=True)
-class GoMod:
-    module_path: str | None
-    requires: tuple[Require, ...]
-    replacements: tuple[Require, ...]
-
-
 class _LineError(Exception):
     """A problem with one statement; becomes an InputError for its line."""
 

@@ -24,7 +24,6 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import structlog
@@ -33,6 +32,7 @@ import trio
 from airsync.carry import chunks
 from airsync.carry.signatures import SignatureCache, SignatureCacheError
 from airsync.errors import AirsyncError, HashMismatch, NotFoundError, UpstreamError, VerifyError
+from airsync.fetch import auth
 from airsync.fetch.fetcher import Fetcher, FetchSettings, Stats
 from airsync.fetch.slots import ClientSlots
 from airsync.goproxy import dirhash, gomod, modpath, modzip
@@ -166,11 +166,19 @@ class MirrorJob:
         """Mirror a plan, or a request: its queries and module graphs are resolved first
         (``mirror.resolve``), with the same connections and the same upstreams."""
         started = time.monotonic()
+        credentials, notes = await trio.to_thread.run_sync(auth.load, self.settings.goauth, self.settings.netrc)
+        for note in notes:
+            log.warning("credentials", note=note)
+        # Credentials in a proxy URL become headers like the others, so that no URL the job logs,
+        # records for resume or reports carries them.
+        self.upstreams = [auth.take_userinfo(up, credentials) for up in self.upstreams]
         slots = ClientSlots(
             self.settings.per_host,
             connect_timeout=self.settings.connect_timeout,
             read_timeout=self.settings.read_timeout,
             http2=self.settings.http2,
+            credentials=credentials,
+            insecure=self.settings.insecure,
         )
         try:
             async with slots:
@@ -218,7 +226,7 @@ class MirrorJob:
     async def _plan(self, fetcher: Fetcher, request: Request) -> list[ModuleWant]:
         res = None
         if request.resolves:
-            res = await Resolver(partial(self._get, fetcher)).resolve(request)
+            res = await Resolver(lambda rel, size: self._get(fetcher, rel, size)).resolve(request)
             self.summary.resolution = res
             self.summary.problems += res.problems
             for p in res.problems:

@@ -14,7 +14,6 @@ lists cut to their first ``MAX_PROBLEMS`` entries and a count (the structured lo
 
 from __future__ import annotations
 
-import os
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -37,10 +36,8 @@ MAX_PROBLEMS = 20  # entries of a list kept in a job's record (problems, failure
 
 async def mirror(conf: DaemonConfig, job: Job, live: Live, intake: Intake) -> tuple[str | None, dict]:
     from airsync.fetch.fetcher import Stats
-    from airsync.goproxy.upstream import DEFAULT_GOPROXY, parse_goproxy
     from airsync.mirror.inputs import read_inputs
     from airsync.mirror.job import MirrorJob
-    from airsync.trust import sumdb
 
     # Reading and parsing run in a thread: a large file must not stall the event loop
     # (the control API, the watchdog pings).
@@ -69,11 +66,12 @@ async def mirror(conf: DaemonConfig, job: Job, live: Live, intake: Intake) -> tu
         return problems[0], result
     m = conf.mirror
     settings = config.fetch_settings(m)
-    db = sumdb.parse_gosumdb(m.get("sumdb") or sumdb.SUM_GOLANG_ORG)
-    private = m.get("private", os.environ.get("GONOSUMDB") or os.environ.get("GOPRIVATE") or "")
+    sources = config.mirror_sources(m)
+    for note in sources.notes:
+        log.info("note", note=note)
     live.stats = Stats()
-    mirror_job = MirrorJob(conf.mirror_dir, parse_goproxy(m.get("upstream") or DEFAULT_GOPROXY), settings,
-                           live.stats, sumdb=db, private=private)
+    mirror_job = MirrorJob(conf.mirror_dir, sources.upstreams, settings, live.stats, sumdb=sources.sumdb,
+                           private=sources.private)
     s = await mirror_job.run(inputs.request(deps=bool(m.get("deps", True)), latest=bool(m.get("latest", False))))
     result.update(
         fetched=s.fetched, skipped=s.skipped, failed=len(s.failures), bytes=s.bytes,

@@ -30,7 +30,8 @@ several rules match, the oldest one with budget left applies. One Fault may comb
 
 ``add_fault`` returns the ``FaultRule``; its ``hits`` property counts the requests it affected.
 ``srv.replace_file(path, data)`` atomically swaps a file's content mid-run; its ETag changes with the
-content and its Last-Modified moves at least one second forward.
+content and its Last-Modified moves at least one second forward. ``FaultServer(root, auth=HEADER)``
+answers 401 to any request whose Authorization header is not exactly HEADER (a private proxy).
 """
 
 from __future__ import annotations
@@ -172,6 +173,9 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.server.owner
         # Percent-decoded: the go command sends "!" as "%21", httpx sends it raw.
         self._path = unquote(urlsplit(self.path).path) or "/"
+        if owner.auth is not None and self.headers.get("Authorization") != owner.auth:
+            self._simple(401, b"credentials required\n", {"WWW-Authenticate": 'Basic realm="private"'}, head)
+            return
         fault = owner._take_fault(self._path)
         try:
             if fault and fault.delay > 0:
@@ -308,8 +312,10 @@ def _parse_range(header: str, size: int):  # noqa: ANN202
 
 
 class FaultServer:
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, auth: str | None = None) -> None:
+        """``auth``: the Authorization header every request must carry (else 401), e.g. a private proxy."""
         self.root = Path(root).resolve()
+        self.auth = auth
         self._lock = threading.Lock()
         self._requests: list[Request] = []
         self._bytes: dict[str, int] = {}
