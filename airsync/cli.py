@@ -31,6 +31,7 @@ def cmd_mirror(args: argparse.Namespace) -> int:
 
     from airsync.fetch.fetcher import Stats
     from airsync.mirror import gosumfile, progress
+    from airsync.goproxy import gover
     from airsync.mirror.inputs import read_inputs
     from airsync.mirror.job import MirrorJob
     from airsync.units import count
@@ -48,14 +49,19 @@ def cmd_mirror(args: argparse.Namespace) -> int:
         if v < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
 
-    inputs = read_inputs(args.go_sum, args.go_mod, args.modules_file, args.module)
+    inputs = read_inputs(args.go_sum, args.go_mod, args.modules_file, args.module, args.toolchain)
     for p in inputs.problems:
         print(f"airsync: {p}", file=sys.stderr)
     if inputs.empty and not inputs.problems:
         raise ConfigError("nothing to mirror: give --go-sum, --go-mod, --modules-file or --module")
     if inputs.empty:
         raise ConfigError("nothing to mirror: every input has problems (see above); nothing was done")
-    request = inputs.request(deps=args.deps, latest=args.latest)
+    try:
+        platforms = gover.parse_platforms(args.platform) if args.platform else (gover.host_platform(),)
+    except ValueError as e:
+        raise ConfigError(f"--platform {e}") from None
+    request = inputs.request(deps=args.deps, latest=args.latest, platforms=platforms,
+                             gomod_toolchains=args.platform is not None)
 
     stats = Stats()
     job = MirrorJob(Path(to), sources.upstreams, settings, stats, sumdb=sources.sumdb, private=sources.private)
@@ -255,6 +261,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--latest", action="store_true",
                    help="also mirror the latest version of every module (as go get M@latest picks it), so that "
                    "go get -u and go list -m -u inside see what the outside sees, retractions and deprecations too")
+    m.add_argument("--toolchain", action="append", default=[], metavar="GO1.X.Y",
+                   help="also mirror this Go toolchain (golang.org/toolchain), e.g. go1.27.3, or go1.27 for its newest "
+                   "release, so that GOTOOLCHAIN switching works inside (repeatable)")
+    m.add_argument("--platform", metavar="GOOS/GOARCH,...",
+                   help="platforms of the toolchains (default: this machine's); given, the go and toolchain lines "
+                   "of the --go-mod files name toolchains to mirror too")
     m.add_argument("--write-go-sum", metavar="FILE",
                    help="write the go.sum of everything mirrored (to pin what was resolved)")
     m.add_argument("--to", metavar="MIRROR", help="mirror directory (created if missing)")

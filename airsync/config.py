@@ -65,6 +65,9 @@ MIRROR_KEYS: dict[str, Key] = {
     "private": Key((str,), "GONOSUMDB-style globs of module paths never looked up in the database"),
     "deps": Key((bool,), "also mirror the module graph of every go.mod and module named, as the go command loads it"),
     "latest": Key((bool,), "also mirror every module's latest version, so queries inside see what the outside does"),
+    "toolchains": Key((list,), "Go toolchains to mirror (go1.27.3, or go1.27 for its newest release)"),
+    "platforms": Key((list,), "GOOS/GOARCH of mirrored toolchains (default: this machine's); given, the go.mod "
+                              "files' go and toolchain lines name toolchains too"),
 }
 
 
@@ -125,6 +128,13 @@ def _mirror_table(path: Path, data: dict[str, Any]) -> dict[str, Any]:
             raise ConfigError(f"{path}: mirror.{key} must be at most {INT_MAX[key]}, got {value!r}")
     if mirror.get("to") == "":
         raise ConfigError(f"{path}: mirror.to must not be empty")
+    if "platforms" in mirror:
+        from airsync.goproxy import gover
+
+        try:
+            gover.parse_platforms(",".join(mirror["platforms"]))
+        except ValueError as e:
+            raise ConfigError(f"{path}: mirror.platforms: {e}") from None
     return mirror
 
 

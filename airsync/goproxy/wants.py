@@ -50,11 +50,13 @@ class Request:
     modules: tuple[ModuleRequest, ...] = ()
     deps: bool = True  # resolve module graphs: of the go.mods and of each named module
     latest: bool = False  # also each module's latest version (with its graph when ``deps``)
+    toolchains: tuple[ModuleRequest, ...] = ()  # path "go", version a Go version (1.27.3) or family (1.27)
+    platforms: tuple[str, ...] = ()  # GOOS/GOARCH of the toolchains
 
     @property
     def resolves(self) -> bool:
         """Whether module graphs or version queries must be resolved (over the network) first."""
-        return (self.deps and bool(self.mains or self.modules)) or self.latest \
+        return (self.deps and bool(self.mains or self.modules)) or self.latest or bool(self.toolchains) \
             or any(is_query(m.version) for m in self.modules)
 
     def mod_pins(self) -> dict[ModuleVersion, frozenset[str]]:

@@ -45,6 +45,7 @@ class Resolution:
     mods: dict[ModuleVersion, bytes] = field(default_factory=dict)  # the .mod bytes fetched
     answers: dict[str, str] = field(default_factory=dict)  # "path@query" -> version
     latest: dict[str, str] = field(default_factory=dict)  # path -> latest version, retractions ignored
+    toolchains: dict[ModuleVersion, str] = field(default_factory=dict)  # golang.org/toolchain versions
     deprecated: dict[str, str] = field(default_factory=dict)  # module path -> message
     go_versions: dict[ModuleVersion, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
@@ -84,6 +85,7 @@ class Resolver:
         for main in request.mains:
             graphs += self._main_graphs(main, res)
         await self._named(request.modules, request.deps, res, graphs)
+        await self._toolchains(request, res)
         await self._load(graphs)
         for gr in graphs:
             self._collect(gr, res)
@@ -143,6 +145,49 @@ class Resolver:
                                  f"{m.origin} ({mv})"))
             if gm.go:
                 res.go_versions[mv] = gm.go
+
+    # -- toolchains ---------------------------------------------------------------------------
+
+    async def _toolchains(self, request: Request, res: Resolution) -> None:
+        """golang.org/toolchain versions for each asked Go version and platform: a release by
+        name, or for a family (1.27) the one the go command would switch to from the upstream's
+        list. Each is a module like any other (its zip is verified, the database vouches)."""
+        if not request.toolchains:
+            return
+        listing: str | None = None
+        if any(gover.is_lang(t.version) for t in request.toolchains):
+            try:
+                data = await self._fetch(modpath.list_file(gover.TOOLCHAIN_MODULE), MAX_LIST)
+            except AirsyncError as e:
+                res.problems.append(f"{gover.TOOLCHAIN_MODULE}: cannot list its versions: {_detail(e, gover.TOOLCHAIN_MODULE)}")
+                data = None
+            listing = "" if data is None else data.decode("utf-8", "replace")
+        wanted: list[tuple[ModuleVersion, str]] = []
+        for t in request.toolchains:
+            for platform in request.platforms:
+                goos, _, goarch = platform.partition("/")
+                go = t.version
+                if gover.is_lang(go):
+                    newest = gover.newest_toolchain(listing or "", go, goos, goarch) if listing is not None else None
+                    if newest is None:
+                        if listing is not None:
+                            res.problems.append(f"{t.origin}: no Go {go} release for {platform} upstream")
+                        continue
+                    go = newest
+                mv = ModuleVersion(gover.TOOLCHAIN_MODULE, gover.toolchain_module_version(go, goos, goarch))
+                wanted.append((mv, f"{t.origin} ({platform})"))
+        async with trio.open_nursery() as n:
+            for mv, _origin in wanted:
+                n.start_soon(self._gomod, mv)
+        for mv, origin in wanted:
+            if await self._gomod(mv) is None:
+                go, goos, goarch = gover.parse_toolchain_module_version(mv.version)  # type: ignore[misc]
+                why = self._mod_errors.get(mv, "")
+                why = f"{mv} is not there" if not why or "not found" in why else f"{mv}: {why}"
+                res.problems.append(f"{origin}: no toolchain go{go} for {goos}/{goarch} upstream ({why})")
+            else:
+                res.selected.setdefault(mv, origin)
+                res.toolchains[mv] = origin
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -319,6 +364,7 @@ def plan_for(request: Request, res: Resolution | None) -> list[ModuleWant]:
         return wants.plan(request.sum_lines, request.requires,
                           [(ModuleVersion(m.path, m.version), m.origin) for m in request.modules])
     named = {ModuleVersion(m.path, res.answers.get(f"{m.path}@{m.version}", m.version)) for m in request.modules}
+    named |= set(res.toolchains)
     return wants.plan(
         request.sum_lines, [],
         [(mv, where) for mv, where in res.selected.items() if mv in named],

@@ -36,6 +36,7 @@ MAX_PROBLEMS = 20  # entries of a list kept in a job's record (problems, failure
 
 async def mirror(conf: DaemonConfig, job: Job, live: Live, intake: Intake) -> tuple[str | None, dict]:
     from airsync.fetch.fetcher import Stats
+    from airsync.goproxy.gover import host_platform
     from airsync.mirror.inputs import read_inputs
     from airsync.mirror.job import MirrorJob
 
@@ -44,7 +45,8 @@ async def mirror(conf: DaemonConfig, job: Job, live: Live, intake: Intake) -> tu
     if job.key == "config":
         where = "the config's lists"
         inputs = await trio.to_thread.run_sync(
-            read_inputs, list(conf.go_sum), list(conf.go_mod), list(conf.modules_files), list(conf.modules))
+            read_inputs, list(conf.go_sum), list(conf.go_mod), list(conf.modules_files), list(conf.modules),
+            list(conf.mirror.get("toolchains", [])))
     else:
         name = job.key.removeprefix("request:")
         where = conf.requests_dir / name
@@ -72,7 +74,9 @@ async def mirror(conf: DaemonConfig, job: Job, live: Live, intake: Intake) -> tu
     live.stats = Stats()
     mirror_job = MirrorJob(conf.mirror_dir, sources.upstreams, settings, live.stats, sumdb=sources.sumdb,
                            private=sources.private)
-    s = await mirror_job.run(inputs.request(deps=bool(m.get("deps", True)), latest=bool(m.get("latest", False))))
+    platforms = tuple(m.get("platforms") or (host_platform(),))
+    s = await mirror_job.run(inputs.request(deps=bool(m.get("deps", True)), latest=bool(m.get("latest", False)),
+                                            platforms=platforms, gomod_toolchains="platforms" in m))
     result.update(
         fetched=s.fetched, skipped=s.skipped, failed=len(s.failures), bytes=s.bytes,
         resumed_bytes=s.resumed_bytes, retries=s.retries, seconds=round(s.seconds, 3),
