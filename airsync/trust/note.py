@@ -31,8 +31,8 @@ Where this differs from Go, it is stricter or simpler, never looser:
 * ``sign`` never returns bytes that ``open_note`` would call malformed: text that is not UTF-8 or has
   control characters, no signatures at all, or more than 100, are refused (Go writes them anyway).
 * ``generate_key`` refuses a name that the key parsers would refuse (Go generates unusable keys).
-* Verifiers are a plain iterable. Equal verifiers given twice count once; two *different* keys with
-  the same name and hash are ambiguous, and a signature naming them fails, as in Go.
+* Verifiers are a plain iterable. As with Go's VerifierList, two verifiers with the same name and
+  hash are ambiguous, even the same one given twice, and a signature naming them fails.
 * Ed25519 comes from the ``cryptography`` package (OpenSSL). For honest signatures it agrees with Go's
   crypto/ed25519; the two may differ only on deliberately malformed ones (non-canonical encodings).
 """
@@ -369,7 +369,7 @@ def open_note(msg: bytes, verifiers: Iterable[Verifier]) -> Note:
         if not isinstance(v, Verifier):
             raise TypeError(f"open_note wants Verifier objects, not {type(v).__name__}")
         k = (v.name, v.key_hash)
-        if k in known and known[k] != v:
+        if k in known:
             ambiguous.add(k)
         known.setdefault(k, v)
 
