@@ -63,6 +63,8 @@ def cmd_mirror(args: argparse.Namespace) -> int:
     request = inputs.request(deps=args.deps, latest=args.latest, platforms=platforms,
                              gomod_toolchains=args.platform is not None)
 
+    if args.prove_heads:
+        _queue_heads(Path(to), sources.sumdb, args.prove_heads)
     stats = Stats()
     job = MirrorJob(Path(to), sources.upstreams, settings, stats, sumdb=sources.sumdb, private=sources.private)
 
@@ -107,6 +109,44 @@ def cmd_mirror(args: argparse.Namespace) -> int:
     if inputs.problems:
         print(f"airsync: {len(inputs.problems)} input problem(s), see above", file=sys.stderr)
     return EXIT_OK if summary.ok and not inputs.problems else EXIT_FAILED
+
+
+def _queue_heads(to: Path, db, path: str) -> None:
+    from airsync.trust import heads
+
+    if db is None:
+        raise ConfigError("--prove-heads needs a checksum database (not --sumdb off)")
+    try:
+        text = Path(path).read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read: {e}") from None
+    queued = heads.queue(to, db, text, path)
+    print(f"airsync: {len(queued)} head(s) of {db.name} from {path} will be proved and carried", file=sys.stderr)
+
+
+def cmd_sumdb_heads(args: argparse.Namespace) -> int:
+    from airsync.trust import heads
+
+    if args.mirror:
+        found, where = heads.mirror_heads(Path(args.mirror)), f"mirror {args.mirror}"
+    else:
+        gopath = args.gopath or os.environ.get("GOPATH", "").split(":")[0] or str(Path.home() / "go")
+        found, where = heads.gopath_heads(Path(gopath)), f"{gopath}/pkg/sumdb"
+    text = heads.heads_file(found, where)
+    if args.out:
+        Path(args.out).write_text(text)
+    else:
+        print(text, end="")
+    return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from airsync.carry import doctor
+
+    findings = doctor.diagnose(doctor.go_env(args.go), Path(args.mirror) if args.mirror else None)
+    for f in findings:
+        print(f.line if f.ok else f"airsync doctor: {f.line}")
+    return EXIT_OK if all(f.ok for f in findings) else EXIT_FAILED
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -200,7 +240,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from airsync.carry import verify
 
     _medium_dir(args.medium)
-    report = verify.verify_medium(Path(args.medium), _verifier(args.key))
+    report = verify.verify_medium(Path(args.medium), _verifier(args.key), args.sumdb or os.environ.get("GOSUMDB"))
     _print_report(report)
     return EXIT_OK if report.ok else EXIT_FAILED
 
@@ -211,7 +251,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     verifier = _verifier(args.key)
     _medium_dir(args.medium)
     try:
-        result = verify.import_medium(Path(args.medium), Path(args.into), verifier)
+        result = verify.import_medium(Path(args.medium), Path(args.into), verifier,
+                                      args.sumdb or os.environ.get("GOSUMDB"))
     except verify.ImportRefused as e:
         _print_report(e.report)
         print(f"airsync: {e}", file=sys.stderr)
@@ -294,6 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated globs of module paths never looked up in the database "
         "(default: $GONOSUMDB or $GOPRIVATE)",
     )
+    m.add_argument("--prove-heads", metavar="FILE",
+                   help="heads from 'airsync sumdb-heads' inside: prove them consistent and carry the tiles for them")
     m.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=None, help="live progress (default: on a terminal)"
     )
@@ -325,13 +368,28 @@ def build_parser() -> argparse.ArgumentParser:
     vf = sub.add_parser("verify", help="check a medium against its signed manifest")
     vf.add_argument("medium", metavar="DIR", help="the medium's root directory")
     vf.add_argument("--key", required=True, metavar="PREFIX.pub", help="the border host's verifier key")
+    vf.add_argument("--sumdb", metavar="GOSUMDB", help="the checksum database key the go command here trusts "
+                    "(default: $GOSUMDB, else the built-in key of a known database, else the one carried)")
     vf.set_defaults(func=cmd_verify)
 
     im = sub.add_parser("import", help="verify a medium and merge it into the inside mirror")
     im.add_argument("medium", metavar="DIR", help="the medium's root directory")
     im.add_argument("--into", required=True, metavar="MIRROR", help="the inside mirror directory")
     im.add_argument("--key", required=True, metavar="PREFIX.pub", help="the border host's verifier key")
+    im.add_argument("--sumdb", metavar="GOSUMDB", help="the checksum database key the go command here trusts "
+                    "(default: $GOSUMDB, else the built-in key of a known database, else the one carried)")
     im.set_defaults(func=cmd_import)
+
+    sh = sub.add_parser("sumdb-heads", help="print the checksum-database heads this machine (or a mirror) knows")
+    sh.add_argument("--gopath", metavar="DIR", help="the GOPATH whose pkg/sumdb to read (default: $GOPATH or ~/go)")
+    sh.add_argument("--mirror", metavar="MIRROR", help="list the heads a mirror knows instead")
+    sh.add_argument("--out", metavar="FILE", help="write the file here instead of to stdout")
+    sh.set_defaults(func=cmd_sumdb_heads)
+
+    dr = sub.add_parser("doctor", help="will the go command here verify modules from the mirror? (reads go env)")
+    dr.add_argument("--mirror", metavar="MIRROR", help="the inside mirror (default: GOPROXY's file:// entry)")
+    dr.add_argument("--go", default="go", help="the go command to ask (default: go)")
+    dr.set_defaults(func=cmd_doctor)
 
     pl = sub.add_parser("pull", help="bring a peer's mirror (airsync serve, or a served medium) into this one by delta")
     pl.add_argument("url", metavar="URL", help="the peer, e.g. http://border:8080 (its /airsync-manifest must be signed)")

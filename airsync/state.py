@@ -6,7 +6,10 @@ the byte spans already on disk with an xxh3-64 hash of each span. A span is reco
 after the bytes it covers were fsynced, so after a kill -9 every recorded span is either
 intact or detectably torn (its hash no longer matches) and a rerun fetches only the rest.
 It also records which published module versions are not pinned by any go.sum line, so a
-later checksum-database pass (and ``status``) can say what nothing vouched for.
+later checksum-database pass (and ``status``) can say what nothing vouched for, and for each
+checksum database the newest tree head seen (fork checks) and every head the mirror has carried
+(a go command inside may remember any of them, so every later carry must prove them consistent
+with its own head), plus heads reported from inside that wait to be proved (``--prove-heads``).
 
 WAL with ``synchronous=NORMAL`` survives a killed process without losing committed rows;
 a power cut may lose the newest commits, which only costs refetching those spans.
@@ -61,6 +64,14 @@ CREATE TABLE IF NOT EXISTS spans (
 CREATE TABLE IF NOT EXISTS sumdb (
     name   TEXT PRIMARY KEY,
     latest BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sumdb_heads (
+    name   TEXT NOT NULL,
+    size   INTEGER NOT NULL,
+    note   BLOB NOT NULL,
+    status TEXT NOT NULL,  -- 'carried': in the mirror once; 'pending': to be proved by the next job
+    since  REAL NOT NULL,
+    PRIMARY KEY (name, size)
 );
 CREATE TABLE IF NOT EXISTS unpinned (
     module  TEXT NOT NULL,
@@ -196,6 +207,29 @@ class StateDB:
         with _disk_errors(self.path), self._db:
             self._db.execute("BEGIN")
             self._db.execute("INSERT OR REPLACE INTO sumdb (name, latest) VALUES (?, ?)", (name, signed_note))
+
+    def sumdb_heads(self, name: str, status: str = "carried") -> list[bytes]:
+        """The signed notes of the heads of database ``name`` with ``status``, smallest tree first."""
+        rows = self._db.execute(
+            "SELECT note FROM sumdb_heads WHERE name = ? AND status = ? ORDER BY size", (name, status)
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def add_sumdb_heads(self, name: str, heads: list[tuple[int, bytes]], status: str = "carried") -> None:
+        """Record (tree size, signed note) heads; a carried head is never turned back to pending."""
+        now = time.time()
+        with _disk_errors(self.path), self._db:
+            self._db.execute("BEGIN")
+            if status == "carried":
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO sumdb_heads (name, size, note, status, since) VALUES (?, ?, ?, ?, ?)",
+                    [(name, n, msg, status, now) for n, msg in heads],
+                )
+            else:
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO sumdb_heads (name, size, note, status, since) VALUES (?, ?, ?, ?, ?)",
+                    [(name, n, msg, status, now) for n, msg in heads],
+                )
 
     def forget_unpinned(self, versions: list[tuple[str, str]]) -> None:
         """Versions something now vouches for (the checksum database) are pinned after all."""

@@ -6,11 +6,23 @@ the medium with its size and SHA-256, nothing else may be there (no extra files,
 special files), and each module ``.zip`` and ``.mod`` must follow the module rules and hash to the
 ``h1:`` the manifest's go.sum lines give for it. Every problem is named by its path.
 
+The carried checksum database (``sumdb/<name>/``) is checked as the go command will check it,
+from the carried tiles alone (``airsync.trust.ondisk``): every lookup's note opens with the key
+(the one GOSUMDB names here, else the built-in key of a known database, else the key the border
+carried), every record is included in its head and in every newer one, every pair of carried
+heads is consistent; a missing tile, a note signed by another key, a forked log are problems.
+
 ``import_medium`` imports a medium only when it verifies, and only when no file it carries would
-replace different bytes already in the inside mirror: module files, checksum-database lookups and
-tiles are immutable, so a difference is a tamper signal and the whole import is refused before
-anything is written. ``@v/list`` files are the exception: they grow, and are merged (union of the
-versions, semver order). New files are copied through the mirror's staging area, fsynced,
+replace different bytes already in the inside mirror: module files and checksum-database tiles
+and heads are immutable, so a difference is a tamper signal and the whole import is refused
+before anything is written. ``@v/list`` files are the exception: they grow, and are merged (and
+``@latest``, which follows the list, is recomputed from the merged one, never copied)
+(union of the versions, semver order). Lookup answers are the other: each carries the newest
+head of its carry, so the same record comes with a newer head in a later carry. A medium's
+answer replaces the inside's only when it is the same record at a newer head; an older one never
+replaces a newer one. The inside mirror as the import would leave it must pass the go command's
+checks too (problems it already had aside), so a medium that cannot prove the inside's heads
+consistent with its own is refused. New files are copied through the mirror's staging area, fsynced,
 checked against the manifest once more and only then renamed into place; module files go in
 before the lists that advertise them.
 
@@ -32,7 +44,7 @@ from airsync.carry.medium import BLOCK, MANIFEST, sha256_file, tree_files
 from airsync.errors import AirsyncError, ModulePathError, VerifyError
 from airsync.goproxy import dirhash, modpath, modzip, semver
 from airsync.store import MirrorStore, write_all
-from airsync.trust import note
+from airsync.trust import carried, note, ondisk
 from airsync.units import count, human_bytes
 
 __all__ = [
@@ -125,6 +137,25 @@ def _is_list(rel: str) -> bool:
     return rel.endswith("/@v/list")
 
 
+def _is_latest(rel: str) -> bool:
+    return rel.endswith("/@latest")
+
+
+def update_latest(store: MirrorStore, paths: Iterable[str]) -> None:
+    """Recompute ``@latest`` of each module whose ``@latest`` is among ``paths`` (a manifest's) or
+    already in the mirror, from its list as it now is: it follows the list, and is never copied
+    from a medium or peer, whose list may hold other versions."""
+    paths = list(paths)
+    has_latest = {rel.removesuffix("/@latest") for rel in paths if _is_latest(rel)}
+    for rel in paths:
+        mod = rel.removesuffix("/@v/list")
+        if _is_list(rel) and (mod in has_latest or (store.root / mod / "@latest").exists()):
+            try:
+                store.update_latest(modpath.unescape_path(mod))
+            except ModulePathError:
+                continue  # not a module's list: nothing to follow
+
+
 def gosum_hashes(lines: Iterable[str]) -> dict[tuple[str, str], set[str]]:
     """(module path, version or version/go.mod) -> the h1 hashes the go.sum lines give for it."""
     out: dict[tuple[str, str], set[str]] = {}
@@ -215,12 +246,25 @@ def _read_manifest(root: Path, verifier: note.Verifier) -> tuple[Manifest | None
         return None, why
 
 
-def verify_medium(root: Path, verifier: note.Verifier) -> Report:
-    """Check the medium at ``root`` against its signed manifest; see the module docstring."""
-    return _verify(Path(root), verifier)[0]
+def verify_medium(root: Path, verifier: note.Verifier, gosumdb: str | None = None) -> Report:
+    """Check the medium at ``root`` against its signed manifest; see the module docstring.
+
+    ``gosumdb``: the GOSUMDB value the go command inside uses (the key its carried database must
+    be signed with); None: the built-in key of a known database, else the one the border carried.
+    """
+    return _verify(Path(root), verifier, gosumdb)[0]
 
 
-def _verify(root: Path, verifier: note.Verifier) -> tuple[Report, Manifest | None]:
+def _check_sumdb(root: Path, manifest: Manifest, gosumdb: str | None) -> list[tuple[str, str]]:
+    """The go command's checks over each checksum database the medium carries (listed files only)."""
+    files = {e.path: root / e.path for e in manifest.entries if e.path.startswith("sumdb/")}
+    problems = []
+    for db in ondisk.databases(files).values():
+        problems += ondisk.check(db, gosumdb)
+    return problems
+
+
+def _verify(root: Path, verifier: note.Verifier, gosumdb: str | None = None) -> tuple[Report, Manifest | None]:
     try:
         scan = tree_files(root)
     except OSError as e:
@@ -263,7 +307,11 @@ def _verify(root: Path, verifier: note.Verifier) -> tuple[Report, Manifest | Non
             unreadable[rel] = f"bad module {ext}: {e.detail.removeprefix(f'{root / rel}: ')}"
         except OSError as e:
             unreadable[rel] = f"cannot read: {e.strerror or e}"
-    return check_medium(manifest, actual, scan.odd, h1, unreadable), manifest
+    report = check_medium(manifest, actual, scan.odd, h1, unreadable)
+    found = _check_sumdb(root, manifest, gosumdb)
+    if found:
+        report = Report(report.problems + tuple(found), files=report.files, bytes=report.bytes)
+    return report, manifest
 
 
 # --- importing ------------------------------------------------------------------------------------
@@ -271,19 +319,51 @@ def _verify(root: Path, verifier: note.Verifier) -> tuple[Report, Manifest | Non
 
 @dataclass(frozen=True)
 class Plan:
-    copy: tuple[Entry, ...]  # new files, module files and sumdb first, @v/list files last
+    copy: tuple[Entry, ...]  # new files: module files and sumdb tiles, then lookups, @v/list files last
     merge: tuple[Entry, ...]  # @v/list files that exist inside with other bytes
     skip: tuple[Entry, ...]  # identical already
     conflicts: tuple[tuple[str, str], ...]  # (path, why): refuse the whole import
 
 
-def plan_import(manifest: Manifest, inside: Mapping[str, tuple[str, int, str] | None]) -> Plan:
+def _is_lookup(rel: str) -> bool:
+    parts = rel.split("/", 3)
+    return len(parts) == 4 and parts[0] == "sumdb" and parts[2] == "lookup"
+
+
+def _newest_heads(paths: Iterable[str]) -> dict[str, str]:
+    """database name -> the path of the newest carried head among ``paths``."""
+    newest: dict[str, tuple[int, str]] = {}
+    for rel in paths:
+        parts = rel.split("/", 2)
+        if len(parts) == 3 and parts[0] == "sumdb":
+            n = carried.parse_head_path(parts[2])
+            if n is not None and n >= newest.get(parts[1], (-1, ""))[0]:
+                newest[parts[1]] = (n, rel)
+    return {name: rel for name, (_, rel) in newest.items()}
+
+
+def plan_import(
+    manifest: Manifest,
+    inside: Mapping[str, tuple[str, int, str] | None],
+    lookups: Mapping[str, str] | None = None,
+) -> Plan:
     """What importing ``manifest`` does to a mirror where ``inside`` maps each listed path to
-    ("file", size, sha256), ("dir"/"other"/"parent", 0, "") or None when absent."""
+    ("file", size, sha256), ("dir"/"other"/"parent", 0, "") or None when absent.
+
+    ``lookups``: for checksum-database lookup answers that differ from the inside's, what
+    ``carried.compare_lookups`` said ("newer": copy over, "older": keep the inside's, else a
+    conflict). Without it (a pull, which has not read the peer's answers yet) a differing answer
+    replaces the inside's when the medium carries a newest head the inside does not have yet, and
+    is kept otherwise; a medium that carries no heads at all conflicts, as before."""
+    lookups = lookups or {}
+    newest = _newest_heads(e.path for e in manifest.entries)
     copy, merge, skip, conflicts = [], [], [], []
     for e in manifest.entries:
         if any(part.startswith(".") for part in e.path.split("/")):
             conflicts.append((e.path, "a dot-path: airsync's workspace never crosses on a medium"))
+            continue
+        if _is_latest(e.path):
+            skip.append(e)  # follows the merged list (update_latest), whatever the medium's says
             continue
         have = inside.get(e.path)
         if have is None:
@@ -298,11 +378,22 @@ def plan_import(manifest: Manifest, inside: Mapping[str, tuple[str, int, str] | 
             skip.append(e)
         elif _is_list(e.path):
             merge.append(e)
+        elif _is_lookup(e.path) and (e.path in lookups or e.path.split("/")[1] in newest):
+            decision = lookups.get(e.path)
+            if decision is None:
+                decision = "older" if inside.get(newest[e.path.split("/")[1]]) is not None else "newer"
+            if decision == "newer":
+                copy.append(e)
+            elif decision == "older":
+                skip.append(e)
+            else:
+                conflicts.append((e.path, decision))
         else:
             conflicts.append(
                 (e.path, "differs from the file already in the inside mirror: refusing to replace it (tamper?)")
             )
-    copy.sort(key=lambda e: (_is_list(e.path), e.path))
+    # Lookup answers after the tiles and heads that prove them, lists after the files they advertise.
+    copy.sort(key=lambda e: (_is_list(e.path), _is_lookup(e.path), e.path))
     return Plan(tuple(copy), tuple(merge), tuple(skip), tuple(sorted(conflicts)))
 
 
@@ -376,17 +467,18 @@ def merge_list(store: MirrorStore, e: Entry, data: bytes, only_present: bool = F
     return bool(versions) and store.add_to_list(e.path, *versions)
 
 
-def import_medium(medium: Path, into: Path, verifier: note.Verifier) -> ImportResult:
+def import_medium(medium: Path, into: Path, verifier: note.Verifier, gosumdb: str | None = None) -> ImportResult:
     """Verify ``medium`` and merge it into the mirror at ``into``; raises ImportRefused (nothing
-    written to the tree) when the medium does not verify or conflicts with the mirror."""
+    written to the tree) when the medium does not verify or conflicts with the mirror.
+    ``gosumdb`` as for ``verify_medium``."""
     medium, into = Path(medium), Path(into)
-    report, manifest = _verify(medium, verifier)
+    report, manifest = _verify(medium, verifier, gosumdb)
     if not report.ok or manifest is None:
         raise ImportRefused(report, f"{medium}: the medium does not verify; nothing imported")
 
     store = MirrorStore(into)
     try:
-        return _import(store, medium, into, manifest, report)
+        return _import(store, medium, into, manifest, report, gosumdb)
     except OSError as e:
         where = e.filename or into
         raise ImportFailed(f"{where}: {e.strerror or e}; files imported so far are complete and verified") from None
@@ -394,14 +486,54 @@ def import_medium(medium: Path, into: Path, verifier: note.Verifier) -> ImportRe
         store.close()
 
 
-def _import(store: MirrorStore, medium: Path, into: Path, manifest: Manifest, report: Report) -> ImportResult:
+def _lookup_decisions(medium: Path, into: Path, manifest: Manifest,
+                      inside: Mapping[str, tuple[str, int, str] | None]) -> dict[str, str]:
+    """carried.compare_lookups for each lookup answer that differs from the inside's."""
+    out = {}
+    for e in manifest.entries:
+        have = inside.get(e.path)
+        if _is_lookup(e.path) and have is not None and have[0] == "file" and have[1:] != (e.size, e.sha256):
+            new, old = ondisk.read_small(medium / e.path), ondisk.read_small(into / e.path)
+            out[e.path] = "unreadable" if new is None or old is None else carried.compare_lookups(new, old)
+    return out
+
+
+def _check_after(medium: Path, into: Path, plan: Plan, gosumdb: str | None) -> list[tuple[str, str]]:
+    """The go command's checks over each database as the import would leave it, less the problems
+    the inside mirror has already (those are not the medium's doing)."""
+    inside = ondisk.mirror_databases(into)
+    after: dict[str, ondisk.DatabaseFiles] = {}
+    for name, db in inside.items():
+        after[name] = ondisk.DatabaseFiles(name, dict(db.files))
+    for e in plan.copy:
+        parts = e.path.split("/", 2)
+        if len(parts) == 3 and parts[0] == "sumdb":
+            after.setdefault(parts[1], ondisk.DatabaseFiles(parts[1])).files[parts[2]] = medium / e.path
+    problems = []
+    for name, db in after.items():
+        if name not in {e.path.split("/")[1] for e in plan.copy if e.path.startswith("sumdb/")}:
+            continue  # the import adds nothing to it
+        before = set(ondisk.check(inside[name], gosumdb)) if name in inside else set()
+        problems += [p for p in ondisk.check(db, gosumdb) if p not in before]
+    return problems
+
+
+def _import(store: MirrorStore, medium: Path, into: Path, manifest: Manifest, report: Report,
+            gosumdb: str | None = None) -> ImportResult:
     """Check every listed file against the mirror first; write only when nothing conflicts."""
     inside = {e.path: inside_state(into, e.path) for e in manifest.entries}
-    plan = plan_import(manifest, inside)
+    plan = plan_import(manifest, inside, _lookup_decisions(medium, into, manifest, inside))
     if plan.conflicts:
         raise ImportRefused(
             Report(plan.conflicts, files=report.files, bytes=report.bytes),
             f"{into}: the medium conflicts with the inside mirror; nothing imported",
+        )
+    after = _check_after(medium, into, plan, gosumdb)
+    if after:
+        raise ImportRefused(
+            Report(tuple(after), files=report.files, bytes=report.bytes),
+            f"{into}: with this medium the inside mirror's checksum database would not verify in the go "
+            "command; nothing imported",
         )
     dirs: set[Path] = set()
     copied = 0
@@ -413,6 +545,7 @@ def _import(store: MirrorStore, medium: Path, into: Path, manifest: Manifest, re
         copied += e.size
     store.sync_dirs(dirs)
     merged = tuple(e.path for e in plan.merge if _merge_list(store, medium, e))
+    update_latest(store, (e.path for e in manifest.entries))
     return ImportResult(
         imported=len(plan.copy),
         skipped=len(plan.skip) + len(plan.merge) - len(merged),

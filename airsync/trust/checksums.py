@@ -3,19 +3,32 @@
 For each module version a job mirrors (unless its path is private), airsync fetches the lookup
 answer from the database (through each upstream's ``/sumdb/<name>/``, or from a direct URL),
 then, before anything is published: opens the signed tree note with the configured verifier
-key; checks that tree against the newest tree seen before (kept in the state database), so a
+key; checks that tree against the newest tree seen before (kept in the state database) exactly as
+the go command's client does (the older tree's hash recomputed from the newer tree's tiles), so a
 database that forked its log stops the job loudly; proves the record's inclusion in the newest
 tree with hash tiles; and hands the record's go.sum hashes to the mirror job, which checks the
-downloaded .zip and .mod against them. Lookup answers and every tile a proof read are stored
-under ``MIRROR/sumdb/<name>/`` exactly where the go command asks for them, so a go command inside
-verifies offline with GOSUMDB on. When the newest tree moved on during a job, ``finish`` proves
-every stored record again against it, so the tiles they need for that tree are stored too.
+downloaded .zip and .mod against them.
+
+What is stored under ``MIRROR/sumdb/<name>/`` is what a go command inside needs to verify every
+module offline in any order of lookups and whatever head it remembers (see ``carried``): every
+lookup answer carries the newest head's signed note (the database's own record lines and its own
+signature of a tree proved to include the record: nothing is re-signed), with the tiles that prove
+each record in that head. Proxies answer lookups from caches at many different heads; tiles read
+only to check those intermediate heads are used, never stored.
+
+``finish`` (once per job) makes the carried database whole: heads found in stored lookups (an
+older airsync, a crash mid-job) and heads queued by ``--prove-heads`` are merged; every stored
+record is proved in the newest head and its answer rewritten to carry that head; every head the
+mirror carried before (kept in the state database) is proved consistent with the newest one,
+pairwise, and with itself from its own right edge (what a go command remembering it checks first
+when it starts), and the tiles for that are stored, so a go command that remembers last month's head
+verifies with this month's mirror. The heads' signed notes and the key are written beside the
+database (``airsync/heads/<size>``, ``airsync/key``) for the checks inside.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
@@ -27,13 +40,15 @@ from airsync.goproxy.modpath import ModuleVersion
 from airsync.goproxy.upstream import Upstream
 from airsync.state import StateDB
 from airsync.store import MirrorStore, fsync_path, write_plain
-from airsync.trust import note, sumdb, tlog
+from airsync.trust import carried, note, sumdb, tlog
+from airsync.trust.carried import Head
 
 log = structlog.get_logger("airsync.checksums")
 
-TILE_HEIGHT = 8
+TILE_HEIGHT = carried.TILE_HEIGHT
 MAX_LOOKUP = 1 << 20
 MAX_TILE = 32 * (1 << TILE_HEIGHT)
+MAX_TILE_CACHE = 4096  # tiles kept in memory for one job (8 KiB each at most)
 
 
 class SumDBUnavailable(AirsyncError):
@@ -51,12 +66,6 @@ def database_upstreams(db: sumdb.SumDB, upstreams: list[Upstream]) -> list[Upstr
     return [Upstream(f"{u.url}/{db.dir()}", u.next_on_any_error) for u in upstreams]
 
 
-@dataclass
-class _Latest:
-    tree: tlog.Tree
-    msg: bytes  # the signed note
-
-
 class Checksums:
     """Verified lookups for one database, shared by every module of a job."""
 
@@ -70,9 +79,13 @@ class Checksums:
         self._lock = trio.Lock()  # proofs and the newest tree change together
         self._supported: bool | None = None
         self._probe_lock = trio.Lock()
-        self._advanced = False  # the newest tree moved on during this job
+        self._tiles: dict[str, bytes] = {}  # tiles read this job (fetched or from the mirror)
+        # Heads of lookups this job stored only in passing (rewritten by finish) were never carried;
+        # the heads stored lookups had before this job touched them were.
+        self._written: set[str] = set()
+        self._preexisting: dict[tlog.Tree, Head] = {}
         saved = state.sumdb_latest(db.name)
-        self._latest = _Latest(tlog.parse_tree(note.open_note(saved, [self.verifier]).text), saved) if saved else None
+        self._latest: Head | None = carried.open_head(saved, self.verifier) if saved else None
 
     def _rel(self, path: str) -> str:
         return f"{self.db.dir()}/{path}"
@@ -86,6 +99,18 @@ class Checksums:
     async def _fetch(self, path: str, max_size: int) -> bytes:
         got = await self.fetcher.fetch(path, max_size)
         return got if isinstance(got, bytes) else await trio.to_thread.run_sync(_read_and_remove, got)
+
+    async def _get_tile(self, path: str) -> bytes:
+        """A tile from the mirror or the database; a partial tile the database no longer serves is
+        cut from the full one (as the go command's client does)."""
+        try:
+            return await self._get(path, MAX_TILE)
+        except NotFoundError:
+            t = tlog.parse_tile_path(path)
+            if t.w == 1 << t.h:
+                raise
+            full = await self._get(tlog.Tile(t.h, t.l, t.n, 1 << t.h).path(), MAX_TILE)
+            return full[: t.w * tlog.HASH_SIZE]
 
     async def supported(self) -> bool:
         async with self._probe_lock:  # every module asks at once: probe (and store) once
@@ -113,111 +138,192 @@ class Checksums:
             raise SumDBUnavailable(f"checksum database {self.db.name} is not reachable through any upstream")
         body = await self._get(path, MAX_LOOKUP)
         try:
-            rid, text, rest = tlog.parse_record(body)
-            opened = note.open_note(rest, [self.verifier])
-            tree = tlog.parse_tree(opened.text)
+            rid, text, _, rest = carried.split_lookup(body)
+            head = carried.open_head(rest, self.verifier)
         except AirsyncError as e:
             raise SumDBSecurityError(f"{mv}: bad checksum database answer: {e}") from None
         hashes = sumdb.record_hashes(text, mv)
         async with self._lock:
-            tiles: dict[str, bytes] = {}
-            await self._merge(tree, rest, tiles)
-            assert self._latest is not None
-            await self._prove_record(str(mv), rid, text, self._latest.tree, tiles)
-            await trio.to_thread.run_sync(self._save, {path: body, **tiles})
+            await self._merge(head)
+            latest = self._latest
+            assert latest is not None
+            used: dict[str, bytes] = {}
+            await self._prove_records(str(mv), [(rid, text)], latest.tree, used)
+            # The answer carries the newest head: the record is proved in it (above).
+            new_body = body if rest == latest.note else carried.with_head(body, latest)
+            if stored:
+                self._preexisting.setdefault(head.tree, head)
+            await trio.to_thread.run_sync(self._save, used)  # tiles before the answer that needs them
+            await trio.to_thread.run_sync(self._save, {path: new_body}, new_body != body)
+            self._written.add(path)
         return hashes, not stored
 
-    async def _merge(self, tree: tlog.Tree, msg: bytes, tiles: dict[str, bytes]) -> None:
-        """Make ``tree`` the newest if it is, after proving it consistent with the one we had."""
+    async def _merge(self, head: Head) -> None:
+        """Make ``head`` the newest if it is, after checking it against the one we had as the go
+        command does (``carried.check_consistent``: the older tree from the newer tree's tiles)."""
         old = self._latest
         if old is None:
-            self._latest = _Latest(tree, msg)
-            self.state.set_sumdb_latest(self.db.name, msg)
+            self._set_latest(head)
             return
-        if tree.n == old.tree.n:
-            if tree.hash != old.tree.hash:
-                raise self._fork(old.tree, tree)
+        if head.tree == old.tree:
             return
-        big, small = (tree, old.tree) if tree.n > old.tree.n else (old.tree, tree)
-        read = await self._hash_reader(big, tiles)
         try:
-            proof = await trio.to_thread.run_sync(tlog.prove_tree, big.n, small.n, read)
-            tlog.check_tree(proof, big.n, big.hash, small.n, small.hash)
-        except AirsyncError:
-            raise self._fork(small, big) from None
-        if tree.n > old.tree.n:
-            self._latest = _Latest(tree, msg)
-            self.state.set_sumdb_latest(self.db.name, msg)
-            log.info("checksum database tree advanced", database=self.db.name, size=tree.n)
-            self._advanced = True
+            await self._consistent(old.tree, head.tree, {})
+        except carried.Forked as e:
+            raise self._fork(old.tree, head.tree, e) from None
+        if head.n > old.n:
+            self._set_latest(head)
+            log.info("checksum database tree advanced", database=self.db.name, size=head.n)
 
-    def _fork(self, a: tlog.Tree, b: tlog.Tree) -> SumDBSecurityError:
+    def _set_latest(self, head: Head) -> None:
+        self._latest = head
+        self.state.set_sumdb_latest(self.db.name, head.note)
+
+    async def _consistent(self, a: tlog.Tree, b: tlog.Tree, used: dict[str, bytes]) -> None:
+        """carried.check_consistent with tiles from the mirror or the database (into ``used``)."""
+        await self._with_tiles(lambda read: carried.check_consistent(a, b, read), used)
+
+    async def _with_tiles(self, check: Callable[[Callable[[str], bytes | None]], None], used: dict[str, bytes]) -> None:
+        """Run a pure tile check whose tiles come from the mirror or the database.
+
+        The check is synchronous and asks for one tile at a time; it runs on a worker thread
+        and each tile it asks for is brought from the event loop (mirror first, then upstream).
+        Fetch failures are kept aside and raised as what they are, not as a missing tile.
+        """
+        failure: list[AirsyncError] = []
+
+        def read(path: str) -> bytes | None:  # runs in a worker thread
+            if path not in self._tiles:
+                try:
+                    data = trio.from_thread.run(self._get_tile, path)
+                except AirsyncError as e:
+                    failure.append(e)
+                    return None
+                if len(self._tiles) >= MAX_TILE_CACHE:
+                    self._tiles.clear()
+                self._tiles[path] = data
+            used[path] = self._tiles[path]
+            return self._tiles[path]
+
+        try:
+            await trio.to_thread.run_sync(check, read)
+        except carried.MissingTile as e:
+            why = failure[0] if failure else e
+            raise SumDBSecurityError(f"cannot read tile {e.path} of checksum database {self.db.name}: {why}") from None
+
+    def _fork(self, a: tlog.Tree, b: tlog.Tree, why: object = "") -> SumDBSecurityError:
         return SumDBSecurityError(
             f"SECURITY ERROR: checksum database {self.db.name} served inconsistent trees "
-            f"(size {a.n} hash {a.hash.hex()} vs size {b.n} hash {b.hash.hex()}): its log has forked; stopping"
+            f"(size {a.n} hash {a.hash.hex()} vs size {b.n} hash {b.hash.hex()}): its log has forked; "
+            f"stopping ({why})"
         )
 
-    async def _prove_record(self, what: str, rid: int, text: bytes, tree: tlog.Tree, tiles: dict) -> None:
-        if rid >= tree.n:
-            raise SumDBSecurityError(f"{what}: record {rid} is not in the database tree of size {tree.n}")
-        read = await self._hash_reader(tree, tiles)
+    async def _prove_records(self, what: str, records: list[tuple[int, bytes]], tree: tlog.Tree,
+                             used: dict[str, bytes]) -> None:
         try:
-            (h,) = await trio.to_thread.run_sync(read, [tlog.stored_hash_index(0, rid)])
-        except AirsyncError as e:
+            await self._with_tiles(lambda read: carried.check_included(records, tree, read), used)
+        except carried.NotIncluded as e:
+            if "tampered" in str(e):
+                raise SumDBSecurityError(f"{what}: the database record does not match its log (tampered answer)") from None
+            raise SumDBSecurityError(f"{what}: {e}") from None
+        except SumDBSecurityError as e:
             raise SumDBSecurityError(f"{what}: cannot prove the database record: {e}") from None
-        if h != tlog.record_hash(text):
-            raise SumDBSecurityError(f"{what}: the database record does not match its log (tampered answer)")
+        except tlog.TileError as e:
+            raise SumDBSecurityError(f"{what}: cannot prove the database record: {e}") from None
 
     async def finish(self) -> None:
-        """If the newest tree moved on during the job, prove every stored record against it.
-
-        The go command inside trusts the newest tree any stored lookup shows and proves every
-        record against that tree: the tiles it reads for that must be in the mirror. Once per
-        job, not per advance: a live database grows every few seconds.
-        """
-        if not self._advanced or self._latest is None:
+        """Make the carried database whole for the go command (see the module docstring)."""
+        base = self.store.root / self.db.dir()
+        lookups = await trio.to_thread.run_sync(_read_lookups, base / "lookup")
+        pending = self.state.sumdb_heads(self.db.name, "pending")
+        if self._latest is None and not lookups and not pending:
             return
-        base = self.store.root / self.db.dir() / "lookup"
-        paths = await trio.to_thread.run_sync(lambda: sorted(p for p in base.rglob("*") if p.is_file()))
         async with self._lock:
-            tiles: dict[str, bytes] = {}
-            for path in paths:
-                rid, text, _ = tlog.parse_record(await trio.to_thread.run_sync(path.read_bytes))
-                await self._prove_record(f"stored {path.relative_to(base)}", rid, text, self._latest.tree, tiles)
-            await trio.to_thread.run_sync(self._save, tiles)
-        self._advanced = False
+            # Heads the mirror holds or was told of: each is checked against the newest as it merges.
+            found: dict[tlog.Tree, Head] = dict(self._preexisting)
+            for rel, body in lookups.items():
+                if f"lookup/{rel}" in self._written:
+                    continue
+                try:
+                    _, _, _, rest = carried.split_lookup(body)
+                    head = carried.open_head(rest, self.verifier)
+                except AirsyncError as e:
+                    raise SumDBSecurityError(f"stored {rel}: bad checksum database answer: {e}") from None
+                found.setdefault(head.tree, head)
+            queued = []
+            for msg in pending:
+                try:
+                    queued.append(carried.open_head(msg, self.verifier))
+                except AirsyncError as e:
+                    raise SumDBSecurityError(f"a head given to --prove-heads does not open with the key: {e}") from None
+            for head in sorted([*found.values(), *queued], key=lambda h: h.n):
+                await self._merge(head)
+            latest = self._latest
+            assert latest is not None
 
-    async def _hash_reader(self, tree: tlog.Tree, tiles: dict[str, bytes]) -> Callable[[list[int]], list[bytes]]:
-        """A tlog hash reader for ``tree`` whose tiles come from the mirror or the upstream.
+            # Every record in the newest head, one pass over the tiles (then one by one to name a failure).
+            keep: dict[str, bytes] = {}
+            records = []
+            for rel, body in lookups.items():
+                rid, text, _, _ = carried.split_lookup(body)
+                records.append((rel, rid, text))
+            try:
+                await self._prove_records("stored lookups", [(r, t) for _, r, t in records], latest.tree, keep)
+            except SumDBSecurityError:
+                for rel, rid, text in records:
+                    await self._prove_records(f"stored {rel}", [(rid, text)], latest.tree, keep)
 
-        Tile fetching is async, the tlog reader is not: fetch what the reader asks for, then
-        let it run again on a thread (tiles already fetched are served from ``tiles``).
-        """
-        def read_tiles(ts: list[tlog.Tile]) -> list[bytes]:  # runs in a worker thread
-            out = []
-            for t in ts:
-                key = t.path()
-                if key not in tiles:
-                    tiles[key] = trio.from_thread.run(self._get, key, MAX_TILE)
-                out.append(tiles[key])
-            return out
+            # Every head carried before (and every other head found) against each newer one.
+            carried_before = []
+            for msg in self.state.sumdb_heads(self.db.name):
+                try:
+                    carried_before.append(carried.open_head(msg, self.verifier))
+                except AirsyncError as e:
+                    raise SumDBSecurityError(f"a head this mirror carried does not open with the key: {e}") from None
+            heads = {h.tree: h for h in [*carried_before, *found.values(), *queued, latest]}
+            ordered = sorted(heads.values(), key=lambda h: h.n)
+            for i, a in enumerate(ordered):
+                for b in ordered[i:]:  # a against itself too: the go command starts with that check
+                    try:
+                        await self._consistent(a.tree, b.tree, keep)
+                    except carried.Forked as e:
+                        raise self._fork(a.tree, b.tree, e) from None
 
-        return tlog.tile_hash_reader(tree, TILE_HEIGHT, read_tiles)
+            rewritten = {
+                f"lookup/{rel}": carried.with_head(body, latest)
+                for rel, body in lookups.items()
+                if carried.split_lookup(body)[3] != latest.note
+            }
+            extra = {carried.head_path(h.n): h.note for h in ordered}
+            extra[carried.KEY_FILE] = (self.db.vkey + "\n").encode()
+            await trio.to_thread.run_sync(self._save, keep)
+            await trio.to_thread.run_sync(self._save, rewritten, True)
+            await trio.to_thread.run_sync(self._save, extra)
+            self.state.add_sumdb_heads(self.db.name, [(h.n, h.note) for h in ordered])
+            if rewritten:
+                log.info("checksum database lookups now carry the newest tree", database=self.db.name,
+                         size=latest.n, rewritten=len(rewritten))
 
-
-
-    def _save(self, files: dict[str, bytes]) -> None:
-        """Publish lookups and tiles that are not in the mirror yet (write, fsync, rename)."""
+    def _save(self, files: dict[str, bytes], replace: bool = False) -> None:
+        """Publish database files (write, fsync, rename); ``replace``: also over different bytes."""
         dirs: set[Path] = set()
         for path, data in files.items():
             rel = self._rel(path)
             if self.store.is_published(rel):
-                continue
+                if not replace or (self.store.root / rel).read_bytes() == data:
+                    continue
             partial = self.store.partial_path(rel)
             write_plain(partial, data)
             fsync_path(partial)
             dirs |= self.store.publish(partial, rel)
         self.store.sync_dirs(dirs)
+
+
+def _read_lookups(base: Path) -> dict[str, bytes]:
+    """Stored lookup answers by path under ``lookup/``."""
+    if not base.is_dir():
+        return {}
+    return {p.relative_to(base).as_posix(): p.read_bytes() for p in sorted(base.rglob("*")) if p.is_file()}
 
 
 def _read_and_remove(path: Path) -> bytes:

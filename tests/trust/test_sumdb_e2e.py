@@ -200,10 +200,13 @@ def test_lookups_from_an_older_tree_still_verify_after_it_grew(tmp_path):
         assert db2.tree.n > db1.tree.n
         r = mirror_some(later, db2.vkey)
         assert r.returncode == 0, r.stdout
-    # The mirror still holds the first lookups as they were signed (tree N1)...
-    old = mirror / "sumdb" / NAME / sumdb.lookup_path(ModuleVersion(sample.STRS, "v1.1.0"))
-    assert f"\n{db1.tree.n}\n".encode() in old.read_bytes()
-    # ...and the go command, having seen N2, verifies everything from the mirror alone.
+    # The first lookups now carry the newest head (N2): the database's own record lines, unchanged,
+    # and its own signed note of N2, which airsync proved includes them...
+    rel = sumdb.lookup_path(ModuleVersion(sample.STRS, "v1.1.0"))
+    body = (mirror / "sumdb" / NAME / rel).read_bytes()
+    assert f"\n{db2.tree.n}\n".encode() in body
+    assert body == (db2.dir / rel).read_bytes()
+    # ...and the go command verifies everything from the mirror alone.
     app = tmp_path / "app"
     sample.write_main_module(app, sample.demo_app_requires())
     env = go_env(tmp_path, mirror.as_uri(), gosumdb=db2.vkey)
