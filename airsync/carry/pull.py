@@ -58,7 +58,9 @@ from airsync.carry.signatures import (
     selected,
     tree_signatures,
 )
-from airsync.carry.verify import ImportFailed, Report, gosum_hashes, inside_state, merge_list, plan_import
+from airsync.carry.verify import (
+    ImportFailed, Report, gosum_hashes, inside_state, merge_list, plan_import, update_latest,
+)
 from airsync.errors import AirsyncError
 from airsync.state import StateDB
 from airsync.store import MirrorStore
@@ -336,6 +338,7 @@ async def _pull(
             nursery.start_soon(merge, e, nursery)
     if fatal:
         raise fatal[0]
+    await trio.to_thread.run_sync(update_latest, store, [e.path for e in m.entries])
 
 
 async def _pull_file(

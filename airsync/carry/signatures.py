@@ -145,11 +145,13 @@ class SignatureCache:
 def selected(rel: str, only: str) -> bool:
     """Is a mirror file part of the subset ``only`` selects ('' selects everything)?
 
-    Module files and lists go with their module path; the checksum database goes whole (its
+    Module files, lists and ``@latest`` go with their module path; the checksum database goes whole (its
     tiles are shared by every record, and the go command needs them to check any module)."""
     if not only or rel.startswith("sumdb/"):
         return True
     mod, sep, _ = rel.partition("/@v/")
+    if not sep:
+        mod, sep = rel.removesuffix("/@latest"), rel.endswith("/@latest")
     if not sep:
         return False
     try:

@@ -44,7 +44,8 @@ def airsync(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str
 
 
 def mirror(upstream_url: str, dest: Path, modules, db) -> Path:
-    r = airsync("mirror", *[f"--module={m.path}@{m.version}" for m in modules], "--to", str(dest),
+    """A mirror of exactly ``modules`` (--no-deps: the receiver must lack what the sender adds)."""
+    r = airsync("mirror", *[f"--module={m.path}@{m.version}" for m in modules], "--no-deps", "--to", str(dest),
                 "--upstream", upstream_url, "--sumdb", db.vkey, "--no-progress")
     assert r.returncode == 0, r.stdout + r.stderr
     return dest

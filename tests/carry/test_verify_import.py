@@ -353,3 +353,25 @@ def test_plan_import_pure():
     plan = verify.plan_import(m, {ZIP: ("symlink", 0, ""), LIST: ("file", 2, "d" * 64), MOD: None})
     assert [p for p, _ in plan.conflicts] == [ZIP]
     assert [x.path for x in plan.merge] == [LIST]
+
+
+def test_latest_follows_the_merged_list_and_is_never_a_conflict(tmp_path):
+    latest = LIST.removesuffix("@v/list") + "@latest"
+    e = manifest.Entry(latest, 30, "e" * 64, "0" * 32)
+    m = manifest.Manifest("2024-05-01T12:00:00Z", "x", (e,))
+    for inside in ({latest: None}, {latest: ("file", 31, "f" * 64)}):
+        assert [x.path for x in verify.plan_import(m, inside).skip] == [latest]
+    # After an import (or pull) it is recomputed from the list as it now is.
+    from airsync.store import MirrorStore
+
+    store = MirrorStore(tmp_path / "m")
+    d = tmp_path / "m" / LIST.removesuffix("list")
+    d.mkdir(parents=True)
+    for v in ("v1.0.0", "v1.1.0"):
+        (d / f"{v}.info").write_text(f'{{"Version":"{v}"}}')
+    (d / "list").write_text("v1.0.0\nv1.1.0\n")
+    verify.update_latest(store, [LIST])  # no @latest carried, none inside: left alone
+    assert not (tmp_path / "m" / latest).exists()
+    verify.update_latest(store, [LIST, latest])
+    assert (tmp_path / "m" / latest).read_text() == '{"Version":"v1.1.0"}'
+    store.close()
