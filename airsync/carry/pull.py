@@ -37,6 +37,7 @@ import contextlib
 import hashlib
 import os
 import sqlite3
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -217,7 +218,10 @@ async def pull(
     say = say or (lambda _m: None)
     result = PullResult()
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(timeout=TIMEOUT, limits=limits, follow_redirects=False) as client:
+    # The system's certificate store, like the mirror job's (fetch.slots): a peer's certificate is
+    # trusted as the operating system trusts it.
+    async with httpx.AsyncClient(timeout=TIMEOUT, limits=limits, follow_redirects=False,
+                                 verify=ssl.create_default_context()) as client:
         peer = _Peer(client, url, result)
         try:
             data = await peer.get(MANIFEST, gzip=True, limit=MANIFEST_MAX)

@@ -15,6 +15,7 @@ environment (HTTPS_PROXY, HTTP_PROXY, NO_PROXY), which httpx reads.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
@@ -41,7 +42,9 @@ class ClientSlots:
         insecure: str = "",
     ) -> None:
         self.per_host = per_host
-        self._ssl = httpx.create_ssl_context()  # honours SSL_CERT_FILE / SSL_CERT_DIR
+        # The system's certificate store (and SSL_CERT_FILE / SSL_CERT_DIR), as the go command
+        # uses: a site's own CA, added where the operating system keeps them, is trusted here too.
+        self._ssl = ssl.create_default_context()
         self._credentials = credentials or Credentials()
         self._insecure = insecure
         self._timeout = httpx.Timeout(connect=connect_timeout, read=read_timeout, write=30.0, pool=None)
