@@ -56,8 +56,14 @@ class Request:
     @property
     def resolves(self) -> bool:
         """Whether module graphs or version queries must be resolved (over the network) first."""
-        return (self.deps and bool(self.mains or self.modules)) or self.latest or bool(self.toolchains) \
+        return (self.deps and bool(self.graph_mains or self.modules)) or self.latest or bool(self.toolchains) \
             or any(is_query(m.version) for m in self.modules)
+
+    @property
+    def graph_mains(self) -> tuple[MainModule, ...]:
+        """The go.mods whose module graphs must be resolved: none when a go.sum is given, which
+        already names every module version the build reads (a pinned build, as before)."""
+        return () if self.sum_lines else self.mains
 
     def mod_pins(self) -> dict[ModuleVersion, frozenset[str]]:
         """go.sum's /go.mod hashes by module version."""

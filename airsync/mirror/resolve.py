@@ -82,7 +82,7 @@ class Resolver:
         res = Resolution()
         self._pins = request.mod_pins()
         graphs: list[_Graph] = []
-        for main in request.mains:
+        for main in request.graph_mains:
             graphs += self._main_graphs(main, res)
         await self._named(request.modules, request.deps, res, graphs)
         await self._toolchains(request, res)
@@ -366,7 +366,7 @@ def plan_for(request: Request, res: Resolution | None) -> list[ModuleWant]:
     named = {ModuleVersion(m.path, res.answers.get(f"{m.path}@{m.version}", m.version)) for m in request.modules}
     named |= set(res.toolchains)
     return wants.plan(
-        request.sum_lines, [],
+        request.sum_lines, request.requires if not request.graph_mains else [],
         [(mv, where) for mv, where in res.selected.items() if mv in named],
         [(mv, where) for mv, where in res.selected.items() if mv not in named],
         list(res.gomod_only.items()),
