@@ -93,6 +93,9 @@ class SignatureCache:
                 self._db.execute("PRAGMA busy_timeout=10000")
                 if path != ":memory:":
                     self._db.execute("PRAGMA journal_mode=WAL")
+                    # A cache: a row lost to a power cut costs one signing again, so commits
+                    # need not wait for the disk (WAL still survives a killed process).
+                    self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.execute(self.SCHEMA)
         except SignatureCacheError:
             self._db.close()
@@ -117,12 +120,19 @@ class SignatureCache:
             self._db.close()
 
     def put(self, rel: str, st: os.stat_result, sig: chunks.FileSignature, h1: str | None) -> SignedFile:
-        with self._sql(rel):
-            self._db.execute(
-                "INSERT OR REPLACE INTO signatures VALUES (?, ?, ?, ?, ?)",
-                (rel, st.st_size, st.st_mtime_ns, h1, chunks.encode(sig)),
-            )
+        self.put_many([(rel, st, sig, h1)])
         return SignedFile(rel, sig.size, sig.sha256.hex(), sig.xxh3.hex(), h1, sig)
+
+    def put_many(self, rows: list[tuple[str, os.stat_result, chunks.FileSignature, str | None]]) -> None:
+        """Record several files' signatures in one transaction."""
+        if not rows:
+            return
+        with self._sql(rows[0][0]), self._db:  # one transaction (committed, or rolled back on error)
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO signatures VALUES (?, ?, ?, ?, ?)",
+                [(rel, st.st_size, st.st_mtime_ns, h1, chunks.encode(sig)) for rel, st, sig, h1 in rows],
+            )
 
     def get(self, root: Path, rel: str, st: os.stat_result | None = None) -> SignedFile:
         """The signature of ``root/rel`` (whose lstat is ``st``), computed if not known."""

@@ -24,7 +24,6 @@ and the staging area is never written through a symlink planted in it.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import fcntl
 import hashlib
@@ -41,10 +40,32 @@ from pathlib import Path
 import xxhash
 
 from airsync.carry import chunks, manifest
-from airsync.carry.medium import MANIFEST, MANIFEST_MAX, SIDECAR_SUFFIX, STAGING, overlap, sha256_file, tree_files
-from airsync.carry.signatures import SIDECAR_MIN, SignatureCache, SignedFile, make_manifest, tree_signatures
+from airsync.carry.medium import (
+    MANIFEST,
+    MANIFEST_MAX,
+    SIDECAR_SUFFIX,
+    STAGING,
+    overlap,
+    sha256_file,
+    tree_files,
+)
+from airsync.carry.signatures import (
+    SIDECAR_MIN,
+    SignatureCache,
+    SignedFile,
+    make_manifest,
+    tree_signatures,
+)
 from airsync.errors import AirsyncError, ConfigError
-from airsync.store import WORKDIR, MirrorStore, fill, fsync_dir, fsync_path, makedirs
+from airsync.store import (
+    WORKDIR,
+    Flusher,
+    MirrorStore,
+    fill,
+    fstype,
+    fsync_dir,
+    makedirs,
+)
 
 FAT_MAX_FILE = (4 << 30) - 1
 
@@ -79,23 +100,6 @@ class SyncResult:
     manifest_written: bool = False  # False: the medium already was the mirror, left as it was
 
 
-def _fstype(path: Path) -> str:
-    """The file system type of the mount holding ``path`` (from /proc/mounts; '' if unknown)."""
-    best, kind = "", ""
-    real = os.path.realpath(path)
-    try:
-        with open("/proc/mounts", encoding="utf-8") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) >= 3:
-                    mnt = parts[1].replace("\\040", " ")
-                    if (real == mnt or real.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
-                        best, kind = mnt, parts[2]
-    except OSError:
-        pass
-    return kind
-
-
 #: Files are written in batches: the batch's data is flushed once, then its files are renamed
 #: into place and their directories flushed once. A pulled stick loses at most the batch in
 #: flight (its parts resume by chunk), and a medium sees two flushes per batch instead of two
@@ -103,56 +107,6 @@ def _fstype(path: Path) -> str:
 BATCH_BYTES = 64 << 20
 BATCH_FILES = 1024
 COPY_THREADS = 4
-#: File systems where syncfs(2) flushes data, metadata and the device cache of the whole file
-#: system in one call. Elsewhere (FUSE, network file systems) every file and directory is
-#: fsynced on its own.
-SYNCFS_TYPES = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "vfat", "msdos", "exfat", "tmpfs"})
-
-
-def _libc_syncfs():
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.syncfs
-    except (OSError, AttributeError):
-        return None
-
-
-class _Flusher:
-    """Makes written files and renames durable on the target: by syncfs(2) where it does the
-    whole job in one call, else by fsync of each file and directory."""
-
-    def __init__(self, target: Path) -> None:
-        self.target = target
-        self.local = _fstype(target) in SYNCFS_TYPES  # a kernel file system on a local device
-        self._syncfs = _libc_syncfs() if self.local else None
-
-    def _sync_all(self) -> None:
-        fd = os.open(self.target, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            if self._syncfs(fd) != 0:
-                err = ctypes.get_errno()
-                raise OSError(err, os.strerror(err), str(self.target))
-        finally:
-            os.close(fd)
-
-    def files(self, paths: list[Path]) -> None:
-        if not paths:
-            return
-        if self._syncfs is not None:
-            self._sync_all()
-        else:
-            for p in paths:
-                fsync_path(p)
-
-    def dirs(self, dirs: set[Path]) -> None:
-        if not dirs:
-            return
-        if self._syncfs is not None:
-            self._sync_all()
-        else:
-            MirrorStore.sync_dirs(dirs)
-
-
 def _staged(path: Path, flags: int = os.O_WRONLY | os.O_TRUNC) -> int:
     """Open a file in the medium's staging area for writing, never through whatever else
     (a planted symlink, a directory) may sit at its name: that is removed first."""
@@ -403,7 +357,7 @@ def _sync(
         raise SyncError(
             f"{target}: not enough room: the sync needs {need / 2**20:.1f} MiB, {free / 2**20:.1f} MiB are free"
         )
-    if _fstype(target) in ("vfat", "msdos", "fat", "fuse.fusefat", "fusefat"):
+    if fstype(target) in ("vfat", "msdos", "fat", "fuse.fusefat", "fusefat"):
         big = [sf.rel for sf in todo if sf.size > FAT_MAX_FILE]
         if big:
             raise SyncError(f"{target}: FAT32 cannot hold files of 4 GiB or more: {', '.join(big)}")
@@ -439,7 +393,7 @@ def _sync(
     if current.exists():
         os.replace(current, aside)
         fsync_dir(target)
-    flush = _Flusher(target)
+    flush = Flusher(target)
     batch: list[tuple[str, Path]] = []  # (relative path, its part in the staging area)
     pending = 0  # bytes written into the batch's parts
 

@@ -31,7 +31,13 @@ import trio
 
 from airsync.carry import chunks
 from airsync.carry.signatures import SignatureCache, SignatureCacheError
-from airsync.errors import AirsyncError, HashMismatch, NotFoundError, UpstreamError, VerifyError
+from airsync.errors import (
+    AirsyncError,
+    HashMismatch,
+    NotFoundError,
+    UpstreamError,
+    VerifyError,
+)
 from airsync.fetch import auth
 from airsync.fetch.fetcher import Fetcher, FetchSettings, Stats
 from airsync.fetch.slots import ClientSlots
@@ -41,7 +47,7 @@ from airsync.goproxy.upstream import Upstream
 from airsync.goproxy.wants import ModuleWant, Request
 from airsync.mirror.resolve import Resolution, Resolver, plan_for
 from airsync.state import StateDB
-from airsync.store import MirrorStore, StoreError, fsync_path, write_plain
+from airsync.store import Flusher, MirrorStore, StoreError, write_plain
 from airsync.trust.sumdb import RecordError, SumDB, matches_patterns
 
 log = structlog.get_logger("airsync.mirror")
@@ -145,6 +151,7 @@ class MirrorJob:
             opened.callback(self.state.close)
             self.signatures = SignatureCache(self.store.state_path)
             opened.callback(self.signatures.close)
+            self.flusher = Flusher(self.store.root)
             self.store.clean_partial(self.state.resumable())
             opened.pop_all()
         self.upstreams = upstreams
@@ -436,11 +443,9 @@ class MirrorJob:
         listing = None
         if want.need_zip and rest_present and len(good) == len(got):
             listing = self.store.prepare_list(modpath.list_file(mv.path), mv.version)
-        for ext in good:
-            if isinstance(got[ext], bytes):
-                fsync_path(partials[ext])
-        if listing is not None:
-            fsync_path(listing[0])
+        # Durable before visible; one syncfs is shared by every version landing meanwhile.
+        self.flusher.files([partials[ext] for ext in good if isinstance(got[ext], bytes)]
+                           + ([listing[0]] if listing is not None else []))
         # Signed now, while the bytes are in the page cache: sync, serve and pull need it later.
         sigs = {
             ext: chunks.signature_of_bytes(got[ext]) if isinstance(got[ext], bytes)
@@ -448,17 +453,19 @@ class MirrorJob:
             for ext in good
         }
         dirs: set[Path] = set()
+        signed = []
         for ext in good:
             rel = modpath.proxy_file(mv, ext)
             dirs |= self.store.publish(partials[ext], rel)
-            try:
-                self.signatures.put(rel, os.lstat(self.store.root / rel), sigs[ext], h1[ext])
-            except SignatureCacheError as e:  # only a cache: sync or pull signs the file again
-                log.warning("signature not recorded", file=rel, error=str(e))
+            signed.append((rel, os.lstat(self.store.root / rel), sigs[ext], h1[ext]))
+        try:
+            self.signatures.put_many(signed)
+        except SignatureCacheError as e:  # only a cache: sync or pull signs the files again
+            log.warning("signatures not recorded", module=str(mv), error=str(e))
         if listing is not None:
             os.replace(*listing)
             dirs.add(listing[1].parent)
-        self.store.sync_dirs(dirs)
+        self.flusher.dirs(dirs)
         return result
 
     def _disk_error(self, e: OSError, where: str) -> None:
