@@ -22,11 +22,10 @@ import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from airsync.goproxy.upstream import DEFAULT_GOPROXY, goproxy_entries
+
 __all__ = ["GoEnv", "from_environ", "clean_goproxy", "parse_netrc", "parse_goauth", "parse_auth_output",
            "Credentials", "host_matches"]
-
-DEFAULT_GOPROXY = "https://proxy.golang.org"  # the go command's default, also airsync's
-
 
 @dataclass(frozen=True)
 class GoEnv:
@@ -41,14 +40,9 @@ class GoEnv:
 
 def clean_goproxy(value: str) -> tuple[str | None, list[str]]:
     """GOPROXY without its ``direct`` and ``off`` entries (None if nothing is left), and a note."""
-    import re
-
-    pieces = re.split(r"([,|])", value)
     kept: list[str] = []
     dropped: list[str] = []
-    for i in range(0, len(pieces), 2):
-        entry = pieces[i].strip()
-        sep = pieces[i + 1] if i + 1 < len(pieces) else ""
+    for entry, sep in goproxy_entries(value):
         if entry.lower() in ("direct", "off"):
             dropped.append(entry)
         elif entry:

@@ -53,7 +53,7 @@ class _LineError(Exception):
 
 _PUNCT = frozenset("()[]{},")
 _BLOCK_VERBS = frozenset({"module", "godebug", "require", "exclude", "replace", "retract", "tool", "ignore"})
-_SKIPPED_VERBS = frozenset({"go", "toolchain", "exclude", "retract", "godebug", "tool", "ignore"})
+_SKIPPED_VERBS = frozenset({"godebug", "tool", "ignore"})  # known, but nothing a mirror needs
 
 
 # --- lexer -----------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from airsync.errors import ConfigError
 
-__all__ = ["DEFAULT_GOPROXY", "Upstream", "parse_goproxy", "file_url"]
+__all__ = ["DEFAULT_GOPROXY", "Upstream", "goproxy_entries", "parse_goproxy", "file_url"]
 
 DEFAULT_GOPROXY = "https://proxy.golang.org"
 
@@ -173,6 +173,13 @@ def _normalize(entry: str) -> str:
     return urllib.parse.urlunsplit((scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
 
 
+def goproxy_entries(value: str) -> list[tuple[str, str]]:
+    """(entry, the separator after it: "," "|" or "" at the end) of a GOPROXY-style list, as the
+    go command splits it; entries are stripped of spaces and tabs, and may be empty."""
+    pieces = re.split(r"([,|])", value)  # entry, separator, entry, ...
+    return [(pieces[i].strip(" \t"), pieces[i + 1] if i + 1 < len(pieces) else "") for i in range(0, len(pieces), 2)]
+
+
 def parse_goproxy(value: str) -> list[Upstream]:
     """Parse a GOPROXY-style list into upstreams, in order; raise ConfigError on any bad entry.
 
@@ -180,19 +187,12 @@ def parse_goproxy(value: str) -> list[Upstream]:
     command, where ``a|,b`` gives ``a`` the ``|``); the last entry gets False since nothing
     follows it.
     """
-    pieces = re.split(r"([,|])", value)
-    # pieces alternates entry, separator, entry, ...; a missing final separator reads as ",".
-    entries = [
-        (piece.strip(" \t"), pieces[i + 1] == "|" if i + 1 < len(pieces) else False)
-        for i, piece in enumerate(pieces)
-        if i % 2 == 0
-    ]
     result: list[Upstream] = []
-    for entry, on_any_error in entries:
+    for entry, sep in goproxy_entries(value):
         if not entry:
             continue
         _reject_keyword(entry)
-        result.append(Upstream(_normalize(entry), on_any_error))
+        result.append(Upstream(_normalize(entry), sep == "|"))
     if not result:
         raise ConfigError(
             f"GOPROXY is empty: name at least one module proxy, e.g. GOPROXY={DEFAULT_GOPROXY}"

@@ -73,7 +73,6 @@ class Resolver:
         self._mods: dict[ModuleVersion, bytes] = {}
         self._parsed: dict[ModuleVersion, GoMod] = {}
         self._mod_errors: dict[ModuleVersion, str] = {}
-        self._inflight: dict[ModuleVersion, trio.Event] = {}
         self._fetching: dict[str, trio.Event] = {}
         self._fetched: dict[str, bytes | None | AirsyncError] = {}
         self._pins: dict[ModuleVersion, frozenset[str]] = {}
@@ -298,38 +297,31 @@ class Resolver:
     async def _gomod(self, mv: ModuleVersion) -> GoMod | None:
         """The parsed go.mod of ``mv``, fetched once however many ask; None with the reason in
         ``_mod_errors``."""
-        if mv in self._parsed or mv in self._mod_errors:
-            return self._parsed.get(mv)
-        busy = self._inflight.get(mv)
-        if busy is not None:
-            await busy.wait()
-            return self._parsed.get(mv)
-        busy = self._inflight[mv] = trio.Event()
-        try:
-            self._mod_errors.pop(mv, None)
+        if mv not in self._parsed and mv not in self._mod_errors:
             try:
-                data = await self._fetch(modpath.proxy_file(mv, "mod"), MAX_MOD)
+                data = await self._fetch(modpath.proxy_file(mv, "mod"), MAX_MOD)  # one fetch per file
             except AirsyncError as e:
-                self._mod_errors[mv] = _detail(e, mv.path)
+                self._mod_errors.setdefault(mv, _detail(e, mv.path))
                 return None
-            if data is None:
-                self._mod_errors[mv] = "no such module version upstream (its go.mod is not found)"
-                return None
-            pins = self._pins.get(mv)
-            if pins and dirhash.hash_gomod(data) not in pins:
-                self._mod_errors[mv] = (f"its go.mod has hash {dirhash.hash_gomod(data)}, but go.sum says "
-                                        f"{' or '.join(sorted(pins))}: not used")
-                return None
-            gm, problems = parse_gomod(data, f"{mv}.mod", lax=True)
-            if problems:
-                self._mod_errors[mv] = f"its go.mod does not parse: {problems[0]}"
-                return None
-            self._mods[mv] = data
-            self._parsed[mv] = gm
-            return gm
-        finally:
-            del self._inflight[mv]
-            busy.set()
+            if mv not in self._parsed and mv not in self._mod_errors:  # not done by another asker meanwhile
+                self._read_gomod(mv, data)
+        return self._parsed.get(mv)
+
+    def _read_gomod(self, mv: ModuleVersion, data: bytes | None) -> None:
+        if data is None:
+            self._mod_errors[mv] = "no such module version upstream (its go.mod is not found)"
+            return
+        pins = self._pins.get(mv)
+        if pins and dirhash.hash_gomod(data) not in pins:
+            self._mod_errors[mv] = (f"its go.mod has hash {dirhash.hash_gomod(data)}, but go.sum says "
+                                    f"{' or '.join(sorted(pins))}: not used")
+            return
+        gm, problems = parse_gomod(data, f"{mv}.mod", lax=True)
+        if problems:
+            self._mod_errors[mv] = f"its go.mod does not parse: {problems[0]}"
+            return
+        self._mods[mv] = data
+        self._parsed[mv] = gm
 
     async def _fetch(self, relpath: str, max_size: int) -> bytes | None:
         """One fetch per file however many ask (two queries of one module share its list, and

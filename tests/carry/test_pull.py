@@ -29,7 +29,8 @@ from airsync.sample import build_sumdb
 from airsync.store import MirrorStore
 from tests.helpers.faultserver import FOREVER, Fault, FaultServer
 from tests.helpers.gotool import build_demo_app
-from tests.helpers.nginx import Nginx, free_port
+from tests.helpers.nginx import Nginx
+from tests.helpers.serving import airsync_serve
 
 MODULES = sample.demo_modules()
 BIG = "example.com/big"
@@ -90,40 +91,11 @@ def same_tree(a: Path, b: Path) -> None:
         assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
 
 
-class Served:
-    """`airsync serve` as a subprocess on a free loopback port."""
-
-    def __init__(self, root: Path, key: Path | None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        args = ["serve", str(root), "--listen", f"127.0.0.1:{self.port}"]
-        if key is not None:
-            args += ["--signing-key", str(key)]
-        self.proc = subprocess.Popen([sys.executable, "-m", "airsync", *args],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(self.url + "/", timeout=1)
-                return
-            except httpx.TransportError:
-                assert self.proc.poll() is None, self.proc.stderr.read().decode()
-                assert time.monotonic() < deadline, "airsync serve did not start"
-                time.sleep(0.1)
-
-    def __enter__(self) -> Served:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-
-
 def test_pull_from_airsync_serve_moves_only_missing_chunks(world, tmp_path):
     sender, _, db, key, pub = world
     receiver = fresh_receiver(world, tmp_path)
-    with Served(sender, key) as peer:
-        r = airsync("pull", peer.url, "--into", str(receiver), "--key", str(pub))
+    with airsync_serve(sender, "--signing-key", key) as url:
+        r = airsync("pull", url, "--into", str(receiver), "--key", str(pub))
         assert r.returncode == 0, r.stdout + r.stderr
         assert "pulled" in r.stdout and "reused" in r.stdout
         same_tree(sender, receiver)
@@ -134,7 +106,7 @@ def test_pull_from_airsync_serve_moves_only_missing_chunks(world, tmp_path):
         fetched = float(number) * {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20}[unit]
         assert new_bytes > 3 << 20
         assert fetched < new_bytes / 4, r.stdout
-        again = airsync("pull", peer.url, "--into", str(receiver), "--key", str(pub))
+        again = airsync("pull", url, "--into", str(receiver), "--key", str(pub))
         assert again.returncode == 0 and "pulled 0 files" in again.stdout, again.stdout
     build_demo_app(tmp_path, receiver.as_uri(), db.vkey)
 
@@ -180,12 +152,12 @@ def test_wrong_key_and_missing_manifest_are_clear_errors(world, tmp_path):
     receiver = fresh_receiver(world, tmp_path)
     _, other_pub = manifest.keygen(tmp_path / "other")
     before = sorted(tree_files(receiver).files)
-    with Served(sender, key) as peer:
-        r = airsync("pull", peer.url, "--into", str(receiver), "--key", str(other_pub))
+    with airsync_serve(sender, "--signing-key", key) as url:
+        r = airsync("pull", url, "--into", str(receiver), "--key", str(other_pub))
         assert r.returncode != 0 and "Traceback" not in r.stderr
         assert "airsync-manifest" in r.stderr, r.stderr
-    with Served(sender, None) as peer:
-        r = airsync("pull", peer.url, "--into", str(receiver), "--key", str(other_pub))
+    with airsync_serve(sender) as url:
+        r = airsync("pull", url, "--into", str(receiver), "--key", str(other_pub))
         assert r.returncode == 1 and "--signing-key" in r.stderr, r.stderr
     r = airsync("pull", str(sender), "--into", str(receiver), "--key", str(other_pub))
     assert r.returncode == 1 and "airsync import" in r.stderr
@@ -198,8 +170,8 @@ def test_a_conflicting_local_file_refuses_the_whole_pull(world, tmp_path):
     mod = receiver / f"{BIG}/@v/v1.0.0.mod"
     mod.write_bytes(mod.read_bytes() + b"// local edit\n")
     before = sorted(tree_files(receiver).files)
-    with Served(sender, key) as peer:
-        r = airsync("pull", peer.url, "--into", str(receiver), "--key", str(pub))
+    with airsync_serve(sender, "--signing-key", key) as url:
+        r = airsync("pull", url, "--into", str(receiver), "--key", str(pub))
     assert r.returncode == 1
     assert f"{BIG}/@v/v1.0.0.mod: differs" in r.stdout + r.stderr
     assert "nothing pulled" in r.stderr
@@ -257,8 +229,8 @@ def test_pull_survives_faults(world, tmp_path, fault):
 def test_only_pulls_a_subset_and_signatures_are_recorded(world, tmp_path):
     sender, _, _, key, pub = world
     receiver = fresh_receiver(world, tmp_path)
-    with Served(sender, key) as peer:
-        r = airsync("pull", peer.url, "--into", str(receiver), "--key", str(pub), "--only", BIG)
+    with airsync_serve(sender, "--signing-key", key) as url:
+        r = airsync("pull", url, "--into", str(receiver), "--key", str(pub), "--only", BIG)
         assert r.returncode == 0, r.stderr
     assert (receiver / BIG_ZIP_N1).is_file()
     assert not (receiver / f"{sample.STRS}/@v/v1.1.0.zip").exists()
@@ -273,20 +245,20 @@ def test_only_pulls_a_subset_and_signatures_are_recorded(world, tmp_path):
 
 def test_serve_exports_manifest_and_sidecars(world, tmp_path):
     sender, _, _, key, pub = world
-    with Served(sender, key) as peer:
-        m = httpx.get(f"{peer.url}/{MANIFEST}")
+    with airsync_serve(sender, "--signing-key", key) as url:
+        m = httpx.get(f"{url}/{MANIFEST}")
         assert m.status_code == 200 and m.headers["content-encoding"] == "gzip"
         assert len(m.content) > 2 * m.num_bytes_downloaded
         opened = manifest.open_manifest(m.content, manifest.load_verifier(pub))
         assert {e.path for e in opened.entries} == set(tree_files(sender).files)
-        side = httpx.get(f"{peer.url}/{BIG_ZIP_N1}.airsig")
+        side = httpx.get(f"{url}/{BIG_ZIP_N1}.airsig")
         assert side.status_code == 200
         sig = chunks.decode(side.content)
         assert sig.sha256 == hashlib.sha256((sender / BIG_ZIP_N1).read_bytes()).digest()
-        assert httpx.get(f"{peer.url}/{BIG}/@v/nope.zip.airsig").status_code == 404
-        assert httpx.get(f"{peer.url}/.airsync/state.db.airsig").status_code == 404
-        assert httpx.get(f"{peer.url}/%2e%2e/%2e%2e/etc/passwd.airsig").status_code == 404
-        assert httpx.get(f"{peer.url}/{BIG}/@v/list/x.airsig").status_code == 404
+        assert httpx.get(f"{url}/{BIG}/@v/nope.zip.airsig").status_code == 404
+        assert httpx.get(f"{url}/.airsync/state.db.airsig").status_code == 404
+        assert httpx.get(f"{url}/%2e%2e/%2e%2e/etc/passwd.airsig").status_code == 404
+        assert httpx.get(f"{url}/{BIG}/@v/list/x.airsig").status_code == 404
 
 
 def test_the_mirror_job_records_signatures_when_it_publishes(world):

@@ -13,7 +13,6 @@ import base64
 import http.client
 import os
 import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -23,6 +22,7 @@ import pytest
 
 from airsync import sample
 from airsync.sample import build_sumdb
+from tests.helpers.cli import airsync
 from tests.helpers.faultserver import FaultServer
 
 pytestmark = pytest.mark.e2e
@@ -46,11 +46,8 @@ def mirror(tmp: Path, env: dict[str, str], *args: str) -> subprocess.CompletedPr
     full = {k: v for k, v in os.environ.items() if not k.startswith(("GO", "NETRC", "HTTP_PROXY", "HTTPS_PROXY",
                                                                        "NO_PROXY", "ALL_PROXY"))}
     full.update(HOME=str(tmp / "home"), **env)
-    r = subprocess.run([sys.executable, "-m", "airsync", "--log-level", "debug", "--log-format", "json", "mirror",
-                        "--module", MODULE, "--to", str(tmp / "m"), "--no-progress", *args],
-                       capture_output=True, text=True, timeout=120, env=full)
-    assert "Traceback" not in r.stderr, r.stderr
-    return r
+    return airsync("--log-level", "debug", "mirror", "--module", MODULE, "--to", tmp / "m", "--no-progress", *args,
+                   timeout=120, env=full)
 
 
 def assert_no_secret(tmp: Path, r: subprocess.CompletedProcess) -> None:

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from airsync import sample
 from airsync.sample import build_sumdb, library_module
+from tests.helpers.cli import airsync
 from tests.helpers.faultserver import FaultServer
 from tests.helpers.gotool import go_env, run_go
 from tests.helpers.serving import airsync_serve
@@ -67,13 +66,6 @@ def graph_modules() -> list[sample.SampleModule]:
         library_module(f"{G}/top", "v1.0.0", [(f"{G}/mid", "v1.0.0"), (f"{G}/legacy", "v1.0.0"),
                                               (f"{G}/util", "v1.1.0")], go="1.21"),
     ]
-
-
-def airsync(*args: str) -> subprocess.CompletedProcess:
-    r = subprocess.run([sys.executable, "-m", "airsync", "--log-format", "json", *args],
-                       capture_output=True, text=True, timeout=300)
-    assert "Traceback" not in r.stderr, r.stderr
-    return r
 
 
 @pytest.fixture

@@ -10,8 +10,6 @@ it and runs it.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,7 @@ from airsync import sample
 from airsync.goproxy import gover
 from airsync.goproxy.gover import host_platform
 from airsync.sample import SampleModule, build_sumdb
+from tests.helpers.cli import airsync
 from tests.helpers.faultserver import FaultServer
 from tests.helpers.gotool import go_env, run_go
 
@@ -33,12 +32,6 @@ def toolchain(version: str, goos: str = GOOS, goarch: str = GOARCH) -> SampleMod
     return SampleModule(gover.TOOLCHAIN_MODULE, gover.toolchain_module_version(version, goos, goarch),
                         (("go.mod", b"module golang.org/toolchain\n"), ("bin/go", go), ("bin/gofmt", go),
                          (f"pkg/tool/{goos}_{goarch}/compile", go), ("lib/wasm/README", b"wasm support files\n")))
-
-
-def airsync(*args: str) -> subprocess.CompletedProcess:
-    r = subprocess.run([sys.executable, "-m", "airsync", *args], capture_output=True, text=True, timeout=300)
-    assert "Traceback" not in r.stderr, r.stderr
-    return r
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from airsync import sample
 from airsync.carry import manifest, medium
 from airsync.goproxy.modpath import ModuleVersion, proxy_file
 from airsync.trust import carried, note, sumdb, tlog
+from tests.helpers.cli import airsync
 from tests.helpers.gotool import go_env, run_go
 from tests.helpers.sumdbserver import SumDBServer
 
@@ -39,13 +40,6 @@ EVERYTHING = DEMO + SMALL
 ROUND1 = DEMO + SMALL[:12]
 ROUND2 = SMALL[12:]
 PAD = 70_000  # level-0, level-1 and a level-2 tile: proofs cross tile levels, as on sum.golang.org
-
-
-def airsync(*args: str) -> subprocess.CompletedProcess[str]:
-    r = subprocess.run([sys.executable, "-m", "airsync", "--log-format", "json", *map(str, args)],
-                       capture_output=True, text=True, timeout=300)
-    assert "Traceback" not in r.stderr + r.stdout, r.stderr + r.stdout
-    return r
 
 
 def mirror(to: Path, url: str, vkey: str, mods) -> subprocess.CompletedProcess[str]:
