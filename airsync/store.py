@@ -24,6 +24,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import xxhash
 
@@ -102,6 +103,14 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+class StagedList(NamedTuple):
+    """A module's ``@v/list`` written beside the tree, to be made durable and renamed over ``final``."""
+
+    staged: Path
+    final: Path
+    text: str
 
 
 class MirrorStore:
@@ -191,10 +200,10 @@ class MirrorStore:
         os.replace(partial, dest)
         return dest
 
-    def prepare_list(self, list_relpath: str, *versions: str) -> tuple[Path, Path] | None:
+    def prepare_list(self, list_relpath: str, *versions: str) -> StagedList | None:
         """Stage a module's ``@v/list`` with ``versions`` added (semver order).
 
-        Returns (staged file, list path) for the caller to fsync and rename, or None when the
+        Returns the staged file for the caller to make durable and rename, or None when the
         versions are all listed already. Callers serialize per module.
         """
         path = self.root / list_relpath
@@ -209,45 +218,76 @@ class MirrorStore:
         text = "".join(v + "\n" for v in sorted(listed, key=semver.sort_key))
         tmp = self.partial_dir / f"{xxhash.xxh3_64_hexdigest(list_relpath.encode())}.list.tmp"
         write_plain(tmp, text.encode())
-        return tmp, path
+        return StagedList(tmp, path, text)
 
-    def update_latest(self, module_path: str) -> bool:
-        """Make ``@latest`` the ``.info`` of the version the go command would take as latest from
-        ``@v/list`` (the highest release, else prerelease, else newest pseudo-version), durably;
-        False when it already was (or there is no list). Callers serialize per module."""
+    def stage_latest(
+        self, module_path: str, list_text: str | None = None, infos: dict[str, bytes] | None = None
+    ) -> tuple[Path, Path] | None:
+        """Stage ``@latest`` as the ``.info`` of the version the go command would take as latest
+        from ``@v/list`` (the highest release, else prerelease, else newest pseudo-version).
+
+        ``list_text`` is the list about to be published (default: the one in the tree);
+        ``infos`` the ``.info`` bytes of versions landing with it. Returns (staged file, final
+        path) for the caller to make durable and rename, or None when ``@latest`` already is
+        that (or there is no list, or no ``.info`` of the version). Callers serialize per module.
+        """
         root = self.root
-        try:
-            text = (root / modpath.list_file(module_path)).read_text("utf-8")
-        except (FileNotFoundError, UnicodeDecodeError):
-            return False
-        version = query.latest_of_list(text)
+        if list_text is None:
+            try:
+                list_text = (root / modpath.list_file(module_path)).read_text("utf-8")
+            except (FileNotFoundError, UnicodeDecodeError):
+                return None
+        version = query.latest_of_list(list_text)
         if version is None:
-            return False
-        try:
-            info = (root / modpath.proxy_file(modpath.ModuleVersion(module_path, version), "info")).read_bytes()
-        except FileNotFoundError:
-            return False  # listed without its .info: never written by airsync; left alone
+            return None
+        info = (infos or {}).get(version)
+        if info is None:
+            try:
+                info = (root / modpath.proxy_file(modpath.ModuleVersion(module_path, version), "info")).read_bytes()
+            except FileNotFoundError:
+                return None  # listed without its .info: never written by airsync; left alone
         final = root / modpath.latest_file(module_path)
         try:
             if final.read_bytes() == info:
-                return False
+                return None
         except FileNotFoundError:
             pass
         tmp = self.partial_dir / f"{xxhash.xxh3_64_hexdigest(str(final).encode())}.latest.tmp"
-        write_plain(tmp, info, fsync=True)
-        os.replace(tmp, final)
-        fsync_dir(final.parent)
-        return True
+        write_plain(tmp, info)
+        return tmp, final
+
+    def update_latest(self, module_path: str) -> bool:
+        """Make ``@latest`` follow ``@v/list`` (see ``stage_latest``) durably, on its own; False
+        when it already did. Callers serialize per module."""
+        return self.update_latests([module_path]) == 1
+
+    def update_latests(self, module_paths: list[str], flusher: Flusher | None = None) -> int:
+        """``update_latest`` for many modules with one flush for all their files and one for
+        all their renames. Returns how many changed."""
+        staged = [st for path in module_paths if (st := self.stage_latest(path)) is not None]
+        if flusher is None:
+            for tmp, _ in staged:
+                fsync_path(tmp)
+        else:
+            flusher.files([tmp for tmp, _ in staged])
+        for tmp, final in staged:
+            os.replace(tmp, final)
+        dirs = {final.parent for _, final in staged}
+        if flusher is None:
+            self.sync_dirs(dirs)
+        else:
+            flusher.dirs(dirs)
+        return len(staged)
 
     def add_to_list(self, list_relpath: str, *versions: str) -> bool:
         """Add ``versions`` to ``@v/list`` durably on their own; False when all were listed."""
         staged = self.prepare_list(list_relpath, *versions)
         if staged is None:
             return False
-        fsync_path(staged[0])
-        makedirs_durable(staged[1].parent)
-        os.replace(*staged)
-        fsync_dir(staged[1].parent)
+        fsync_path(staged.staged)
+        makedirs_durable(staged.final.parent)
+        os.replace(staged.staged, staged.final)
+        fsync_dir(staged.final.parent)
         return True
 
 

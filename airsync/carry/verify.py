@@ -43,7 +43,7 @@ from airsync.carry.manifest import Entry, Manifest, ManifestError, diff, open_ma
 from airsync.carry.medium import BLOCK, MANIFEST, sha256_file, tree_files
 from airsync.errors import AirsyncError, ModulePathError, VerifyError
 from airsync.goproxy import dirhash, modpath, modzip, semver
-from airsync.store import MirrorStore, write_all
+from airsync.store import Flusher, MirrorStore, write_all
 from airsync.trust import carried, note, ondisk
 from airsync.units import count, human_bytes
 
@@ -147,13 +147,15 @@ def update_latest(store: MirrorStore, paths: Iterable[str]) -> None:
     from a medium or peer, whose list may hold other versions."""
     paths = list(paths)
     has_latest = {rel.removesuffix("/@latest") for rel in paths if _is_latest(rel)}
+    modules = []
     for rel in paths:
         mod = rel.removesuffix("/@v/list")
         if _is_list(rel) and (mod in has_latest or (store.root / mod / "@latest").exists()):
             try:
-                store.update_latest(modpath.unescape_path(mod))
+                modules.append(modpath.unescape_path(mod))
             except ModulePathError:
                 continue  # not a module's list: nothing to follow
+    store.update_latests(modules, Flusher(store.root))
 
 
 def gosum_hashes(lines: Iterable[str]) -> dict[tuple[str, str], set[str]]:

@@ -168,6 +168,7 @@ class MirrorJob:
         self._fresh_record: dict[ModuleVersion, bool] = {}
         self._refused: dict[ModuleVersion, str] = {}  # why the database check refused a version
         self._prefetched: dict[str, bytes] = {}
+        self._latest_done: set[str] = set()  # modules whose @latest was written as a version landed
 
     async def run(self, wants: list[ModuleWant] | Request) -> Summary:
         """Mirror a plan, or a request: its queries and module graphs are resolved first
@@ -244,11 +245,11 @@ class MirrorJob:
     async def _update_latest(self, wants: list[ModuleWant]) -> None:
         """``@latest`` of every module the plan touched follows its ``@v/list``: a proxy without
         it answers the go command's latest queries by time, which a mirror cannot stamp."""
-        paths = sorted({w.module.path for w in wants if w.need_zip})
+        # Versions that joined a list this run brought their @latest with them.
+        paths = sorted({w.module.path for w in wants if w.need_zip} - self._latest_done)
 
         def update() -> None:
-            for path in paths:
-                self.store.update_latest(path)
+            self.store.update_latests(paths, self.flusher)
 
         try:
             await trio.to_thread.run_sync(update)
@@ -440,12 +441,20 @@ class MirrorJob:
                 kept = self.store.reject(partial, modpath.proxy_file(mv, ext))
                 result[ext] = VerifyError(str(mv), f"{e.detail} (bytes kept in {kept})")
         good = [ext for ext, err in result.items() if err is None]
-        listing = None
+        listing = latest = None
         if want.need_zip and rest_present and len(good) == len(got):
             listing = self.store.prepare_list(modpath.list_file(mv.path), mv.version)
+            if listing is not None:
+                # @latest follows the new list in the same flushes (not in a pass of its own).
+                info = got.get("info")
+                if isinstance(info, Path):
+                    info = info.read_bytes()
+                latest = self.store.stage_latest(mv.path, listing.text, {mv.version: info} if info else None)
+                self._latest_done.add(mv.path)
         # Durable before visible; one syncfs is shared by every version landing meanwhile.
         self.flusher.files([partials[ext] for ext in good if isinstance(got[ext], bytes)]
-                           + ([listing[0]] if listing is not None else []))
+                           + ([listing.staged] if listing is not None else [])
+                           + ([latest[0]] if latest is not None else []))
         # Signed now, while the bytes are in the page cache: sync, serve and pull need it later.
         sigs = {
             ext: chunks.signature_of_bytes(got[ext]) if isinstance(got[ext], bytes)
@@ -463,8 +472,11 @@ class MirrorJob:
         except SignatureCacheError as e:  # only a cache: sync or pull signs the files again
             log.warning("signatures not recorded", module=str(mv), error=str(e))
         if listing is not None:
-            os.replace(*listing)
-            dirs.add(listing[1].parent)
+            os.replace(listing.staged, listing.final)
+            dirs.add(listing.final.parent)
+        if latest is not None:
+            os.replace(*latest)
+            dirs.add(latest[1].parent)
         self.flusher.dirs(dirs)
         return result
 
