@@ -16,6 +16,7 @@ from pathlib import Path
 from airsync import __version__, config, log
 from airsync.errors import AirsyncError, ConfigError, first_of
 from airsync.goproxy.upstream import DEFAULT_GOPROXY
+from airsync.vulndb import db as vulndb_db
 
 # trio, httpx and structlog (which pulls in rich) are imported by the commands that use them,
 # so that a sync, verify or import starts quickly.
@@ -49,9 +50,14 @@ def cmd_mirror(args: argparse.Namespace) -> int:
         if v < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
 
+    from airsync.vulndb import update as vulndb_update
+
+    vulndb = vulndb_update.parse_setting(args.vulndb if args.vulndb is not None else conf.get("vulndb"))
     inputs = read_inputs(args.go_sum, args.go_mod, args.modules_file, args.module, args.toolchain)
     for p in inputs.problems:
         print(f"airsync: {p}", file=sys.stderr)
+    if inputs.empty and not inputs.problems and vulndb:
+        return _mirror_vulndb(Path(to), vulndb, settings)
     if inputs.empty and not inputs.problems:
         raise ConfigError("nothing to mirror: give --go-sum, --go-mod, --modules-file or --module")
     if inputs.empty:
@@ -108,7 +114,29 @@ def cmd_mirror(args: argparse.Namespace) -> int:
     print(progress.summary_text(summary))
     if inputs.problems:
         print(f"airsync: {len(inputs.problems)} input problem(s), see above", file=sys.stderr)
-    return EXIT_OK if summary.ok and not inputs.problems else EXIT_FAILED
+    ok = summary.ok and not inputs.problems
+    if vulndb:
+        ok = _mirror_vulndb(Path(to), vulndb, settings) == EXIT_OK and ok
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+def _mirror_vulndb(to: Path, url: str, settings) -> int:
+    """``mirror --vulndb``: bring MIRROR/vulndb/ up to the database at ``url``."""
+    import trio
+
+    from airsync.store import MirrorStore
+    from airsync.vulndb import update
+
+    store = MirrorStore(to)
+    try:
+        result = trio.run(update.update, store, url, settings)
+    except AirsyncError as e:
+        print(f"airsync: vulnerability database not updated (the previous one stays): {e}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        store.close()
+    print(result.summary())
+    return EXIT_OK
 
 
 def _queue_heads(to: Path, db, path: str) -> None:
@@ -335,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated globs of module paths never looked up in the database "
         "(default: $GONOSUMDB or $GOPRIVATE)",
     )
+    m.add_argument("--vulndb", nargs="?", const=vulndb_db.DEFAULT_URL, metavar="URL",
+                   help="also mirror the Go vulnerability database into MIRROR/vulndb/ (URL default: "
+                   "https://vuln.go.dev; off unless given here or as mirror.vulndb); alone, only the database")
     m.add_argument("--prove-heads", metavar="FILE",
                    help="heads from 'airsync sumdb-heads' inside: prove them consistent and carry the tiles for them")
     m.add_argument(

@@ -63,6 +63,7 @@ MIRROR_KEYS: dict[str, Key] = {
     "retries": Key((int,), "attempts per request before a file fails"),
     "sumdb": Key((str,), "checksum database: name+hash+key [URL], a known name, or off"),
     "private": Key((str,), "GONOSUMDB-style globs of module paths never looked up in the database"),
+    "vulndb": Key((str,), "also mirror the Go vulnerability database from this URL (https://vuln.go.dev), or off"),
     "deps": Key((bool,), "also mirror the module graph of every go.mod and module named, as the go command loads it"),
     "latest": Key((bool,), "also mirror every module's latest version, so queries inside see what the outside does"),
     "toolchains": Key((list,), "Go toolchains to mirror (go1.27.3, or go1.27 for its newest release)"),

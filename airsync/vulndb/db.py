@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from airsync.errors import AirsyncError
 
 __all__ = [
+    "DEFAULT_URL",
     "DB_FILE",
     "MODULES_FILE",
     "VULNS_FILE",
@@ -67,6 +68,9 @@ __all__ = [
     "check_not_older",
     "plan_update",
 ]
+
+#: The Go project's vulnerability database.
+DEFAULT_URL = "https://vuln.go.dev"
 
 DB_FILE = "index/db.json"
 MODULES_FILE = "index/modules.json"
@@ -190,7 +194,7 @@ def _load(data: bytes, where: str, limit: int) -> object:
     except UnicodeDecodeError:
         raise VulnDBError(f"{where}: not UTF-8") from None
     except json.JSONDecodeError as e:
-        raise VulnDBError(f"{where}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno}; truncated?)") from None
+        raise VulnDBError(f"{where}: not valid JSON ({e.msg}, line {e.lineno} column {e.colno}; truncated?)") from None
     except RecursionError:
         raise VulnDBError(f"{where}: JSON nested too deeply") from None
 
