@@ -4,7 +4,8 @@ The entries are the Go project's own: the golang.org/x/vulndb module holds every
 under ``data/osv/`` (CC-BY 4.0). ``scripts/setup --test`` downloads the version pinned here into
 ``.cache/gomod`` with the go command; nothing of it is copied into the repository. Its files carry
 a zero ``modified`` time (the real service stamps each entry with the time it last changed when
-it publishes), so ``load`` stamps each with its ``published`` time (or a time given).
+it publishes), so ``load`` stamps each with its ``published`` time (or a time given; a few have
+no published time either: 2020-01-01).
 
 ``build(root, entries)`` writes a database as the Go project publishes it (golang.org/x/vulndb
 internal/database: ``index/db.json`` the newest entry's time, ``index/modules.json`` each
@@ -33,6 +34,7 @@ __all__ = ["VULNDB_VERSION", "osv_dir", "load", "all_ids", "build", "write_file"
 
 VULNDB_VERSION = "v0.0.0-20261105234957-e22db6528018"  # scripts/setup downloads this one
 _ROOT = Path(__file__).resolve().parents[2]
+_UNPUBLISHED = "2020-01-01T00:00:00Z"  # the few entries whose published time is zero too
 
 
 def osv_dir() -> Path:
@@ -52,7 +54,7 @@ def load(ids: Iterable[str] | None = None, modified: str | None = None) -> list[
     out = []
     for vid in (all_ids() if ids is None else ids):
         e = json.loads((osv_dir() / f"{vid}.json").read_bytes())
-        e["modified"] = modified or e["published"]
+        e["modified"] = modified or (e["published"] if not e["published"].startswith("0001-") else _UNPUBLISHED)
         out.append(e)
     return out
 
