@@ -23,7 +23,7 @@ from airsync.vulndb import db as vulndb_db
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # Commands that report only on stdout/stderr, never through structlog: they skip its set-up.
-QUIET_COMMANDS = {"sync", "verify", "import", "keygen"}
+QUIET_COMMANDS = {"sync", "verify", "import", "keygen", "audit"}
 
 
 def cmd_mirror(args: argparse.Namespace) -> int:
@@ -311,6 +311,48 @@ def cmd_pull(args: argparse.Namespace) -> int:
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    import json
+
+    from airsync.vulndb import audit, ondisk
+
+    given = [name for name in ("go_sum", "go_mod", "dir") if getattr(args, name)]
+    if len(given) != 1:
+        raise ConfigError("audit: give one of --go-sum FILE, --go-mod FILE or a mirror/medium DIR")
+    where = args.db or args.dir
+    if not where:
+        raise ConfigError("audit: give --db DIR (the vulnerability database, or a mirror or medium holding vulndb/)")
+    root = ondisk.find(Path(where))
+    if root is None:
+        raise ConfigError(f"{where}: no vulnerability database here (no index/db.json, nor vulndb/index/db.json): "
+                          "mirror one with airsync mirror --vulndb")
+    if args.dir:
+        if not Path(args.dir).is_dir():
+            raise ConfigError(f"{args.dir}: no such directory")
+        versions, problems = ondisk.held_versions(Path(args.dir)), []
+    else:
+        name = args.go_sum or args.go_mod
+        try:
+            data = Path(name).read_bytes()
+        except OSError as e:
+            raise ConfigError(f"{name}: cannot read: {e.strerror or e}") from None
+        versions, problems = (audit.from_gosum if args.go_sum else audit.from_gomod)(data, name)
+    for p in problems:
+        print(f"airsync: {p}", file=sys.stderr)
+    index = ondisk.read_index(root)
+    findings = audit.match(versions, index, ondisk.reader(root, index))
+    modified = vulndb_db.format_time(index.db.modified)
+    if args.json:
+        print(json.dumps({"database": str(root), "modified": modified, "checked": len(versions),
+                          "vulnerabilities": [f.as_json() for f in findings]}, indent=2))
+    else:
+        if findings:
+            print(audit.table(findings), end="")
+        print(f"{len(findings)} known vulnerabilit{'y' if len(findings) == 1 else 'ies'} in "
+              f"{len(versions)} module version(s) (vulnerability database from {modified})")
+    return EXIT_FAILED if findings else EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="airsync", description="Verified, resumable Go module mirrors for air gaps.")
     p.add_argument("--version", action="version", version=f"airsync {__version__}")
@@ -429,6 +471,17 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--only", metavar="PATTERNS", help="pull only these modules: comma-separated globs of module paths")
     pl.add_argument("--concurrency", type=int, default=8, help="files fetched at once (default 8)")
     pl.set_defaults(func=cmd_pull)
+
+    au = sub.add_parser("audit", help="the known vulnerabilities of the module versions of a go.sum, a go.mod or "
+                        "a mirror, from a carried vulnerability database (offline; exit 1 when any)")
+    au.add_argument("dir", nargs="?", metavar="DIR", help="a mirror or medium: every module version it holds, "
+                    "against its vulndb/")
+    au.add_argument("--go-sum", metavar="FILE", help="the module versions this go.sum pins")
+    au.add_argument("--go-mod", metavar="FILE", help="the module versions this go.mod requires")
+    au.add_argument("--db", metavar="DIR", help="the vulnerability database (a directory with index/ and ID/, or "
+                    "a mirror or medium holding vulndb/; default: DIR's)")
+    au.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    au.set_defaults(func=cmd_audit)
 
     from airsync.service import commands
 

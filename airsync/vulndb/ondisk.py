@@ -22,10 +22,13 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from airsync.errors import ModulePathError
+from airsync.goproxy import modpath
 from airsync.store import Flusher, MirrorStore, fsync_dir, makedirs_durable, write_plain
 from airsync.vulndb import db
 
-__all__ = ["VULNDB", "read_small", "read_index", "present_ids", "check", "check_dir", "publish"]
+__all__ = ["VULNDB", "read_small", "read_index", "present_ids", "check", "check_dir", "publish", "find",
+           "reader", "held_versions"]
 
 VULNDB = "vulndb"  # the database's directory in a mirror or on a medium
 
@@ -141,3 +144,53 @@ def publish(store: MirrorStore, entries: Mapping[str, bytes], index: Mapping[str
         flusher.files([partial])
         os.replace(partial, root / rel)
         fsync_dir(root / "index")
+
+
+def find(path: Path) -> Path | None:
+    """The database at ``path``: itself when it holds ``index/db.json``, else its ``vulndb/``."""
+    for root in (path, path / VULNDB):
+        if (root / db.DB_FILE).is_file():
+            return root
+    return None
+
+
+def reader(root: Path, index: db.Index):
+    """A function reading (and checking) the entry of an id in the database at ``root``."""
+    modules_of = index.modules_of()
+
+    def read(vid: str) -> db.Entry:
+        where = f"{root}/{db.entry_path(vid)}"
+        try:
+            data = read_small(root / db.entry_path(vid), db.MAX_ENTRY)
+        except FileNotFoundError:
+            raise db.VulnDBError(f"{where}: missing ({db.MODULES_FILE} names it)") from None
+        except OSError as e:
+            raise db.VulnDBError(f"{where}: cannot read: {e.strerror or e}") from None
+        entry = db.parse_entry(data, where)
+        problem = db.check_entry(entry, vid, index, where, modules_of)
+        if problem:
+            raise db.VulnDBError(problem)
+        return entry
+
+    return read
+
+
+def held_versions(root: Path) -> list[modpath.ModuleVersion]:
+    """Every module version whose ``.zip`` the mirror or medium at ``root`` holds."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = os.path.relpath(dirpath, root)
+        if rel == ".":
+            dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in ("sumdb", VULNDB)]
+        if os.path.basename(dirpath) != "@v":
+            continue
+        dirnames[:] = []
+        for name in filenames:
+            if name.endswith(".zip"):
+                try:
+                    found = modpath.parse_proxy_file(f"{rel}/{name}")
+                except ModulePathError:
+                    continue
+                if found is not None:
+                    out.append(found[0])
+    return sorted(out, key=str)
