@@ -127,6 +127,13 @@ def _mirror_table(path: Path, data: dict[str, Any]) -> dict[str, Any]:
             raise ConfigError(f"{path}: mirror.{key} must be positive and finite, got {value!r}")
         if key in INT_MAX and value > INT_MAX[key]:
             raise ConfigError(f"{path}: mirror.{key} must be at most {INT_MAX[key]}, got {value!r}")
+    if "vulndb" in mirror:
+        from airsync.vulndb.db import parse_setting
+
+        try:
+            parse_setting(mirror["vulndb"])
+        except ConfigError as e:
+            raise ConfigError(f"{path}: mirror.{e}") from None
     if mirror.get("to") == "":
         raise ConfigError(f"{path}: mirror.to must not be empty")
     if "platforms" in mirror:
@@ -281,7 +288,8 @@ class DaemonConfig:
 
     @property
     def has_sources(self) -> bool:
-        return bool(self.modules or self.modules_files or self.go_sum or self.go_mod)
+        return bool(self.modules or self.modules_files or self.go_sum or self.go_mod
+                    or self.mirror.get("vulndb", "off") != "off")
 
 
 def load_daemon(path: Path) -> DaemonConfig:

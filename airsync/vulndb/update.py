@@ -37,19 +37,8 @@ from airsync.vulndb import db, ondisk
 __all__ = ["DEFAULT_URL", "Result", "update", "parse_setting"]
 
 DEFAULT_URL = db.DEFAULT_URL
+parse_setting = db.parse_setting
 CONCURRENCY = 16
-
-
-def parse_setting(value: str | None) -> str | None:
-    """The database URL a ``--vulndb``/``vulndb`` value asks for; None for off."""
-    if value is None or value.strip() in ("", "off"):
-        return None
-    url = value.strip().rstrip("/")
-    if not url.startswith(("https://", "http://")):
-        from airsync.errors import ConfigError
-
-        raise ConfigError(f"vulndb {value!r}: want the database's URL (https://...), or off")
-    return url
 
 
 @dataclass
