@@ -12,6 +12,9 @@ from the carried tiles alone (``airsync.trust.ondisk``): every lookup's note ope
 carried), every record is included in its head and in every newer one, every pair of carried
 heads is consistent; a missing tile, a note signed by another key, a forked log are problems.
 
+The carried vulnerability database (``vulndb/``) is checked as ``airsync.vulndb.ondisk.check``
+does: indexes that agree, every entry they name present, well-formed, with its own id and time.
+
 ``import_medium`` imports a medium only when it verifies, and only when no file it carries would
 replace different bytes already in the inside mirror: module files and checksum-database tiles
 and heads are immutable, so a difference is a tamper signal and the whole import is refused
@@ -22,7 +25,8 @@ head of its carry, so the same record comes with a newer head in a later carry. 
 answer replaces the inside's only when it is the same record at a newer head; an older one never
 replaces a newer one. The inside mirror as the import would leave it must pass the go command's
 checks too (problems it already had aside), so a medium that cannot prove the inside's heads
-consistent with its own is refused. New files are copied through the mirror's staging area, fsynced,
+consistent with its own is refused. The vulnerability database replaces the inside's only when the
+medium's is newer (its ``index/db.json`` time), entries before indexes. New files are copied through the mirror's staging area, fsynced,
 checked against the manifest once more and only then renamed into place; module files go in
 before the lists that advertise them.
 

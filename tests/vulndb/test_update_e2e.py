@@ -124,3 +124,22 @@ def test_config_key_and_usage(upstream, tmp_path):
     conf.write_text(f'[mirror]\nto = "{tmp_path / "m"}"\nvulndb = "off"\n')
     r = airsync("mirror", "--config", conf)
     assert r.returncode == 2 and "nothing to mirror" in r.stderr
+
+
+def test_a_crash_between_entries_and_indexes_converges(upstream, tmp_path):
+    """What a kill between publishing the entries and the indexes leaves: newer entries under the old
+    index. govulncheck reads it; the next run fetches what the old index disagrees with and ends whole."""
+    root, srv = upstream
+    mirror = tmp_path / "mirror"
+    assert airsync("mirror", "--to", mirror, "--vulndb", srv.url).returncode == 0
+    entries = vulndbserver.load(IDS + ["GO-2021-0113"])
+    entries[1]["modified"] = "2026-12-01T10:00:00Z"
+    shutil.rmtree(root)
+    vulndbserver.build(root, entries)
+    for vid in (entries[1]["id"], "GO-2021-0113"):  # the entries were renamed in, then the kill
+        shutil.copy(root / "ID" / f"{vid}.json", mirror / "vulndb" / "ID" / f"{vid}.json")
+    assert ondisk.check_dir(mirror / "vulndb")  # the old index disagrees with a newer entry
+    r = airsync("mirror", "--to", mirror, "--vulndb", srv.url)
+    assert r.returncode == 0, r.stderr
+    assert _tree(mirror / "vulndb") == _served(root)
+    assert ondisk.check_dir(mirror / "vulndb") == []
