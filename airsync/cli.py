@@ -50,9 +50,7 @@ def cmd_mirror(args: argparse.Namespace) -> int:
         if v < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
 
-    from airsync.vulndb import update as vulndb_update
-
-    vulndb = vulndb_update.parse_setting(args.vulndb if args.vulndb is not None else conf.get("vulndb"))
+    vulndb = vulndb_db.parse_setting(args.vulndb if args.vulndb is not None else conf.get("vulndb"))
     inputs = read_inputs(args.go_sum, args.go_mod, args.modules_file, args.module, args.toolchain)
     for p in inputs.problems:
         print(f"airsync: {p}", file=sys.stderr)
