@@ -16,13 +16,14 @@ from pathlib import Path
 from airsync import __version__, config, log
 from airsync.errors import AirsyncError, ConfigError, first_of
 from airsync.goproxy.upstream import DEFAULT_GOPROXY
+from airsync.vulndb import db as vulndb_db
 
 # trio, httpx and structlog (which pulls in rich) are imported by the commands that use them,
 # so that a sync, verify or import starts quickly.
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # Commands that report only on stdout/stderr, never through structlog: they skip its set-up.
-QUIET_COMMANDS = {"sync", "verify", "import", "keygen"}
+QUIET_COMMANDS = {"sync", "verify", "import", "keygen", "audit"}
 
 
 def cmd_mirror(args: argparse.Namespace) -> int:
@@ -49,9 +50,12 @@ def cmd_mirror(args: argparse.Namespace) -> int:
         if v < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
 
+    vulndb = vulndb_db.parse_setting(args.vulndb if args.vulndb is not None else conf.get("vulndb"))
     inputs = read_inputs(args.go_sum, args.go_mod, args.modules_file, args.module, args.toolchain)
     for p in inputs.problems:
         print(f"airsync: {p}", file=sys.stderr)
+    if inputs.empty and not inputs.problems and vulndb:
+        return _mirror_vulndb(Path(to), vulndb, settings)
     if inputs.empty and not inputs.problems:
         raise ConfigError("nothing to mirror: give --go-sum, --go-mod, --modules-file or --module")
     if inputs.empty:
@@ -108,7 +112,29 @@ def cmd_mirror(args: argparse.Namespace) -> int:
     print(progress.summary_text(summary))
     if inputs.problems:
         print(f"airsync: {len(inputs.problems)} input problem(s), see above", file=sys.stderr)
-    return EXIT_OK if summary.ok and not inputs.problems else EXIT_FAILED
+    ok = summary.ok and not inputs.problems
+    if vulndb:
+        ok = _mirror_vulndb(Path(to), vulndb, settings) == EXIT_OK and ok
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+def _mirror_vulndb(to: Path, url: str, settings) -> int:
+    """``mirror --vulndb``: bring MIRROR/vulndb/ up to the database at ``url``."""
+    import trio
+
+    from airsync.store import MirrorStore
+    from airsync.vulndb import update
+
+    store = MirrorStore(to)
+    try:
+        result = trio.run(update.update, store, url, settings)
+    except AirsyncError as e:
+        print(f"airsync: vulnerability database not updated (the previous one stays): {e}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        store.close()
+    print(result.summary())
+    return EXIT_OK
 
 
 def _queue_heads(to: Path, db, path: str) -> None:
@@ -283,6 +309,48 @@ def cmd_pull(args: argparse.Namespace) -> int:
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    import json
+
+    from airsync.vulndb import audit, ondisk
+
+    given = [name for name in ("go_sum", "go_mod", "dir") if getattr(args, name)]
+    if len(given) != 1:
+        raise ConfigError("audit: give one of --go-sum FILE, --go-mod FILE or a mirror/medium DIR")
+    where = args.db or args.dir
+    if not where:
+        raise ConfigError("audit: give --db DIR (the vulnerability database, or a mirror or medium holding vulndb/)")
+    root = ondisk.find(Path(where))
+    if root is None:
+        raise ConfigError(f"{where}: no vulnerability database here (no index/db.json, nor vulndb/index/db.json): "
+                          "mirror one with airsync mirror --vulndb")
+    if args.dir:
+        if not Path(args.dir).is_dir():
+            raise ConfigError(f"{args.dir}: no such directory")
+        versions, problems = ondisk.held_versions(Path(args.dir)), []
+    else:
+        name = args.go_sum or args.go_mod
+        try:
+            data = Path(name).read_bytes()
+        except OSError as e:
+            raise ConfigError(f"{name}: cannot read: {e.strerror or e}") from None
+        versions, problems = (audit.from_gosum if args.go_sum else audit.from_gomod)(data, name)
+    for p in problems:
+        print(f"airsync: {p}", file=sys.stderr)
+    index = ondisk.read_index(root)
+    findings = audit.match(versions, index, ondisk.reader(root, index))
+    modified = vulndb_db.format_time(index.db.modified)
+    if args.json:
+        print(json.dumps({"database": str(root), "modified": modified, "checked": len(versions),
+                          "vulnerabilities": [f.as_json() for f in findings]}, indent=2))
+    else:
+        if findings:
+            print(audit.table(findings), end="")
+        print(f"{len(findings)} known vulnerabilit{'y' if len(findings) == 1 else 'ies'} in "
+              f"{len(versions)} module version(s) (vulnerability database from {modified})")
+    return EXIT_FAILED if findings else EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="airsync", description="Verified, resumable Go module mirrors for air gaps.")
     p.add_argument("--version", action="version", version=f"airsync {__version__}")
@@ -335,6 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated globs of module paths never looked up in the database "
         "(default: $GONOSUMDB or $GOPRIVATE)",
     )
+    m.add_argument("--vulndb", nargs="?", const=vulndb_db.DEFAULT_URL, metavar="URL",
+                   help="also mirror the Go vulnerability database into MIRROR/vulndb/ (URL default: "
+                   "https://vuln.go.dev; off unless given here or as mirror.vulndb); alone, only the database")
     m.add_argument("--prove-heads", metavar="FILE",
                    help="heads from 'airsync sumdb-heads' inside: prove them consistent and carry the tiles for them")
     m.add_argument(
@@ -398,6 +469,17 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--only", metavar="PATTERNS", help="pull only these modules: comma-separated globs of module paths")
     pl.add_argument("--concurrency", type=int, default=8, help="files fetched at once (default 8)")
     pl.set_defaults(func=cmd_pull)
+
+    au = sub.add_parser("audit", help="the known vulnerabilities of the module versions of a go.sum, a go.mod or "
+                        "a mirror, from a carried vulnerability database (offline; exit 1 when any)")
+    au.add_argument("dir", nargs="?", metavar="DIR", help="a mirror or medium: every module version it holds, "
+                    "against its vulndb/")
+    au.add_argument("--go-sum", metavar="FILE", help="the module versions this go.sum pins")
+    au.add_argument("--go-mod", metavar="FILE", help="the module versions this go.mod requires")
+    au.add_argument("--db", metavar="DIR", help="the vulnerability database (a directory with index/ and ID/, or "
+                    "a mirror or medium holding vulndb/; default: DIR's)")
+    au.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    au.set_defaults(func=cmd_audit)
 
     from airsync.service import commands
 

@@ -63,6 +63,7 @@ MIRROR_KEYS: dict[str, Key] = {
     "retries": Key((int,), "attempts per request before a file fails"),
     "sumdb": Key((str,), "checksum database: name+hash+key [URL], a known name, or off"),
     "private": Key((str,), "GONOSUMDB-style globs of module paths never looked up in the database"),
+    "vulndb": Key((str,), "also mirror the Go vulnerability database from this URL (https://vuln.go.dev), or off"),
     "deps": Key((bool,), "also mirror the module graph of every go.mod and module named, as the go command loads it"),
     "latest": Key((bool,), "also mirror every module's latest version, so queries inside see what the outside does"),
     "toolchains": Key((list,), "Go toolchains to mirror (go1.27.3, or go1.27 for its newest release)"),
@@ -126,6 +127,13 @@ def _mirror_table(path: Path, data: dict[str, Any]) -> dict[str, Any]:
             raise ConfigError(f"{path}: mirror.{key} must be positive and finite, got {value!r}")
         if key in INT_MAX and value > INT_MAX[key]:
             raise ConfigError(f"{path}: mirror.{key} must be at most {INT_MAX[key]}, got {value!r}")
+    if "vulndb" in mirror:
+        from airsync.vulndb.db import parse_setting
+
+        try:
+            parse_setting(mirror["vulndb"])
+        except ConfigError as e:
+            raise ConfigError(f"{path}: mirror.{e}") from None
     if mirror.get("to") == "":
         raise ConfigError(f"{path}: mirror.to must not be empty")
     if "platforms" in mirror:
@@ -280,7 +288,8 @@ class DaemonConfig:
 
     @property
     def has_sources(self) -> bool:
-        return bool(self.modules or self.modules_files or self.go_sum or self.go_mod)
+        return bool(self.modules or self.modules_files or self.go_sum or self.go_mod
+                    or self.mirror.get("vulndb", "off") != "off")
 
 
 def load_daemon(path: Path) -> DaemonConfig:

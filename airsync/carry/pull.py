@@ -60,13 +60,16 @@ from airsync.carry.signatures import (
     tree_signatures,
 )
 from airsync.carry.verify import (
-    ImportFailed, Report, gosum_hashes, inside_state, merge_list, plan_import, update_latest,
+    VULNDB_PREFIX, ImportFailed, Report, gosum_hashes, inside_state, merge_list, plan_import, update_latest,
+    vulndb_decision, vulndb_index_rank,
 )
 from airsync.errors import AirsyncError
 from airsync.state import StateDB
 from airsync.store import MirrorStore
 from airsync.trust import note
 from airsync.units import count, human_bytes
+from airsync.vulndb import db as vulndb_db
+from airsync.vulndb.ondisk import read_small
 
 __all__ = ["PullError", "PullRefused", "PullResult", "pull", "DEFAULT_CONCURRENCY"]
 
@@ -276,7 +279,8 @@ async def _pull(
     def look() -> dict:
         return {e.path: inside_state(store.root, e.path, hasher) for e in m.entries}
 
-    plan = plan_import(m, await trio.to_thread.run_sync(look))
+    inside = await trio.to_thread.run_sync(look)
+    plan = plan_import(m, inside, vulndb=await _vulndb_decision(peer, store, m, inside))
     if plan.conflicts:
         raise PullRefused(
             Report(plan.conflicts, files=len(m.entries), bytes=sum(e.size for e in m.entries)),
@@ -316,12 +320,24 @@ async def _pull(
     dirs: set[Path] = set()
     async with trio.open_nursery() as nursery:
         for e in plan.copy:
-            if not e.path.endswith("/@v/list"):
+            if not e.path.endswith("/@v/list") and not vulndb_index_rank(e.path):
                 nursery.start_soon(one, e, dirs, nursery)
     if fatal:
         raise fatal[0]
     # Module files durable before any list advertises them.
     await trio.to_thread.run_sync(store.sync_dirs, dirs)
+    # The vulnerability database's indexes after its entries, db.json last; none when an entry failed.
+    indexes = sorted((e for e in plan.copy if vulndb_index_rank(e.path)), key=lambda e: vulndb_index_rank(e.path))
+    if indexes and not any(path.startswith(VULNDB_PREFIX) for path, _ in result.failures):
+        for e in indexes:
+            dirs = set()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(one, e, dirs, nursery)
+            if fatal:
+                raise fatal[0]
+            await trio.to_thread.run_sync(store.sync_dirs, dirs)
+    elif indexes:
+        result.failures += [(e.path, "not pulled: an entry of the vulnerability database failed") for e in indexes]
     # A list names only the versions whose files are all here: one that failed is not advertised.
     async def merge(e: Entry, nursery: trio.Nursery) -> None:
         async with limiter:
@@ -343,6 +359,26 @@ async def _pull(
     if fatal:
         raise fatal[0]
     await trio.to_thread.run_sync(update_latest, store, [e.path for e in m.entries])
+
+
+async def _vulndb_decision(peer: _Peer, store: MirrorStore, m: Manifest, inside: dict) -> str | None:
+    """``vulndb_decision`` from the peer's db.json (checked against the manifest) and the local one."""
+    rel = VULNDB_PREFIX + vulndb_db.DB_FILE
+    e = next((e for e in m.entries if e.path == rel), None)
+    have = inside.get(rel)
+    if e is None or have is None or have[1:] == (e.size, e.sha256):
+        return None
+    try:
+        data = await peer.get(rel, limit=e.size)
+    except _FileFailed:
+        data = None
+    if data is None or (len(data), hashlib.sha256(data).hexdigest()) != (e.size, e.sha256):
+        return "older"  # what cannot be shown newer never replaces the local database
+    try:
+        local = await trio.to_thread.run_sync(read_small, store.root / rel, vulndb_db.MAX_INDEX)
+    except (OSError, vulndb_db.VulnDBError):
+        return "newer"
+    return vulndb_decision(data, local)
 
 
 async def _pull_file(

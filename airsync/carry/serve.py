@@ -11,6 +11,9 @@ signed manifest at ``/airsync-manifest`` (made from the mirror's cached signatur
 with ``--signing-key``; without a key only a manifest already in the tree is served) and each
 file's chunk signature at ``/<file>.airsig``. A tree that holds these files (a medium) has them
 served as they are, so nginx serving a synced medium offers the same to a puller.
+
+The vulnerability database under ``vulndb/`` is also served as govulncheck reads it over HTTP:
+each ``.json`` file as ``.json.gz`` too (``-db http://HOST:PORT/vulndb``).
 """
 
 from __future__ import annotations
@@ -113,6 +116,60 @@ class _Carry:
         await Response(body, status_code=status, media_type=ctype, headers=headers)(scope, receive, send)
 
 
+class _VulnGzip:
+    """The vulnerability database (``vulndb/``) as govulncheck asks for it over HTTP: each
+    ``X.json`` also as ``X.json.gz`` (it reads only those, and probes ``index/modules.json.gz``
+    with HEAD), and ``X.json`` gzip-encoded for a client that accepts it. Compressed once per file
+    version (path, size, mtime) and kept in a small cache; a tree that holds ``.gz`` files has
+    them served as they are."""
+
+    CACHE = 64  # files; modules.json, the largest, compresses to a few hundred kB
+
+    def __init__(self, app: ASGIApp, root: Path) -> None:
+        self.app = app
+        self.root = root
+        self.cache: dict[tuple[str, int, int], bytes] = {}
+
+    def _gzip(self, rel: str) -> bytes | None:
+        path = self.root / rel
+        try:
+            if os.path.realpath(path) != os.path.join(os.path.realpath(self.root), rel):
+                return None  # reached through a symlink: never followed
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except (OSError, ValueError):
+            return None
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            key = (rel, st.st_size, st.st_mtime_ns)
+            if key not in self.cache:
+                if len(self.cache) >= self.CACHE:
+                    self.cache.pop(next(iter(self.cache)))
+                self.cache[key] = gzip.compress(f.read(), 6, mtime=0)
+            return self.cache[key]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        rel = scope["path"].lstrip("/") if scope["type"] == "http" else ""
+        if not rel.startswith("vulndb/") or scope["method"] not in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        asked = dict(scope["headers"])
+        accept = b"gzip" in asked.get(b"accept-encoding", b"") and b"range" not in asked
+        headers = {}
+        if rel.endswith(".json.gz") and not (self.root / rel).is_file():
+            body = await trio.to_thread.run_sync(self._gzip, rel.removesuffix(".gz"))
+            ctype = "application/gzip"
+        elif rel.endswith(".json") and accept:
+            body = await trio.to_thread.run_sync(self._gzip, rel)
+            ctype, headers = "application/json", {"content-encoding": "gzip", "vary": "Accept-Encoding"}
+        else:
+            body = None
+        if body is None:
+            await self.app(scope, receive, send)
+            return
+        await Response(body if scope["method"] == "GET" else b"", media_type=ctype,
+                       headers={**headers, "content-length": str(len(body))})(scope, receive, send)
+
+
 def check_root(root: Path) -> None:
     if not root.is_dir():
         raise ConfigError(f"{root}: no such mirror directory")
@@ -122,7 +179,7 @@ def app_for(root: Path, signer=None) -> ASGIApp:
     """The ASGI app serving ``root``; ``signer`` signs the manifest made when the tree has none."""
     check_root(root)
     static = StaticFiles(directory=root, follow_symlink=False)
-    return _HidePrivate(_Carry(Starlette(routes=[Mount("/", app=static)]), root, signer))
+    return _HidePrivate(_VulnGzip(_Carry(Starlette(routes=[Mount("/", app=static)]), root, signer), root))
 
 
 async def serve(

@@ -156,8 +156,9 @@ def selected(rel: str, only: str) -> bool:
     """Is a mirror file part of the subset ``only`` selects ('' selects everything)?
 
     Module files, lists and ``@latest`` go with their module path; the checksum database goes whole (its
-    tiles are shared by every record, and the go command needs them to check any module)."""
-    if not only or rel.startswith("sumdb/"):
+    tiles are shared by every record, and the go command needs them to check any module), and so
+    does the vulnerability database (one index for every module)."""
+    if not only or rel.startswith(("sumdb/", "vulndb/")):
         return True
     mod, sep, _ = rel.partition("/@v/")
     if not sep:

@@ -12,6 +12,9 @@ from the carried tiles alone (``airsync.trust.ondisk``): every lookup's note ope
 carried), every record is included in its head and in every newer one, every pair of carried
 heads is consistent; a missing tile, a note signed by another key, a forked log are problems.
 
+The carried vulnerability database (``vulndb/``) is checked as ``airsync.vulndb.ondisk.check``
+does: indexes that agree, every entry they name present, well-formed, with its own id and time.
+
 ``import_medium`` imports a medium only when it verifies, and only when no file it carries would
 replace different bytes already in the inside mirror: module files and checksum-database tiles
 and heads are immutable, so a difference is a tamper signal and the whole import is refused
@@ -22,7 +25,8 @@ head of its carry, so the same record comes with a newer head in a later carry. 
 answer replaces the inside's only when it is the same record at a newer head; an older one never
 replaces a newer one. The inside mirror as the import would leave it must pass the go command's
 checks too (problems it already had aside), so a medium that cannot prove the inside's heads
-consistent with its own is refused. New files are copied through the mirror's staging area, fsynced,
+consistent with its own is refused. The vulnerability database replaces the inside's only when the
+medium's is newer (its ``index/db.json`` time), entries before indexes. New files are copied through the mirror's staging area, fsynced,
 checked against the manifest once more and only then renamed into place; module files go in
 before the lists that advertise them.
 
@@ -45,6 +49,8 @@ from airsync.errors import AirsyncError, ModulePathError, VerifyError
 from airsync.goproxy import dirhash, modpath, modzip, semver
 from airsync.store import Flusher, MirrorStore, write_all
 from airsync.trust import carried, note, ondisk
+from airsync.vulndb import db as vulndb_db
+from airsync.vulndb import ondisk as vulndb_disk
 from airsync.units import count, human_bytes
 
 __all__ = [
@@ -139,6 +145,34 @@ def _is_list(rel: str) -> bool:
 
 def _is_latest(rel: str) -> bool:
     return rel.endswith("/@latest")
+
+
+VULNDB_PREFIX = vulndb_disk.VULNDB + "/"
+
+
+def vulndb_index_rank(rel: str) -> int:
+    """Where a vulnerability database file goes in an import: entries (0) first, then vulns.json and
+    modules.json (1), db.json (2) last, so that no index names an entry not there yet."""
+    if not rel.startswith(VULNDB_PREFIX):
+        return 0
+    rest = rel[len(VULNDB_PREFIX):]
+    return 2 if rest == vulndb_db.DB_FILE else 1 if rest in vulndb_db.INDEX_FILES else 0
+
+
+def vulndb_decision(medium_db: bytes | None, inside_db: bytes | None) -> str | None:
+    """Whether the medium's vulnerability database (its db.json) replaces the inside's: "newer"
+    (it does), "same" or "older" (the inside's stays); None when the inside has none."""
+    if inside_db is None:
+        return None
+    try:
+        old = vulndb_db.parse_db(inside_db).modified
+    except vulndb_db.VulnDBError:
+        return "newer"  # the inside's is damaged: a checked copy replaces it
+    try:
+        new = vulndb_db.parse_db(medium_db or b"").modified
+    except vulndb_db.VulnDBError:
+        return "older"
+    return "newer" if new > old else "same" if new == old else "older"
 
 
 def update_latest(store: MirrorStore, paths: Iterable[str]) -> None:
@@ -311,6 +345,10 @@ def _verify(root: Path, verifier: note.Verifier, gosumdb: str | None = None) -> 
             unreadable[rel] = f"cannot read: {e.strerror or e}"
     report = check_medium(manifest, actual, scan.odd, h1, unreadable)
     found = _check_sumdb(root, manifest, gosumdb)
+    vulndb_files = {e.path[len(VULNDB_PREFIX):]: root / e.path for e in manifest.entries
+                    if e.path.startswith(VULNDB_PREFIX)}
+    if vulndb_files:
+        found += vulndb_disk.check(vulndb_files, vulndb_disk.VULNDB)
     if found:
         report = Report(report.problems + tuple(found), files=report.files, bytes=report.bytes)
     return report, manifest
@@ -348,6 +386,7 @@ def plan_import(
     manifest: Manifest,
     inside: Mapping[str, tuple[str, int, str] | None],
     lookups: Mapping[str, str] | None = None,
+    vulndb: str | None = None,
 ) -> Plan:
     """What importing ``manifest`` does to a mirror where ``inside`` maps each listed path to
     ("file", size, sha256), ("dir"/"other"/"parent", 0, "") or None when absent.
@@ -356,7 +395,10 @@ def plan_import(
     ``carried.compare_lookups`` said ("newer": copy over, "older": keep the inside's, else a
     conflict). Without it (a pull, which has not read the peer's answers yet) a differing answer
     replaces the inside's when the medium carries a newest head the inside does not have yet, and
-    is kept otherwise; a medium that carries no heads at all conflicts, as before."""
+    is kept otherwise; a medium that carries no heads at all conflicts, as before.
+
+    ``vulndb``: ``vulndb_decision`` for the vulnerability database: its files that differ from the
+    inside's are copied over when the medium's database is newer, and kept otherwise."""
     lookups = lookups or {}
     newest = _newest_heads(e.path for e in manifest.entries)
     copy, merge, skip, conflicts = [], [], [], []
@@ -380,6 +422,8 @@ def plan_import(
             skip.append(e)
         elif _is_list(e.path):
             merge.append(e)
+        elif e.path.startswith(VULNDB_PREFIX):
+            (copy if vulndb == "newer" else skip).append(e)
         elif _is_lookup(e.path) and (e.path in lookups or e.path.split("/")[1] in newest):
             decision = lookups.get(e.path)
             if decision is None:
@@ -394,8 +438,9 @@ def plan_import(
             conflicts.append(
                 (e.path, "differs from the file already in the inside mirror: refusing to replace it (tamper?)")
             )
-    # Lookup answers after the tiles and heads that prove them, lists after the files they advertise.
-    copy.sort(key=lambda e: (_is_list(e.path), _is_lookup(e.path), e.path))
+    # Lookup answers after the tiles and heads that prove them, lists after the files they advertise,
+    # vulnerability database indexes after the entries they name.
+    copy.sort(key=lambda e: (_is_list(e.path), vulndb_index_rank(e.path), _is_lookup(e.path), e.path))
     return Plan(tuple(copy), tuple(merge), tuple(skip), tuple(sorted(conflicts)))
 
 
@@ -500,6 +545,17 @@ def _lookup_decisions(medium: Path, into: Path, manifest: Manifest,
     return out
 
 
+def _vulndb_decision(medium: Path, into: Path, manifest: Manifest) -> str | None:
+    rel = VULNDB_PREFIX + vulndb_db.DB_FILE
+    if not any(e.path == rel for e in manifest.entries):
+        return None
+    try:
+        inside = vulndb_disk.read_small(into / rel, vulndb_db.MAX_INDEX)
+    except (OSError, vulndb_db.VulnDBError):
+        return None if not (into / rel).exists() else "newer"
+    return vulndb_decision(vulndb_disk.read_small(medium / rel, vulndb_db.MAX_INDEX), inside)
+
+
 def _check_after(medium: Path, into: Path, plan: Plan, gosumdb: str | None) -> list[tuple[str, str]]:
     """The go command's checks over each database as the import would leave it, less the problems
     the inside mirror has already (those are not the medium's doing)."""
@@ -524,7 +580,8 @@ def _import(store: MirrorStore, medium: Path, into: Path, manifest: Manifest, re
             gosumdb: str | None = None) -> ImportResult:
     """Check every listed file against the mirror first; write only when nothing conflicts."""
     inside = {e.path: inside_state(into, e.path) for e in manifest.entries}
-    plan = plan_import(manifest, inside, _lookup_decisions(medium, into, manifest, inside))
+    plan = plan_import(manifest, inside, _lookup_decisions(medium, into, manifest, inside),
+                       _vulndb_decision(medium, into, manifest))
     if plan.conflicts:
         raise ImportRefused(
             Report(plan.conflicts, files=report.files, bytes=report.bytes),
@@ -540,8 +597,9 @@ def _import(store: MirrorStore, medium: Path, into: Path, manifest: Manifest, re
     dirs: set[Path] = set()
     copied = 0
     for i, e in enumerate(plan.copy):
-        if _is_list(e.path) and (i == 0 or not _is_list(plan.copy[i - 1].path)):
-            store.sync_dirs(dirs)  # module files durable before any list advertises them
+        phase = (_is_list(e.path), vulndb_index_rank(e.path))
+        if i and phase != (_is_list(plan.copy[i - 1].path), vulndb_index_rank(plan.copy[i - 1].path)):
+            store.sync_dirs(dirs)  # files durable before any list or index names them
             dirs = set()
         dirs |= _copy_in(store, medium, e)
         copied += e.size

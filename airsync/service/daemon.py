@@ -248,12 +248,24 @@ class Daemon:
                 "reloads": self.reloads,
                 "reload_error": self.reload_error,
                 "next_refresh": self.next_refresh,
+                "vulndb_modified": vulndb_modified(self.conf.mirror_dir),
                 "running": len(self.queue.running()),
                 "queued": len(self.queue.queued()),
                 "status": self.status_line(),
             },
             "jobs": self.jobs_view(),
         }
+
+
+def vulndb_modified(mirror: Path) -> float | None:
+    """The time (epoch seconds) of the mirror's vulnerability database, None when it has none."""
+    from airsync.vulndb import db, ondisk
+
+    try:
+        meta = db.parse_db(ondisk.read_small(mirror / ondisk.VULNDB / db.DB_FILE, 4096))
+    except (OSError, db.VulnDBError):
+        return None
+    return meta.modified / 1e9
 
 
 def run(conf: DaemonConfig) -> int:

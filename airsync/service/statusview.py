@@ -36,6 +36,13 @@ def _duration(seconds: float | None) -> str:
     return f"{s}s"
 
 
+def vulndb_age(modified: float, now: float) -> str:
+    """'vulnerability database from 2026-12-01, 4 days old' (``modified``: its db.json time, epoch seconds)."""
+    day = time.strftime("%Y-%m-%d", time.gmtime(modified))
+    days = int(max(0.0, now - modified) // 86400)
+    return f"vulnerability database from {day}, {days} day{'' if days == 1 else 's'} old"
+
+
 def health_line(d: dict[str, Any], now: float | None = None) -> Text:
     now = time.time() if now is None else now
     if d.get("stopping"):
@@ -50,6 +57,8 @@ def health_line(d: dict[str, Any], now: float | None = None) -> Text:
              f"  mirror {d['mirror']}")
     if d.get("next_refresh"):
         t.append(f"  next refresh in {_duration(max(0.0, d['next_refresh'] - now))}")
+    if d.get("vulndb_modified") is not None:
+        t.append(f"\n{vulndb_age(d['vulndb_modified'], now)}")
     for note in d.get("notes") or ():
         t.append(f"\n{note}", style="yellow")
     if d.get("reload_error"):

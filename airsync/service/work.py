@@ -61,6 +61,9 @@ async def mirror(conf: DaemonConfig, job: Job, live: Live, intake: Intake) -> tu
         log.warning("input problem", problem=p)
     if len(problems) > MAX_PROBLEMS:
         log.warning("more input problems (not logged)", more=len(problems) - MAX_PROBLEMS)
+    vulndb_url = vulndb_setting(conf) if job.key == "config" else None
+    if inputs.empty and not problems and vulndb_url:
+        return await _vulndb(conf, vulndb_url, config.fetch_settings(conf.mirror), {})
     if inputs.empty and not problems:  # empty, or only comments: bad input, not worth a retry
         problems = [f"{where}: nothing to mirror in it (no go.sum, go.mod or PATH@VERSION lines)"]
     result: dict[str, Any] = {"input_problems": problems[:MAX_PROBLEMS], "input_problem_count": len(problems)}
@@ -86,6 +89,10 @@ async def mirror(conf: DaemonConfig, job: Job, live: Live, intake: Intake) -> tu
         failures=[f"{f.module} {f.file}: {f.message}" for f in s.failures[:MAX_PROBLEMS]],
         unresolved=s.problems[:MAX_PROBLEMS], unresolved_count=len(s.problems),
     )
+    if vulndb_url and not s.fatal:
+        error, result = await _vulndb(conf, vulndb_url, settings, result)
+        if error:
+            return error, result
     if s.fatal:
         return s.fatal, result
     if s.problems:
@@ -96,6 +103,33 @@ async def mirror(conf: DaemonConfig, job: Job, live: Live, intake: Intake) -> tu
     if problems:
         return f"{len(problems)} input problem(s); first: {problems[0]}", result
     return None, result
+
+
+def vulndb_setting(conf: DaemonConfig) -> str | None:
+    from airsync.vulndb.update import parse_setting
+
+    return parse_setting(conf.mirror.get("vulndb"))
+
+
+async def _vulndb(conf: DaemonConfig, url: str, settings, result: dict) -> tuple[str | None, dict]:
+    """The refresh of the mirror's vulnerability database (``mirror.vulndb``), after its modules."""
+    from airsync.errors import AirsyncError
+    from airsync.store import MirrorStore
+    from airsync.vulndb import update
+
+    try:
+        store = MirrorStore(conf.mirror_dir)
+    except AirsyncError as e:
+        return str(e), result
+    try:
+        r = await update.update(store, url, settings)
+    except AirsyncError as e:
+        log.error("vulnerability database not updated", error=str(e))
+        return f"vulnerability database not updated (the previous one stays): {e}", {**result, "vulndb_error": str(e)}
+    finally:
+        store.close()
+    log.info("vulnerability database", modified=r.modified, fetched=r.fetched, requests=r.requests, bytes=r.bytes)
+    return None, {**result, "vulndb_modified": r.modified, "vulndb_fetched": r.fetched}
 
 
 async def sync_medium(conf: DaemonConfig, job: Job, live: Live) -> tuple[str | None, dict]:
