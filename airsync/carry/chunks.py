@@ -67,6 +67,7 @@ __all__ = [
     "DEFAULT_COALESCE_GAP",
     "ChunkError",
     "SignatureFormatError",
+    "decode_summary",
     "Chunk",
     "FileSignature",
     "Copy",
@@ -252,10 +253,9 @@ def max_encoded_size(size: int) -> int:
     return _HEADER.size + _ENTRY.size * (size // CHUNK_MIN + 1) + _CHECK_LEN
 
 
-def decode(data: bytes | bytearray | memoryview) -> FileSignature:
-    """Parse sidecar bytes strictly; anything but a well-formed version-1 sidecar made with this
-    module's chunking parameters raises ``SignatureFormatError``."""
-    data = bytes(data)
+def _check_sidecar(data: bytes) -> tuple[int, bytes, bytes, int, bytes]:
+    """Check everything of sidecar bytes but the chunk entries themselves; returns (size, xxh3,
+    sha256, chunk count, body)."""
     if len(data) < len(MAGIC) or data[: len(MAGIC)] != MAGIC:
         raise SignatureFormatError("not an airsync chunk signature (bad magic)")
     if len(data) < _HEADER.size + _CHECK_LEN:
@@ -280,6 +280,20 @@ def decode(data: bytes | bytearray | memoryview) -> FileSignature:
             f"signature chunked with min/avg/max {cmin}/{cavg}/{cmax} NC {nc}; this airsync "
             f"uses {CHUNK_MIN}/{CHUNK_AVG}/{CHUNK_MAX} NC {NORMALIZATION}"
         )
+    return size, x, s, count, body
+
+
+def decode_summary(data: bytes | bytearray | memoryview) -> tuple[int, bytes, bytes]:
+    """(size, xxh3, sha256) of sidecar bytes, checked as ``decode`` checks them (magic, version,
+    parameters, length and checksum) but without reading each chunk: what comparing files needs."""
+    size, x, s, _, _ = _check_sidecar(bytes(data))
+    return size, x, s
+
+
+def decode(data: bytes | bytearray | memoryview) -> FileSignature:
+    """Parse sidecar bytes strictly; anything but a well-formed version-1 sidecar made with this
+    module's chunking parameters raises ``SignatureFormatError``."""
+    size, x, s, count, body = _check_sidecar(bytes(data))
     chunks: list[Chunk] = []
     pos = 0
     last = count - 1

@@ -33,7 +33,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from airsync.carry import chunks, manifest
+from airsync.carry import manifest
 from airsync.carry.medium import MANIFEST, SIDECAR_SUFFIX
 from airsync.carry.signatures import SignatureCache, make_manifest, tree_signatures
 from airsync.errors import AirsyncError, ConfigError
@@ -98,7 +98,7 @@ class _Carry:
                     body, status = b"no manifest: start airsync serve with --signing-key\n", 404
                 elif rel.endswith(SIDECAR_SUFFIX) and self._regular(base := rel[: -len(SIDECAR_SUFFIX)]):
                     sf = await trio.to_thread.run_sync(self.cache.get, self.root, base)
-                    body = chunks.encode(sf.sig)
+                    body = sf.encoded
             except (OSError, AirsyncError) as e:
                 log.error("cannot serve", path=rel, error=str(e))
                 body, status = b"cannot make it now\n", 503

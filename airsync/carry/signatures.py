@@ -21,7 +21,8 @@ import os
 import socket
 import sqlite3
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,7 +54,19 @@ class SignedFile:
     sha256: str
     xxh3: str
     h1: str | None  # for .zip and .mod: the go.sum hash
-    sig: chunks.FileSignature
+    encoded: bytes = field(repr=False)  # the signature as a sidecar (chunks.encode)
+
+    @cached_property
+    def sig(self) -> chunks.FileSignature:
+        """The chunk list, decoded when a delta needs it: comparing files needs only the hashes,
+        and decoding every chunk of every file was most of a no-op resync's time."""
+        return chunks.decode(self.encoded)
+
+    @classmethod
+    def of(cls, rel: str, sig: chunks.FileSignature, h1: str | None, encoded: bytes | None = None) -> SignedFile:
+        sf = cls(rel, sig.size, sig.sha256.hex(), sig.xxh3.hex(), h1, encoded or chunks.encode(sig))
+        sf.__dict__["sig"] = sig  # already decoded (cached_property's own slot)
+        return sf
 
 
 def module_file(rel: str) -> tuple[modpath.ModuleVersion, str] | None:
@@ -121,7 +134,7 @@ class SignatureCache:
 
     def put(self, rel: str, st: os.stat_result, sig: chunks.FileSignature, h1: str | None) -> SignedFile:
         self.put_many([(rel, st, sig, h1)])
-        return SignedFile(rel, sig.size, sig.sha256.hex(), sig.xxh3.hex(), h1, sig)
+        return SignedFile.of(rel, sig, h1)
 
     def put_many(self, rows: list[tuple[str, os.stat_result, chunks.FileSignature, str | None]]) -> None:
         """Record several files' signatures in one transaction."""
@@ -142,10 +155,20 @@ class SignatureCache:
             row = self._db.execute(
                 "SELECT size, mtime_ns, h1, sig FROM signatures WHERE relpath = ?", (rel,)
             ).fetchone()
+        return self._signed(root, rel, st, row)
+
+    def get_many(self, root: Path, files: dict[str, os.stat_result]) -> dict[str, SignedFile]:
+        """``get`` for many files of ``root`` (relpath -> lstat), with one query for the known
+        ones: a query per file was most of a no-op resync's time."""
+        with self._sql(root):
+            rows = {r[0]: r[1:] for r in self._db.execute("SELECT relpath, size, mtime_ns, h1, sig FROM signatures")}
+        return {rel: self._signed(root, rel, st, rows.get(rel)) for rel, st in files.items()}
+
+    def _signed(self, root: Path, rel: str, st: os.stat_result, row: tuple | None) -> SignedFile:
         if row and row[0] == st.st_size and row[1] == st.st_mtime_ns:
             try:
-                sig = chunks.decode(row[3])
-                return SignedFile(rel, sig.size, sig.sha256.hex(), sig.xxh3.hex(), row[2], sig)
+                size, x, s = chunks.decode_summary(row[3])
+                return SignedFile(rel, size, s.hex(), x.hex(), row[2], bytes(row[3]))
             except chunks.SignatureFormatError:
                 pass  # made by an airsync with other chunk settings: sign the file again
         path = root / rel
@@ -195,4 +218,4 @@ def make_manifest(root: Path, sources: dict[str, SignedFile]) -> Manifest:
 def tree_signatures(root: Path, cache: SignatureCache, only: str = "") -> dict[str, SignedFile]:
     """Signatures of every file of the tree at ``root`` that ``only`` selects, sorted by path."""
     scan = tree_files(root)
-    return {rel: cache.get(root, rel, st) for rel, st in sorted(scan.files.items()) if selected(rel, only)}
+    return cache.get_many(root, {rel: st for rel, st in sorted(scan.files.items()) if selected(rel, only)})

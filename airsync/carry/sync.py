@@ -39,7 +39,7 @@ from pathlib import Path
 
 import xxhash
 
-from airsync.carry import chunks, manifest
+from airsync.carry import manifest
 from airsync.carry.medium import (
     MANIFEST,
     MANIFEST_MAX,
@@ -375,7 +375,7 @@ def _sync(
     sidecars_todo = [
         side for side, sf in want_sidecars.items()
         if sf.rel in rewritten or side not in there.sidecars
-        or there.sidecars[side].st_size != chunks.encoded_size(sf.sig)
+        or there.sidecars[side].st_size != len(sf.encoded)
     ]
     # Only sidecars of files that are (or were) ours go; anyone else's *.airsig is left alone.
     def ours(side: str) -> bool:
@@ -449,7 +449,7 @@ def _sync(
     for i, side in enumerate(sidecars_todo):
         _safe_parents(target, side)
         part = staging / f"sidecar-{i}.tmp"
-        _write_staged(part, chunks.encode(want_sidecars[side].sig))
+        _write_staged(part, want_sidecars[side].encoded)
         batch.append((side, part))
     commit(announce=False)
     for side in sidecars_stale:

@@ -20,6 +20,7 @@ from airsync.carry.chunks import (
     FileSignature,
     SignatureFormatError,
     decode,
+    decode_summary,
     encode,
     index_chunks,
     plan_delta,
@@ -187,20 +188,22 @@ def test_sidecar_round_trip():
         assert decode(blob) == sig
         assert decode(bytearray(blob)) == sig
         assert encode(decode(blob)) == blob
+        assert decode_summary(blob) == (sig.size, sig.xxh3, sig.sha256)
 
 
 def test_sidecar_rejects_every_truncation_and_every_flipped_byte():
     blob = encode(signature_of_bytes(noise("strict", 600 * KiB)))
-    for n in range(len(blob)):
-        with pytest.raises(SignatureFormatError):
-            decode(blob[:n])
-    for i in range(len(blob)):
-        garbled = bytearray(blob)
-        garbled[i] ^= 0x40
-        with pytest.raises(SignatureFormatError):
-            decode(bytes(garbled))
-    with pytest.raises(SignatureFormatError, match="trailing"):
-        decode(blob + b"\0")
+    for check in (decode, decode_summary):  # the summary skips only the per-chunk reading
+        for n in range(len(blob)):
+            with pytest.raises(SignatureFormatError):
+                check(blob[:n])
+        for i in range(len(blob)):
+            garbled = bytearray(blob)
+            garbled[i] ^= 0x40
+            with pytest.raises(SignatureFormatError):
+                check(bytes(garbled))
+        with pytest.raises(SignatureFormatError, match="trailing"):
+            check(blob + b"\0")
 
 
 def test_sidecar_rejects_garbage_and_foreign_formats():

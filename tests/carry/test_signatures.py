@@ -71,3 +71,24 @@ def test_h1_of_module_files(tmp_path):
     assert h1_of(tmp_path / rel_zip, rel_zip) == sample.module_h1(m)
     assert h1_of(tmp_path / rel_mod, rel_mod).startswith("h1:")
     assert h1_of(tmp_path / rel_zip, "sumdb/x/latest") is None
+
+
+def test_get_many_answers_as_get_does_with_chunks_decoded_on_demand(tmp_path):
+    for name, size in (("a", 600_000), ("b", 10), ("c", 300_000)):
+        (tmp_path / name).write_bytes(os.urandom(size))
+    cache = SignatureCache(tmp_path / "state.db")
+    try:
+        cache.get(tmp_path, "a")
+        cache.get(tmp_path, "b")
+        (tmp_path / "b").write_bytes(b"changed")  # stale row: signed again
+        files = {n: os.lstat(tmp_path / n) for n in ("a", "b", "c")}
+        many = cache.get_many(tmp_path, files)
+        assert list(many) == ["a", "b", "c"]
+        for n in files:
+            one = cache.get(tmp_path, n)
+            assert many[n] == one
+            assert many[n].sig == chunks.signature_of_file(tmp_path / n)
+            assert chunks.encode(many[n].sig) == many[n].encoded
+        assert many["b"].size == len(b"changed")
+    finally:
+        cache.close()
