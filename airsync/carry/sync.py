@@ -189,7 +189,7 @@ def _copy_resumable(
     fd = _staged(part, os.O_RDWR)
     try:
         have = os.fstat(fd).st_size
-        for c in sf.sig.chunks:
+        for c in sf.sig.chunks if have else ():  # decoded only when there is a prefix to check
             if c.offset + c.length > have:
                 break
             piece = os.pread(fd, c.length, c.offset)
@@ -212,8 +212,12 @@ def _copy_resumable(
     return kept, digest.hexdigest()
 
 
-def _safe_parents(target: Path, rel: str) -> None:
-    """Refuse to write through a symlink or a non-directory on the target."""
+def _safe_parents(target: Path, rel: str, seen: set[str] | None = None) -> None:
+    """Refuse to write through a symlink or a non-directory on the target. ``seen``: directories
+    (relative) already found to be real ones in this run, not looked at again."""
+    parent = rel.rpartition("/")[0]
+    if seen is not None and parent in seen:
+        return
     p = target
     for part in rel.split("/")[:-1]:
         p = p / part
@@ -224,6 +228,8 @@ def _safe_parents(target: Path, rel: str) -> None:
         if not stat.S_ISDIR(st.st_mode):
             what = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a directory"
             raise SyncError(f"{p}: {what} on the target where a directory must be; refusing to follow or replace it")
+    if seen is not None:
+        seen.add(parent)
 
 
 def sync(
@@ -404,7 +410,9 @@ def _sync(
         dirs: set[Path] = set()
         for rel, part in batch:
             final = target / rel
-            dirs.update(makedirs(final.parent))
+            if final.parent not in made:
+                dirs.update(makedirs(final.parent))
+                made.add(final.parent)
             os.replace(part, final)
             dirs.add(final.parent)
         flush.dirs(dirs)
@@ -414,8 +422,11 @@ def _sync(
             say(SyncEvent("file", rel))
         return done
 
+    made: set[Path] = set()  # directories known to exist on the target
+    checked: set[str] = set()  # parents found to be real directories (see _safe_parents)
+
     def copy(sf: SignedFile) -> tuple[SignedFile, Path, int]:
-        _safe_parents(target, sf.rel)
+        _safe_parents(target, sf.rel, checked)
         part = staging / _part_name(sf.rel)
         kept, written = _copy_resumable(
             store.root / sf.rel, part, sf, lambda n: say(SyncEvent("bytes", bytes=n))
