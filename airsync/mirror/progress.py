@@ -9,19 +9,24 @@ from __future__ import annotations
 import sys
 import time
 
+from typing import TYPE_CHECKING
+
 import trio
-from rich.console import Console
-from rich.live import Live
-from rich.text import Text
 
 from airsync.fetch.fetcher import Stats
 from airsync.mirror.job import Summary
 from airsync.units import count, human_bytes
 
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
+
 __all__ = ["show", "summary_text"]
 
 
 def _line(stats: Stats, elapsed: float, rate: float) -> Text:
+    from rich.text import Text
+
     done = stats.files_done + stats.files_skipped + stats.files_failed
     total = max(stats.files_total, 1)
     width = 30
@@ -41,6 +46,10 @@ def _line(stats: Stats, elapsed: float, rate: float) -> Text:
 
 async def show(stats: Stats, console: Console | None = None) -> None:
     """Redraw until cancelled."""
+    # rich is imported only where progress is drawn: the summary alone needs none of it.
+    from rich.console import Console
+    from rich.live import Live
+
     console = console or Console(file=sys.stderr)
     start = time.monotonic()
     last_t, last_b, rate = start, 0, 0.0
