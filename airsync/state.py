@@ -5,6 +5,11 @@ downloaded, where it comes from (URL and the If-Range validator), its size once 
 the byte spans already on disk with an xxh3-64 hash of each span. A span is recorded only
 after the bytes it covers were fsynced, so after a kill -9 every recorded span is either
 intact or detectably torn (its hash no longer matches) and a rerun fetches only the rest.
+Between those checkpoints (an fsync can take long enough for megabytes to arrive) the
+downloader also notes how far each span was *written* (table ``written``, same shape): a note
+is never trusted, only a hint a rerun checks by its hash against the file. After a kill -9 the
+bytes are in the page cache and the note holds, so a rerun refetches at most what arrived
+since the last note; after a power cut the hash fails and the durable span is used instead.
 It also records which published module versions are not pinned by any go.sum line, so a
 later checksum-database pass (and ``status``) can say what nothing vouched for, and for each
 checksum database the newest tree head seen (fork checks) and every head the mirror has carried
@@ -55,6 +60,13 @@ CREATE TABLE IF NOT EXISTS downloads (
     started   REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS spans (
+    relpath TEXT NOT NULL,
+    start   INTEGER NOT NULL,
+    end     INTEGER NOT NULL,
+    xxh3    TEXT NOT NULL,
+    PRIMARY KEY (relpath, start)
+);
+CREATE TABLE IF NOT EXISTS written (
     relpath TEXT NOT NULL,
     start   INTEGER NOT NULL,
     end     INTEGER NOT NULL,
@@ -142,6 +154,7 @@ class StateDB:
         with _disk_errors(self.path), self._db:
             self._db.execute("BEGIN")
             self._db.execute("DELETE FROM spans WHERE relpath = ?", (relpath,))
+            self._db.execute("DELETE FROM written WHERE relpath = ?", (relpath,))
             self._db.execute(
                 "INSERT OR REPLACE INTO downloads (relpath, url, validator, size, started)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -169,6 +182,24 @@ class StateDB:
                 [(relpath, r.start, r.end, r.xxh3) for r in records],
             )
 
+    def written(self, relpath: str) -> list[SpanRecord]:
+        """The write notes of ``relpath`` (hints, to be checked against the file)."""
+        rows = self._db.execute(
+            "SELECT start, end, xxh3 FROM written WHERE relpath = ? ORDER BY start", (relpath,)
+        ).fetchall()
+        return [SpanRecord(s, e, h) for s, e, h in rows]
+
+    def note_written(self, relpath: str, records: list[SpanRecord]) -> None:
+        """Note how far spans were written, not yet fsynced (see the module docstring)."""
+        if not records:
+            return
+        with _disk_errors(self.path), self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO written (relpath, start, end, xxh3) VALUES (?, ?, ?, ?)",
+                [(relpath, r.start, r.end, r.xxh3) for r in records],
+            )
+
     def forget_spans(self, relpath: str, starts: list[int]) -> None:
         with _disk_errors(self.path), self._db:
             self._db.execute("BEGIN")
@@ -176,12 +207,18 @@ class StateDB:
                 "DELETE FROM spans WHERE relpath = ? AND start = ?", [(relpath, s) for s in starts]
             )
 
+    def forget_written(self, relpath: str) -> None:
+        with _disk_errors(self.path), self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM written WHERE relpath = ?", (relpath,))
+
     def finish_download(self, relpath: str) -> None:
         if self._downloads.pop(relpath, None) is None:
             return  # never recorded, so there are no spans either
         with _disk_errors(self.path), self._db:
             self._db.execute("BEGIN")
             self._db.execute("DELETE FROM spans WHERE relpath = ?", (relpath,))
+            self._db.execute("DELETE FROM written WHERE relpath = ?", (relpath,))
             self._db.execute("DELETE FROM downloads WHERE relpath = ?", (relpath,))
 
     # pinning ---------------------------------------------------------------------------

@@ -115,6 +115,8 @@ class SpanWriter:
         self._dirty: set[int] = set()
         self._unsynced = 0
         self._syncing = False
+        self._noted: set[int] = set()  # streams written since the last note (state.note_written)
+        self._unnoted = 0
         # Set once the file has a resume record (size and validator known, more than one response).
         self.resumable = False
 
@@ -135,9 +137,24 @@ class SpanWriter:
         s.hasher.update(data)
         s.end += len(data)
         self._dirty.add(s.start)
+        self._noted.add(s.start)
         self._unsynced += len(data)
-        if self._unsynced >= self.checkpoint_every and not self._syncing and self.resumable:
+        self._unnoted += len(data)
+        if not self.resumable:
+            return
+        if self._unnoted >= self.checkpoint_every and self._syncing:
+            # An fsync is running, and megabytes may arrive before it returns: note how far the
+            # streams got, for a rerun after kill -9 to check by hash (never trusted as durable).
+            self._note()
+        if self._unsynced >= self.checkpoint_every and not self._syncing:
             await self.checkpoint()
+
+    def _note(self) -> None:
+        snap = [SpanRecord(st.start, st.end, st.hasher.hexdigest())
+                for st in (self._streams[k] for k in self._noted) if st.end > st.start]
+        self._noted.clear()
+        self._unnoted = 0
+        self.state.note_written(self.relpath, snap)
 
     async def checkpoint(self, record: bool = True) -> None:
         """fsync, then record every stream's progress (``record=False``: just make it durable)."""
@@ -149,6 +166,8 @@ class SpanWriter:
         ]
         self._dirty.clear()
         self._unsynced = 0
+        self._noted.clear()  # the durable record will cover what was written so far
+        self._unnoted = 0
         self._syncing = True
         try:
             await trio.to_thread.run_sync(os.fsync, self.fd)
@@ -167,21 +186,44 @@ class _Stream:
         self.hasher = xxhash.xxh3_64()
 
 
-def _intact_spans(fd: int, records: list[SpanRecord]) -> tuple[list[Span], list[int]]:
-    """Re-hash recorded spans on disk; returns (intact spans, starts of torn ones)."""
+def _intact_spans(
+    fd: int, records: list[SpanRecord], noted: list[SpanRecord] = ()
+) -> tuple[list[Span], list[int], list[SpanRecord]]:
+    """Re-hash recorded spans on disk; returns (intact spans, starts of torn ones, noted spans
+    that held).
+
+    A stream's write note (``noted``, longer than its durable record when the process was killed
+    between checkpoints) is tried first; if its bytes do not hash as noted, the durable record is.
+    """
+    best = {r.start: [r] for r in records}
+    for n in noted:
+        if n.end > max((r.end for r in best.get(n.start, [])), default=n.start):
+            best.setdefault(n.start, []).insert(0, n)
     good: list[Span] = []
     torn: list[int] = []
-    for r in records:
-        h = xxhash.xxh3_64()
-        pos = r.start
-        while pos < r.end:
-            piece = os.pread(fd, min(1 << 20, r.end - pos), pos)
-            if not piece:
+    promoted: list[SpanRecord] = []
+    for start in sorted(best):
+        for r in best[start]:
+            if _hash_span(fd, r):
+                good.append(Span(r.start, r.end))
+                if r not in records:
+                    promoted.append(r)
                 break
-            h.update(piece)
-            pos += len(piece)
-        (good.append(Span(r.start, r.end)) if pos == r.end and h.hexdigest() == r.xxh3 else torn.append(r.start))
-    return good, torn
+        else:
+            torn.append(start)
+    return good, torn, promoted
+
+
+def _hash_span(fd: int, r: SpanRecord) -> bool:
+    h = xxhash.xxh3_64()
+    pos = r.start
+    while pos < r.end:
+        piece = os.pread(fd, min(1 << 20, r.end - pos), pos)
+        if not piece:
+            return False
+        h.update(piece)
+        pos += len(piece)
+    return h.hexdigest() == r.xxh3
 
 
 def _copy_durable(src: Path, dst: Path, max_size: int) -> None:
@@ -281,7 +323,12 @@ class Fetcher:
             self.stats.bytes_expected += size
             fd = await trio.to_thread.run_sync(_open_partial, partial)
             try:
-                done, torn = await trio.to_thread.run_sync(_intact_spans, fd, self.state.spans(relpath))
+                durable, noted = self.state.spans(relpath), self.state.written(relpath)
+                done, torn, promoted = await trio.to_thread.run_sync(_intact_spans, fd, durable, noted)
+                if promoted:  # noted spans whose bytes held: durable now, and recorded as such
+                    await trio.to_thread.run_sync(os.fsync, fd)
+                    self.state.record_spans(relpath, promoted)
+                self.state.forget_written(relpath)
                 self.state.forget_spans(relpath, torn)
                 self.stats.bytes_resumed += sum(len(s) for s in done)
                 if torn:

@@ -417,3 +417,55 @@ def test_file_deadline_bounds_a_slow_but_never_silent_download(upstream, tmp_pat
     assert "file deadline" in s.failures[0].message
     assert elapsed < 10
     assert not (tmp_path / "m" / BIG_ZIP).exists()
+
+
+def test_a_write_note_is_used_when_its_bytes_hold_and_the_durable_span_when_not(tmp_path):
+    """After kill -9 the page cache keeps what was written past the last fsync: a write note
+    covering it is checked by hash and used (and then recorded as durable); a note whose bytes
+    did not survive (a power cut) falls back to the fsynced record."""
+    import os
+
+    import xxhash
+
+    from airsync.fetch.fetcher import _intact_spans
+    from airsync.fetch.rangeplan import Span
+    from airsync.state import SpanRecord
+
+    data = os.urandom(300_000)
+    f = tmp_path / "part"
+    f.write_bytes(data)
+
+    def rec(start: int, end: int, corrupt: bool = False) -> SpanRecord:
+        h = xxhash.xxh3_64(data[start:end]).hexdigest()
+        return SpanRecord(start, end, "0" * 16 if corrupt else h)
+
+    fd = os.open(f, os.O_RDONLY)
+    try:
+        durable = [rec(0, 100_000), rec(150_000, 200_000), rec(262_000, 268_000)]
+        noted = [rec(0, 140_000), rec(150_000, 260_000, corrupt=True), rec(262_000, 265_000), rec(270_000, 290_000)]
+        good, torn, promoted = _intact_spans(fd, durable, noted)
+        assert good == [Span(0, 140_000), Span(150_000, 200_000), Span(262_000, 268_000), Span(270_000, 290_000)]
+        assert torn == []
+        assert promoted == [noted[0], noted[3]]  # a note shorter than its durable span is ignored
+        good, torn, promoted = _intact_spans(fd, [rec(0, 100_000, corrupt=True)], [rec(0, 120_000, corrupt=True)])
+        assert (good, torn, promoted) == ([], [0], [])
+    finally:
+        os.close(fd)
+
+
+def test_state_keeps_write_notes_apart_and_forgets_them(tmp_path):
+    from airsync.state import SpanRecord
+
+    st = StateDB(tmp_path / "state.db")
+    try:
+        st.start_download("a", "http://x/a", '"e"', 100)
+        st.record_spans("a", [SpanRecord(0, 10, "h")])
+        st.note_written("a", [SpanRecord(0, 50, "n")])
+        assert st.spans("a") == [SpanRecord(0, 10, "h")] and st.written("a") == [SpanRecord(0, 50, "n")]
+        st.forget_written("a")
+        assert st.written("a") == [] and st.spans("a") == [SpanRecord(0, 10, "h")]
+        st.note_written("a", [SpanRecord(0, 60, "n")])
+        st.finish_download("a")
+        assert st.written("a") == [] and st.spans("a") == []
+    finally:
+        st.close()
