@@ -39,6 +39,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from airsync.carry import accepted, rollback
 from airsync.carry.manifest import Entry, Manifest, ManifestError, diff, open_manifest
 from airsync.carry.medium import BLOCK, MANIFEST, sha256_file, tree_files
 from airsync.errors import AirsyncError, ModulePathError, VerifyError
@@ -62,6 +63,8 @@ __all__ = [
     "merge_list",
     "list_versions",
     "import_medium",
+    "import_checked",
+    "check_tree",
 ]
 
 
@@ -273,11 +276,19 @@ def _verify(root: Path, verifier: note.Verifier, gosumdb: str | None = None) -> 
     if manifest is None:
         odd = [(p, f"{kind} on the medium (never followed; not allowed)") for p, kind in scan.odd]
         return Report(((MANIFEST, why or "unusable manifest"), *odd)), None
+    return check_tree(root, manifest, scan.files, scan.odd, gosumdb), manifest
 
+
+def check_tree(root: Path, manifest: Manifest, files: Iterable[str], odd: Iterable[tuple[str, str]] = (),
+               gosumdb: str | None = None, sumdb_alone: bool = True) -> Report:
+    """Every problem of the files ``files`` (relative paths of regular files under ``root``) against
+    ``manifest``, whose signature was checked: sizes, hashes, module rules, h1, and (``sumdb_alone``)
+    the checksum database they carry as the go command checks it on its own. A differential bundle
+    passes False: its database is checked with the inside's, as the import would leave it."""
     actual: dict[str, tuple[int, str]] = {}
     unreadable: dict[str, str] = {}
     h1: dict[str, str] = {}
-    for rel in scan.files:
+    for rel in files:
         try:
             actual[rel] = sha256_file(root / rel)
         except OSError as e:
@@ -307,11 +318,11 @@ def _verify(root: Path, verifier: note.Verifier, gosumdb: str | None = None) -> 
             unreadable[rel] = f"bad module {ext}: {e.detail.removeprefix(f'{root / rel}: ')}"
         except OSError as e:
             unreadable[rel] = f"cannot read: {e.strerror or e}"
-    report = check_medium(manifest, actual, scan.odd, h1, unreadable)
-    found = _check_sumdb(root, manifest, gosumdb)
+    report = check_medium(manifest, actual, odd, h1, unreadable)
+    found = _check_sumdb(root, manifest, gosumdb) if sumdb_alone else []
     if found:
         report = Report(report.problems + tuple(found), files=report.files, bytes=report.bytes)
-    return report, manifest
+    return report
 
 
 # --- importing ------------------------------------------------------------------------------------
@@ -419,9 +430,13 @@ def inside_state(root: Path, rel: str, hasher=sha256_file) -> tuple[str, int, st
     return ("symlink" if stat.S_ISLNK(st.st_mode) else "dir" if stat.S_ISDIR(st.st_mode) else "special file", 0, "")
 
 
-def _copy_in(store: MirrorStore, medium: Path, e: Entry) -> set[Path]:
-    """Copy one file into the store's staging area, fsync, check it, publish; the dirs to sync."""
+def _copy_in(store: MirrorStore, medium: Path, e: Entry, move: bool = False) -> set[Path]:
+    """Copy one file into the store's staging area, fsync, check it, publish; the dirs to sync.
+    ``move``: the file is already fsynced and checked in the store's own workspace: rename it."""
     partial = store.partial_path(e.path)
+    if move:
+        os.replace(medium / e.path, partial)
+        return store.publish(partial, e.path)
     try:
         src = os.open(medium / e.path, os.O_RDONLY | os.O_NOFOLLOW)
         try:
@@ -467,23 +482,38 @@ def merge_list(store: MirrorStore, e: Entry, data: bytes, only_present: bool = F
     return bool(versions) and store.add_to_list(e.path, *versions)
 
 
-def import_medium(medium: Path, into: Path, verifier: note.Verifier, gosumdb: str | None = None) -> ImportResult:
+def import_medium(medium: Path, into: Path, verifier: note.Verifier, gosumdb: str | None = None,
+                  policy: rollback.Policy | None = None) -> ImportResult:
     """Verify ``medium`` and merge it into the mirror at ``into``; raises ImportRefused (nothing
-    written to the tree) when the medium does not verify or conflicts with the mirror.
+    written to the tree) when the medium does not verify or conflicts with the mirror, and
+    rollback's errors when its manifest is older than one accepted before (``policy``).
     ``gosumdb`` as for ``verify_medium``."""
     medium, into = Path(medium), Path(into)
     report, manifest = _verify(medium, verifier, gosumdb)
     if not report.ok or manifest is None:
         raise ImportRefused(report, f"{medium}: the medium does not verify; nothing imported")
+    return import_checked(medium, into, manifest, report, accepted.guard(into, verifier, manifest, policy or rollback.Policy()),
+                          gosumdb)
 
-    store = MirrorStore(into)
+
+def import_checked(tree: Path, into: Path, manifest: Manifest, report: Report, guard: accepted.Guard,
+                   gosumdb: str | None = None, move: bool = False, store: MirrorStore | None = None) -> ImportResult:
+    """Merge the verified files of ``tree`` (``report`` is their clean check against ``manifest``)
+    into the mirror at ``into`` and record the manifest as accepted. ``move``: ``tree`` is the
+    mirror's own staging (a bundle's unpacked files): files are renamed in, not copied. ``store``:
+    the mirror, when the caller holds it open already (left open)."""
+    own = store is None
+    store = store or MirrorStore(into)
     try:
-        return _import(store, medium, into, manifest, report, gosumdb)
+        result = _import(store, tree, into, manifest, report, gosumdb, move)
+        guard.commit()
+        return result
     except OSError as e:
         where = e.filename or into
         raise ImportFailed(f"{where}: {e.strerror or e}; files imported so far are complete and verified") from None
     finally:
-        store.close()
+        if own:
+            store.close()
 
 
 def _lookup_decisions(medium: Path, into: Path, manifest: Manifest,
@@ -519,7 +549,7 @@ def _check_after(medium: Path, into: Path, plan: Plan, gosumdb: str | None) -> l
 
 
 def _import(store: MirrorStore, medium: Path, into: Path, manifest: Manifest, report: Report,
-            gosumdb: str | None = None) -> ImportResult:
+            gosumdb: str | None = None, move: bool = False) -> ImportResult:
     """Check every listed file against the mirror first; write only when nothing conflicts."""
     inside = {e.path: inside_state(into, e.path) for e in manifest.entries}
     plan = plan_import(manifest, inside, _lookup_decisions(medium, into, manifest, inside))
@@ -541,7 +571,7 @@ def _import(store: MirrorStore, medium: Path, into: Path, manifest: Manifest, re
         if _is_list(e.path) and (i == 0 or not _is_list(plan.copy[i - 1].path)):
             store.sync_dirs(dirs)  # module files durable before any list advertises them
             dirs = set()
-        dirs |= _copy_in(store, medium, e)
+        dirs |= _copy_in(store, medium, e, move)
         copied += e.size
     store.sync_dirs(dirs)
     merged = tuple(e.path for e in plan.merge if _merge_list(store, medium, e))

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import os
 import stat
+from dataclasses import replace
 
 import pytest
 import xxhash
@@ -310,7 +311,10 @@ def test_keygen_files_and_modes(tmp_path):
     assert signer.name == "border-host"
     assert signer.verifier == verifier
     assert key.read_text().startswith("PRIVATE+KEY+border-host+")
-    assert open_manifest(sign_manifest(sample(), signer), verifier) == sample()
+    # A key loaded from its file numbers what it signs, from its counter beside it.
+    assert open_manifest(sign_manifest(sample(), signer), verifier) == replace(sample(), sequence=1)
+    assert open_manifest(sign_manifest(sample(), signer), verifier).sequence == 2
+    assert (tmp_path / "border.seq").read_text() == "2\n"
 
 
 def test_keygen_default_name(tmp_path):
