@@ -42,7 +42,7 @@ __all__ = ["BLOCK", "END", "BundleError", "Member", "PartPlan", "Plan", "header"
 
 BLOCK = tarfile.BLOCKSIZE  # 512
 END = b"\0" * (2 * BLOCK)  # a tar archive ends with two zero blocks
-MIN_PART = 64 * 1024
+MIN_PART = 4096
 FAT32_MAX = 4 * 1024**3 - 1  # no part is ever larger: FAT32 holds no file of 4 GiB
 MTIME = 0  # every header the same: a part's bytes follow from the plan alone
 BUNDLE_FILE = re.compile(r"airsync-([0-9a-f]{16})\.(manifest|sbom\.cdx\.json|[0-9]{3}\.tar)")

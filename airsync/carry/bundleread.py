@@ -44,11 +44,11 @@ __all__ = ["is_bundle", "Bundle", "open_bundle", "verify_bundle", "import_bundle
 
 
 def is_bundle(path: Path) -> bool:
-    """Does the directory ``path`` hold a bundle (and no medium's manifest)?"""
+    """Does the directory ``path`` hold a bundle's files (and no medium's manifest)?"""
     path = Path(path)
     if not path.is_dir() or (path / MANIFEST).exists():
         return False
-    return any(bundle.BUNDLE_FILE.fullmatch(n) and n.endswith(".manifest") for n in os.listdir(path))
+    return any(bundle.BUNDLE_FILE.fullmatch(n) for n in os.listdir(path))
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,11 @@ def open_bundle(paths: list[Path], verifier: note.Verifier) -> tuple[Bundle, lis
             problems.append((part.name, f"missing: part {i} of {len(m.parts)} was not given"))
             continue
         size = f.stat().st_size
-        if size < part.size:
+        other = _other_part(f, size, part, m)
+        if other is not None:
+            problems.append((part.name, f"reordered: holds the bytes of part {other} ({m.parts[other - 1].name}); "
+                                        "parts were renamed or swapped"))
+        elif size < part.size:
             problems.append((part.name, f"truncated: {size} bytes, the manifest says {part.size}"))
         elif size > part.size:
             problems.append((part.name, f"grown: {size} bytes, the manifest says {part.size}"))
@@ -134,6 +138,15 @@ def open_bundle(paths: list[Path], verifier: note.Verifier) -> tuple[Bundle, lis
         if (len(data), hashlib.sha256(data).hexdigest()) != (m.sbom.size, m.sbom.sha256):
             problems.append((m.sbom.name, "altered: the SBOM does not match the manifest"))
     return Bundle(m, raw, mpath.name, given, sbom_path), problems
+
+
+def _other_part(f: Path, size: int, part, m: Manifest) -> int | None:
+    """The number of the other part whose bytes the file given for ``part`` holds, if any."""
+    same = [i for i, q in enumerate(m.parts, 1) if q.size == size and q is not part]
+    if not same or size == part.size and _sha256(f) == part.sha256:
+        return None
+    sha = _sha256(f)
+    return next((i for i in same if m.parts[i - 1].sha256 == sha), None)
 
 
 class _HashReader:
@@ -280,8 +293,9 @@ def import_bundle(paths: list[Path], into: Path, verifier: note.Verifier, gosumd
     staging = store.work / f"bundle-{b.name.removesuffix('.manifest')}"
     cache = None
     try:
-        cache = SignatureCache(store.state_path)
-        lacking = _held_problems(m, into, cache)
+        if m.held:
+            cache = SignatureCache(store.state_path)
+        lacking = _held_problems(m, into, cache) if cache is not None else []
         if lacking:
             raise _refuse(lacking, m, f"{into}: the base of this differential bundle is not here; nothing imported")
         shutil.rmtree(staging, ignore_errors=True)
