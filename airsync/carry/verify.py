@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from airsync.carry import accepted, rollback
-from airsync.carry.manifest import Entry, Manifest, ManifestError, diff, open_manifest
+from airsync.carry.manifest import Entry, Manifest, ManifestError, Part, diff, open_manifest
 from airsync.carry.medium import BLOCK, MANIFEST, sha256_file, tree_files
 from airsync.errors import AirsyncError, ModulePathError, VerifyError
 from airsync.goproxy import dirhash, modpath, modzip, semver
@@ -276,7 +276,24 @@ def _verify(root: Path, verifier: note.Verifier, gosumdb: str | None = None) -> 
     if manifest is None:
         odd = [(p, f"{kind} on the medium (never followed; not allowed)") for p, kind in scan.odd]
         return Report(((MANIFEST, why or "unusable manifest"), *odd)), None
-    return check_tree(root, manifest, scan.files, scan.odd, gosumdb), manifest
+    report = check_tree(root, manifest, scan.files, scan.odd, gosumdb)
+    why = side_file_problem(root, manifest.sbom)
+    if why is not None:
+        report = Report(report.problems + ((manifest.sbom.name, why),), files=report.files, bytes=report.bytes)
+    return report, manifest
+
+
+def side_file_problem(root: Path, part: Part | None) -> str | None:
+    """Why the file beside the manifest that ``part`` lists (the SBOM) does not match it, or None."""
+    if part is None:
+        return None
+    try:
+        got = sha256_file(root / part.name)
+    except FileNotFoundError:
+        return "missing (listed in the manifest as its SBOM)"
+    except OSError as e:
+        return f"cannot read: {e.strerror or e}"
+    return None if got == (part.size, part.sha256) else "altered (the SBOM does not match the manifest)"
 
 
 def check_tree(root: Path, manifest: Manifest, files: Iterable[str], odd: Iterable[tuple[str, str]] = (),

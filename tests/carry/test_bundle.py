@@ -352,3 +352,21 @@ def test_kill_9_mid_bundle_then_rerun_finishes(tmp_path):
     r = airsync("import", out, "--into", inside, "--key", tmp_path / "k.pub")
     assert r.returncode == 0, r.stdout + r.stderr
     assert tree(inside) == tree(mirror)
+
+
+def test_medium_carries_its_sbom(border, tmp_path):
+    med = tmp_path / "medium"
+    med.mkdir()
+    r = airsync("sync", "--mirror", border["mirror"], "--to", med, "--signing-key", border["key"])
+    assert r.returncode == 0, r.stderr
+    r = airsync("sbom", med, "--key", border["pub"])
+    assert r.returncode == 0, r.stderr
+    assert sbom.validate(r.stdout.encode()) is None
+    assert {c["name"] for c in json.loads(r.stdout)["components"]} == {m.path for m in BEFORE}
+    assert airsync("verify", med, "--key", border["pub"]).returncode == 0
+    inside = tmp_path / "inside"
+    assert airsync("import", med, "--into", inside, "--key", border["pub"]).returncode == 0
+    assert not (inside / medium.SBOM).exists()  # the SBOM describes the carry; it is no mirror file
+    (med / medium.SBOM).write_text("{}")
+    r = airsync("verify", med, "--key", border["pub"])
+    assert r.returncode == 1 and "airsync-sbom.cdx.json: altered" in r.stdout, r.stdout
