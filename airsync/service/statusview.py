@@ -64,6 +64,8 @@ def _files(job: dict[str, Any]) -> str:
         return f"{p['files_done']}/{p['files_total'] if p['files_total'] is not None else '?'}"
     if job["kind"] == "mirror" and "fetched" in r:
         return f"{r['fetched']} new, {r['skipped']} had"
+    if job["kind"] == "bundle" and "parts" in r:
+        return f"{r['files']} in {r['parts']} part(s)"
     if job["kind"] == "usb" and "written" in r:
         return f"{r['written']} written, {r['unchanged']} had"
     return ""
