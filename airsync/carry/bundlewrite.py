@@ -1,7 +1,7 @@
 """Writing a bundle (``airsync bundle``): the plan of ``carry.bundle`` streamed into tar parts.
 
 Each part is written under a hidden name (``.airsync-<part>.partial``) straight from the mirror's
-files (no second copy of the mirror), each file hashed as it is read and checked against the
+files (no second copy of the mirror), each file hashed (xxh3) as it is read and checked against the
 signature the plan was made from (a file changed under us stops the bundle), the part hashed as it
 is written; the part is fsynced and only then renamed to its own name, and the directory fsynced.
 A part found under its own name is therefore complete: a rerun after kill -9 makes the same plan
@@ -17,6 +17,8 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+import xxhash
 
 from airsync.carry import bundle, manifest, sbom
 from airsync.carry.medium import BLOCK, overlap
@@ -93,7 +95,7 @@ def _write_part(mirror: Path, out: Path, part: bundle.PartPlan, done: Callable[[
         for m in part.members:
             e = m.entry
             put(bundle.header(e.path, e.size))
-            fh = hashlib.sha256()
+            fh = xxhash.xxh3_128()  # the file is the one signed: its fast hash says so (the part's sha256 is the proof)
             n = 0
             src = os.open(mirror / e.path, os.O_RDONLY | os.O_NOFOLLOW)
             try:
@@ -104,7 +106,7 @@ def _write_part(mirror: Path, out: Path, part: bundle.PartPlan, done: Callable[[
                     done(len(block))
             finally:
                 os.close(src)
-            if n != e.size or fh.hexdigest() != e.sha256:
+            if n != e.size or fh.hexdigest() != e.xxh3:
                 raise bundle.BundleError(f"{mirror / e.path}: changed while being bundled; run the bundle again")
             pad = -n % bundle.BLOCK
             if pad:
