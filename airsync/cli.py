@@ -300,6 +300,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     policy = _policy(args)
     gosumdb = args.sumdb or os.environ.get("GOSUMDB")
     paths = [Path(a) for a in args.medium]
+    if len(paths) == 1 and not paths[0].exists():
+        _medium_dir(args.medium[0])  # a usage error: nothing there
     if len(paths) > 1 or not paths[0].is_dir() or bundleread.is_bundle(paths[0]):
         try:
             result = bundleread.import_bundle(paths, Path(args.into), verifier, gosumdb, policy,

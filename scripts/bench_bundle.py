@@ -84,7 +84,7 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, help="A B rounds (default 3; --quick 1)")
     ap.add_argument("--big-size-mb", type=int, help="MiB per big module (default 64; --quick 16)")
     ap.add_argument("--small-count", type=int, help="small modules (default 300; --quick 60)")
-    ap.add_argument("--max-size", default="64M", help="bundle part size (default 64M)")
+    ap.add_argument("--max-size", default="256M", help="bundle part size (default 256M)")
     ap.add_argument("--timeout", type=float, default=600.0)
     add_output_args(ap)
     args = ap.parse_args(argv)

@@ -149,7 +149,10 @@ def write_bundle(mirror: Path, out: Path, signer: note.Signer, *, since: Path | 
             carried, held = bundle.split_since(full.entries, snapshot)
         else:
             carried, held = list(full.entries), []
-        p = bundle.plan(carried, max_size, held, base_digest)
+        try:
+            p = bundle.plan(carried, max_size, held, base_digest)
+        except bundle.BundleError as e:  # --max-size does not fit this mirror: nothing written
+            raise ConfigError(str(e)) from None
         os.makedirs(out, exist_ok=True)
         return _write(mirror, out, signer, p, full, progress)
     except OSError as e:

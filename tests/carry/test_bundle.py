@@ -370,3 +370,15 @@ def test_medium_carries_its_sbom(border, tmp_path):
     (med / medium.SBOM).write_text("{}")
     r = airsync("verify", med, "--key", border["pub"])
     assert r.returncode == 1 and "airsync-sbom.cdx.json: altered" in r.stdout, r.stdout
+
+
+def test_usage_errors(border, tmp_path):
+    r = airsync("bundle", "--mirror", border["mirror"], "--out", tmp_path / "o", "--signing-key", border["key"],
+                "--max-size", "1k")
+    assert r.returncode == 2 and "too small" in r.stderr, r.stderr
+    r = airsync("bundle", "--mirror", tmp_path / "nope", "--out", tmp_path / "o", "--signing-key", border["key"])
+    assert r.returncode == 2 and "no such mirror directory" in r.stderr, r.stderr
+    r = airsync("import", tmp_path / "nope", "--into", tmp_path / "i", "--key", border["pub"])
+    assert r.returncode == 2, r.stderr
+    r = airsync("import", tmp_path / "nope", border["out"], "--into", tmp_path / "i", "--key", border["pub"])
+    assert r.returncode == 1 and "nope: no such file or directory" in r.stderr, r.stderr
