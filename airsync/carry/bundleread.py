@@ -32,6 +32,8 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import xxhash
+
 from airsync.carry import accepted, bundle, rollback
 from airsync.carry.manifest import Manifest, ManifestError, open_manifest
 from airsync.carry.medium import BLOCK, MANIFEST, MANIFEST_MAX
@@ -175,7 +177,22 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _unpack(b: Bundle, dest: Path) -> list[tuple[str, str]]:
+class _Flat:
+    """A staging directory of flat names: ``flat / rel`` is where the file ``rel`` is staged, so the
+    checks and the import of ``verify`` read it as they read a medium's tree, while staging creates
+    no directories (and removing it removes no directories)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def __truediv__(self, rel: str) -> Path:
+        return self.path / f"{xxhash.xxh3_128_hexdigest(rel.encode())}.staged"
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+
+def _unpack(b: Bundle, dest: _Flat) -> list[tuple[str, str]]:
     """Unpack every part into ``dest``; the problems found (none: every file is in ``dest``, fsynced)."""
     m = b.manifest
     expected = list(m.entries)
@@ -202,7 +219,6 @@ def _unpack(b: Bundle, dest: Path) -> list[tuple[str, str]]:
                             break
                         src = tf.extractfile(ti)
                         target = dest / e.path
-                        makedirs(target.parent)
                         # Its sha256 is checked with the others' by verify.check_tree: the part's
                         # own hash already covers these bytes once.
                         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
@@ -226,7 +242,7 @@ def _unpack(b: Bundle, dest: Path) -> list[tuple[str, str]]:
         if k < len(expected):
             problems.append((b.name, f"the parts hold {k} of the {len(expected)} files the manifest lists"))
     if not problems:
-        Flusher(dest).files(written)
+        Flusher(dest.path).files(written)
     return problems
 
 
@@ -268,10 +284,10 @@ def verify_bundle(paths: list[Path], verifier: note.Verifier, gosumdb: str | Non
         return Report(tuple(problems), files=len(m.entries)), m
     tmp = Path(tempfile.mkdtemp(prefix="airsync-verify-"))
     try:
-        problems = _unpack(b, tmp)
+        problems = _unpack(b, _Flat(tmp))
         if problems:
             return Report(tuple(problems), files=len(m.entries)), m
-        report = check_tree(tmp, m, [e.path for e in m.entries], (), gosumdb, sumdb_alone=not m.held)
+        report = check_tree(_Flat(tmp), m, [e.path for e in m.entries], (), gosumdb, sumdb_alone=not m.held)
         return report, m
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -297,13 +313,14 @@ def import_bundle(paths: list[Path], into: Path, verifier: note.Verifier, gosumd
             raise _refuse(lacking, m, f"{into}: the base of this differential bundle is not here; nothing imported")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
-        problems = _unpack(b, staging)
+        flat = _Flat(staging)
+        problems = _unpack(b, flat)
         if problems:
             raise _refuse(problems, m, f"the bundle {b.name} does not verify; nothing imported")
-        report = check_tree(staging, m, [e.path for e in m.entries], (), gosumdb, sumdb_alone=not m.held)
+        report = check_tree(flat, m, [e.path for e in m.entries], (), gosumdb, sumdb_alone=not m.held)
         if not report.ok:
             raise ImportRefused(report, f"the bundle {b.name} does not verify; nothing imported")
-        result = import_checked(staging, into, m, report, guard, gosumdb, move=True, store=store)
+        result = import_checked(flat, into, m, report, guard, gosumdb, move=True, store=store)
         _keep_receipt(store, b, receipt)
         return result
     except OSError as e:

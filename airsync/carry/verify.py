@@ -44,7 +44,7 @@ from airsync.carry.manifest import Entry, Manifest, ManifestError, Part, diff, o
 from airsync.carry.medium import BLOCK, MANIFEST, sha256_file, tree_files
 from airsync.errors import AirsyncError, ModulePathError, VerifyError
 from airsync.goproxy import dirhash, modpath, modzip, semver
-from airsync.store import MirrorStore, write_all
+from airsync.store import Flusher, MirrorStore, write_all
 from airsync.trust import carried, note, ondisk
 from airsync.units import count, human_bytes
 
@@ -583,14 +583,15 @@ def _import(store: MirrorStore, medium: Path, into: Path, manifest: Manifest, re
             "command; nothing imported",
         )
     dirs: set[Path] = set()
+    flush = Flusher(into)  # one syncfs where the file system allows it, not an fsync per directory
     copied = 0
     for i, e in enumerate(plan.copy):
         if _is_list(e.path) and (i == 0 or not _is_list(plan.copy[i - 1].path)):
-            store.sync_dirs(dirs)  # module files durable before any list advertises them
+            flush.dirs(dirs)  # module files durable before any list advertises them
             dirs = set()
         dirs |= _copy_in(store, medium, e, move)
         copied += e.size
-    store.sync_dirs(dirs)
+    flush.dirs(dirs)
     merged = tuple(e.path for e in plan.merge if _merge_list(store, medium, e))
     update_latest(store, (e.path for e in manifest.entries))
     return ImportResult(
