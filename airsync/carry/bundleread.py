@@ -311,7 +311,8 @@ def import_bundle(paths: list[Path], into: Path, verifier: note.Verifier, gosumd
         lacking = _held_problems(m, into, cache) if cache is not None else []
         if lacking:
             raise _refuse(lacking, m, f"{into}: the base of this differential bundle is not here; nothing imported")
-        shutil.rmtree(staging, ignore_errors=True)
+        for old in store.work.glob("bundle-*"):  # left by an import that was killed (we hold the lock)
+            shutil.rmtree(old, ignore_errors=True)
         staging.mkdir()
         flat = _Flat(staging)
         problems = _unpack(b, flat)

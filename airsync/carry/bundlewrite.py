@@ -125,9 +125,11 @@ def _write_part(mirror: Path, out: Path, part: bundle.PartPlan, done: Callable[[
 
 def write_bundle(mirror: Path, out: Path, signer: note.Signer, *, since: Path | None = None,
                  max_size: int = 4 * 1024**3 - 1, only: str = "",
-                 progress: Callable[[int, int], None] | None = None) -> BundleResult:
+                 progress: Callable[[int, int], None] | None = None, only_this: bool = False) -> BundleResult:
     """Write the bundle of the mirror at ``mirror`` (``only``: module globs; ``since``: the base
-    manifest of a differential bundle) into the directory ``out``. ``progress(done, total)`` in bytes."""
+    manifest of a differential bundle) into the directory ``out``. ``progress(done, total)`` in bytes.
+    ``only_this``: ``out`` is the caller's own work directory: files of other bundles (an earlier
+    plan, made before the mirror changed) are removed from it."""
     mirror, out = Path(mirror), Path(out)
     if not mirror.is_dir():
         raise ConfigError(f"{mirror}: no such mirror directory; check the path")
@@ -154,6 +156,11 @@ def write_bundle(mirror: Path, out: Path, signer: note.Signer, *, since: Path | 
         except bundle.BundleError as e:  # --max-size does not fit this mirror: nothing written
             raise ConfigError(str(e)) from None
         os.makedirs(out, exist_ok=True)
+        if only_this:
+            for f in out.iterdir():
+                found = bundle.BUNDLE_FILE.fullmatch(f.name.removeprefix(".airsync-").removesuffix(".partial"))
+                if found and found.group(1) != p.id:
+                    f.unlink()
         return _write(mirror, out, signer, p, full, progress)
     except OSError as e:
         what = "the disk is full" if e.errno in (errno.ENOSPC, errno.EDQUOT) else e.strerror

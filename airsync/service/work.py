@@ -167,7 +167,7 @@ async def bundle(conf: DaemonConfig, job: Job, live: Live) -> tuple[str | None, 
         pending = bundle_dir / ".pending"
         os.makedirs(bundle_dir, exist_ok=True)
         r = write_bundle(conf.mirror_dir, pending, signer, since=conf.bundle_since, max_size=conf.bundle_max_size,
-                         progress=progress)
+                         progress=progress, only_this=True)
         final = bundle_dir / r.manifest.name.removesuffix(".manifest")
         if final.exists():  # nothing changed since that bundle: it is still the one to carry
             shutil.rmtree(pending)

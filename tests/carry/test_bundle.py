@@ -382,3 +382,16 @@ def test_usage_errors(border, tmp_path):
     assert r.returncode == 2, r.stderr
     r = airsync("import", tmp_path / "nope", border["out"], "--into", tmp_path / "i", "--key", border["pub"])
     assert r.returncode == 1 and "nope: no such file or directory" in r.stderr, r.stderr
+
+
+def test_work_directory_keeps_only_this_plans_files(border, tmp_path):
+    from airsync.carry.bundlewrite import write_bundle
+
+    signer = manifest.load_signer(border["key"])
+    work = tmp_path / "pending"
+    first = write_bundle(border["mirror"], work, signer, max_size=16 * 1024, only="example.org/*")
+    (work / f".airsync-{first.parts[0].name}.partial").write_bytes(b"half")  # as a killed run leaves it
+    second = write_bundle(border["mirror"], work, signer, max_size=16 * 1024, only_this=True)
+    names = {p.name for p in work.iterdir()}
+    assert all(first.manifest.name.removesuffix(".manifest") not in n for n in names), names
+    assert second.manifest.name in names
