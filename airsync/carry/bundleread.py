@@ -14,7 +14,7 @@ place, not copied again. Nothing reaches the mirror's tree before all of it veri
 anywhere (a full disk too) removes the staging directory and names what was wrong.
 
 A differential bundle also needs its base: every ``held`` file must be in the inside mirror with
-the bytes the manifest gives (lists, ``@latest`` and lookup answers, which change in place, need
+the size the manifest gives (lists, ``@latest`` and lookup answers, which change in place, need
 only be there), else it is refused before anything is unpacked. Its checksum database is checked
 together with the inside's (alone it lacks the base's tiles).
 
@@ -37,7 +37,6 @@ import xxhash
 from airsync.carry import accepted, bundle, rollback
 from airsync.carry.manifest import Manifest, ManifestError, open_manifest
 from airsync.carry.medium import BLOCK, MANIFEST, MANIFEST_MAX
-from airsync.carry.signatures import SignatureCache
 from airsync.carry.verify import ImportRefused, ImportResult, Report, check_tree, import_checked, inside_state
 from airsync.store import Flusher, MirrorStore, fsync_dir, makedirs, write_all
 from airsync.trust import note
@@ -246,20 +245,22 @@ def _unpack(b: Bundle, dest: _Flat) -> list[tuple[str, str]]:
     return problems
 
 
-def _held_problems(m: Manifest, into: Path, cache: SignatureCache) -> list[tuple[str, str]]:
-    """What the inside lacks of a differential bundle's base."""
-    def hasher(path: Path) -> tuple[int, str]:
-        sf = cache.get(into, path.relative_to(into).as_posix())
-        return sf.size, sf.sha256
+def _held_problems(m: Manifest, into: Path) -> list[tuple[str, str]]:
+    """What the inside lacks of a differential bundle's base: a held file that is not there, or
+    (module files and tiles never change) not of its size. Only stat is asked: the inside's
+    files were verified when they came in, and reading the whole mirror again would cost more
+    than the bundle."""
+    def size_only(path: Path) -> tuple[int, str]:
+        return os.lstat(path).st_size, ""
 
     lacking = []
     for e in m.held:
         if e.path.endswith("/@latest"):
             continue
-        have = inside_state(into, e.path, hasher if not bundle.mutable(e.path) else lambda _p: (0, ""))
+        have = inside_state(into, e.path, size_only)
         if have is None or have[0] != "file":
             lacking.append(e.path)
-        elif not bundle.mutable(e.path) and have[1:] != (e.size, e.sha256):
+        elif not bundle.mutable(e.path) and have[1] != e.size:
             lacking.append(e.path)
     if not lacking:
         return []
@@ -304,11 +305,8 @@ def import_bundle(paths: list[Path], into: Path, verifier: note.Verifier, gosumd
     guard = accepted.guard(into, verifier, m, policy or rollback.Policy())
     store = MirrorStore(into)
     staging = store.work / f"bundle-{b.name.removesuffix('.manifest')}"
-    cache = None
     try:
-        if m.held:
-            cache = SignatureCache(store.state_path)
-        lacking = _held_problems(m, into, cache) if cache is not None else []
+        lacking = _held_problems(m, into)
         if lacking:
             raise _refuse(lacking, m, f"{into}: the base of this differential bundle is not here; nothing imported")
         for old in store.work.glob("bundle-*"):  # left by an import that was killed (we hold the lock)
@@ -330,8 +328,6 @@ def import_bundle(paths: list[Path], into: Path, verifier: note.Verifier, gosumd
                                  "visible in the mirror); make room and import it again") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-        if cache is not None:
-            cache.close()
         store.close()
 
 

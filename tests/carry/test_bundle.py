@@ -395,3 +395,11 @@ def test_work_directory_keeps_only_this_plans_files(border, tmp_path):
     names = {p.name for p in work.iterdir()}
     assert all(first.manifest.name.removesuffix(".manifest") not in n for n in names), names
     assert second.manifest.name in names
+
+
+def test_bundle_onto_a_full_disk(border, mount_tmpfs):
+    out = mount_tmpfs("24k")
+    r = airsync("bundle", "--mirror", border["mirror"], "--out", out, "--signing-key", border["key"],
+                "--max-size", "16k")
+    assert r.returncode == 1 and "the disk is full" in r.stderr and "run the bundle again" in r.stderr, r.stderr
+    assert not list(out.glob("*.manifest")) and not list(out.glob(".*.partial"))
