@@ -204,7 +204,7 @@ def _unpack(b: Bundle, dest: _Flat) -> list[tuple[str, str]]:
         with open(path, "rb") as f:
             reader = _HashReader(f)
             try:
-                with tarfile.open(fileobj=reader, mode="r|") as tf:
+                with tarfile.open(fileobj=reader, mode="r|", bufsize=BLOCK) as tf:
                     for ti in tf:
                         if k >= len(expected):
                             why = f"holds {ti.name!r} beyond the files the manifest lists"
