@@ -266,6 +266,10 @@ def test_older_bundle_refused(border, tmp_path):
     assert r.returncode == 0, r.stderr
     assert airsync("import", newer, "--into", inside, "--key", border["pub"]).returncode == 0
     _refused(border, tmp_path, border["out"], words="is older than")
+    r = airsync("verify", border["out"], "--key", border["pub"], "--into", inside)
+    assert r.returncode == 1 and "is older than" in r.stderr, r.stdout + r.stderr
+    r = airsync("import", border["out"], "--into", inside, "--key", border["pub"], "--allow-rollback")
+    assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_differential_bundle_after_one_version(border, tmp_path):
