@@ -327,7 +327,8 @@ def test_bundle_on_fat_then_import(border, tmp_path, fat):
 
 
 def test_kill_9_mid_bundle_then_rerun_finishes(tmp_path):
-    mods = [sample.big_module(f"example.com/big{i}", "v1.0.0", 3 << 20, seed=i) for i in range(6)]
+    # Ten parts of one 4 MiB zip each: killed as the second appears, eight are still to write.
+    mods = [sample.big_module(f"example.com/big{i}", "v1.0.0", 4 << 20, seed=i) for i in range(10)]
     upstream = tmp_path / "upstream"
     sample.build_proxy_tree(upstream, mods)
     db = sample.build_sumdb(upstream, mods)
@@ -336,18 +337,18 @@ def test_kill_9_mid_bundle_then_rerun_finishes(tmp_path):
     manifest.keygen(tmp_path / "k")
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "airsync", "bundle", "--mirror", str(mirror), "--out", str(out),
-           "--signing-key", str(tmp_path / "k.key"), "--max-size", "4M"]
+           "--signing-key", str(tmp_path / "k.key"), "--max-size", "5M"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (out.is_dir() and list(out.glob("*.002.tar"))):
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "the bundle never got going"
-        time.sleep(0.01)
+        time.sleep(0.002)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
     assert not list(out.glob("*.manifest"))  # no manifest: visibly unfinished
     done_before = {p.name for p in parts_of(out)}
-    r = airsync("bundle", "--mirror", mirror, "--out", out, "--signing-key", tmp_path / "k.key", "--max-size", "4M")
+    r = airsync("bundle", "--mirror", mirror, "--out", out, "--signing-key", tmp_path / "k.key", "--max-size", "5M")
     assert r.returncode == 0, r.stderr
     total = len(parts_of(out))
     assert f"{total - len(done_before)} written now" in r.stdout, r.stdout
