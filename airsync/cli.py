@@ -320,7 +320,22 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(f"airsync: {e}", file=sys.stderr)
         return EXIT_FAILED
     print(result.summary())
+    if args.receipt:
+        _medium_receipt(paths[0], Path(args.receipt), verifier)
     return EXIT_OK
+
+
+def _medium_receipt(medium: Path, receipt: Path, verifier) -> None:
+    """The medium's manifest as the receipt (checked again: the medium may have changed since)."""
+    from airsync.carry import bundleread, manifest
+    from airsync.carry.medium import MANIFEST
+
+    try:
+        raw = (medium / MANIFEST).read_bytes()
+        manifest.open_manifest(raw, verifier, str(medium / MANIFEST))
+        bundleread.write_receipt(receipt, raw)
+    except OSError as e:
+        raise AirsyncError(f"{e.filename or receipt}: cannot write the receipt: {e.strerror or e}") from None
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
@@ -463,7 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the medium's root directory, or a bundle: its directory, or its manifest and part files")
     im.add_argument("--into", required=True, metavar="MIRROR", help="the inside mirror directory")
     im.add_argument("--receipt", metavar="FILE",
-                    help="bundles: also write the accepted manifest here (to send back as the next --since)")
+                    help="also write the accepted manifest here (to send back as the next bundle's --since)")
     _add_rollback_args(im)
     im.add_argument("--key", required=True, metavar="PREFIX.pub", help="the border host's verifier key")
     im.add_argument("--sumdb", metavar="GOSUMDB", help="the checksum database key the go command here trusts "

@@ -41,7 +41,7 @@ from airsync.carry.verify import ImportRefused, ImportResult, Report, check_tree
 from airsync.store import Flusher, MirrorStore, fsync_dir, makedirs, write_all
 from airsync.trust import note
 
-__all__ = ["is_bundle", "Bundle", "open_bundle", "verify_bundle", "import_bundle", "read_sbom"]
+__all__ = ["is_bundle", "Bundle", "open_bundle", "verify_bundle", "import_bundle", "read_sbom", "write_receipt"]
 
 
 def is_bundle(path: Path) -> bool:
@@ -332,20 +332,24 @@ def import_bundle(paths: list[Path], into: Path, verifier: note.Verifier, gosumd
 
 
 def _keep_receipt(store: MirrorStore, b: Bundle, receipt: Path | None) -> None:
-    d = store.work / "receipts"
-    for p in (d / b.name, receipt):
-        if p is None:
-            continue
-        makedirs(p.parent)
-        tmp = p.with_name(f".{p.name}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            write_all(fd, b.raw)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, p)
-        fsync_dir(p.parent)
+    write_receipt(store.work / "receipts" / b.name, b.raw)
+    if receipt is not None:
+        write_receipt(receipt, b.raw)
+
+
+def write_receipt(path: Path, raw: bytes) -> None:
+    """Write a receipt (the signed manifest accepted) atomically and durably."""
+    path = Path(path)
+    makedirs(path.parent)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        write_all(fd, raw)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
 
 
 def read_sbom(path: Path, verifier: note.Verifier | None = None) -> bytes:

@@ -408,3 +408,18 @@ def test_bundle_onto_a_full_disk(border, mount_tmpfs):
                 "--max-size", "16k")
     assert r.returncode == 1 and "the disk is full" in r.stderr and "run the bundle again" in r.stderr, r.stderr
     assert not list(out.glob("*.manifest")) and not list(out.glob(".*.partial"))
+
+
+def test_receipt_of_a_medium_is_a_base(border, tmp_path):
+    med = tmp_path / "medium"
+    med.mkdir()
+    assert airsync("sync", "--mirror", border["mirror"], "--to", med, "--signing-key", border["key"]).returncode == 0
+    inside, receipt = tmp_path / "inside", tmp_path / "receipt"
+    r = airsync("import", med, "--into", inside, "--key", border["pub"], "--receipt", receipt)
+    assert r.returncode == 0, r.stderr
+    assert receipt.read_bytes() == (med / medium.MANIFEST).read_bytes()
+    r = airsync("bundle", "--mirror", border["mirror"], "--out", tmp_path / "d", "--signing-key", border["key"],
+                "--since", receipt)
+    assert r.returncode == 0 and "0 files in 0 parts" in r.stdout, r.stdout + r.stderr
+    r = airsync("import", tmp_path / "d", "--into", inside, "--key", border["pub"])
+    assert r.returncode == 0, r.stdout + r.stderr
