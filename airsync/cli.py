@@ -289,7 +289,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     _print_report(report)
     if report.ok and args.into and m is not None:
         accepted.guard(Path(args.into), verifier, m, policy)
-        print(f"manifest {m.sequence or '(unnumbered)'} is newer than what {args.into} accepted from this key")
+        print(f"manifest {m.sequence or '(unnumbered)'}: not older than what {args.into} accepted from this key")
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
@@ -302,25 +302,19 @@ def cmd_import(args: argparse.Namespace) -> int:
     paths = [Path(a) for a in args.medium]
     if len(paths) == 1 and not paths[0].exists():
         _medium_dir(args.medium[0])  # a usage error: nothing there
-    if len(paths) > 1 or not paths[0].is_dir() or bundleread.is_bundle(paths[0]):
-        try:
+    is_bundle = len(paths) > 1 or not paths[0].is_dir() or bundleread.is_bundle(paths[0])
+    try:
+        if is_bundle:
             result = bundleread.import_bundle(paths, Path(args.into), verifier, gosumdb, policy,
                                               receipt=Path(args.receipt) if args.receipt else None)
-        except verify.ImportRefused as e:
-            _print_report(e.report)
-            print(f"airsync: {e}", file=sys.stderr)
-            return EXIT_FAILED
-        print(result.summary())
-        return EXIT_OK
-    _medium_dir(args.medium[0])
-    try:
-        result = verify.import_medium(paths[0], Path(args.into), verifier, gosumdb, policy)
+        else:
+            result = verify.import_medium(paths[0], Path(args.into), verifier, gosumdb, policy)
     except verify.ImportRefused as e:
         _print_report(e.report)
         print(f"airsync: {e}", file=sys.stderr)
         return EXIT_FAILED
     print(result.summary())
-    if args.receipt:
+    if args.receipt and not is_bundle:
         _medium_receipt(paths[0], Path(args.receipt), verifier)
     return EXIT_OK
 

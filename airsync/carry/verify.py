@@ -26,6 +26,12 @@ consistent with its own is refused. New files are copied through the mirror's st
 checked against the manifest once more and only then renamed into place; module files go in
 before the lists that advertise them.
 
+The manifest's SBOM (``airsync-sbom.cdx.json``) must match the hash the manifest gives. An import
+refuses a manifest older than one the mirror accepted before from its key (``carry.accepted``,
+``carry.rollback``) and records the one it imports. ``check_tree`` and ``import_checked`` are the
+same checks and import for files that did not come as a medium: a bundle's, unpacked in the
+mirror's workspace (``carry.bundleread``).
+
 The checks are pure functions over values (``check_medium``, ``plan_import``); the functions
 that read and write files are thin around them.
 """
@@ -277,13 +283,13 @@ def _verify(root: Path, verifier: note.Verifier, gosumdb: str | None = None) -> 
         odd = [(p, f"{kind} on the medium (never followed; not allowed)") for p, kind in scan.odd]
         return Report(((MANIFEST, why or "unusable manifest"), *odd)), None
     report = check_tree(root, manifest, scan.files, scan.odd, gosumdb)
-    why = side_file_problem(root, manifest.sbom)
+    why = _side_file_problem(root, manifest.sbom)
     if why is not None:
         report = Report(report.problems + ((manifest.sbom.name, why),), files=report.files, bytes=report.bytes)
     return report, manifest
 
 
-def side_file_problem(root: Path, part: Part | None) -> str | None:
+def _side_file_problem(root: Path, part: Part | None) -> str | None:
     """Why the file beside the manifest that ``part`` lists (the SBOM) does not match it, or None."""
     if part is None:
         return None
@@ -509,8 +515,8 @@ def import_medium(medium: Path, into: Path, verifier: note.Verifier, gosumdb: st
     report, manifest = _verify(medium, verifier, gosumdb)
     if not report.ok or manifest is None:
         raise ImportRefused(report, f"{medium}: the medium does not verify; nothing imported")
-    return import_checked(medium, into, manifest, report, accepted.guard(into, verifier, manifest, policy or rollback.Policy()),
-                          gosumdb)
+    guard = accepted.guard(into, verifier, manifest, policy or rollback.Policy())
+    return import_checked(medium, into, manifest, report, guard, gosumdb)
 
 
 def import_checked(tree: Path, into: Path, manifest: Manifest, report: Report, guard: accepted.Guard,
