@@ -5,10 +5,10 @@ and the carried checksum database under ``sumdb/``, plus at its root the signed 
 (``airsync-manifest``) that lists every file with its size, sha256 and xxh3_128. Next to each
 large file may lie its chunk signature (``<file>.airsig``), an unsigned hint that lets a peer
 pulling from the medium fetch only the chunks it lacks; a file assembled with it is still
-checked against the manifest's SHA-256. Beside the manifest lies the SBOM (``airsync-sbom.cdx.json``),
-hashed in the manifest. airsync's own workspace (``.airsync/``, any dot-path)
-never crosses. ``tree_files`` lists what a tree carries,
-without following symlinks: a symlink or a special file in a tree is reported, never followed.
+checked against the manifest's SHA-256. Beside the manifest lies the SBOM
+(``airsync-sbom.cdx.json``), hashed in the manifest. airsync's own workspace (``.airsync/``, any
+dot-path) never crosses. ``tree_files`` lists what a tree carries, without following symlinks: a
+symlink or a special file in a tree is reported, never followed.
 """
 
 from __future__ import annotations

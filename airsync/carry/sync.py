@@ -13,8 +13,8 @@ per batch of files (one syncfs where the file system allows it, else an fsync of
 directory). A large file cut short by a pulled stick resumes from its last intact chunk. While a
 sync runs the old manifest is set aside, so an interrupted sync is visibly incomplete; the new
 manifest, signed, listing only complete files, is written last, just after the SBOM of the
-module versions on the medium (``airsync-sbom.cdx.json``, ``carry.sbom``) that it hashes. ENOSPC, EIO and EROFS stop the
-job with a clear error: nothing already on the medium is damaged.
+module versions on the medium (``airsync-sbom.cdx.json``, ``carry.sbom``) that it hashes. ENOSPC,
+EIO and EROFS stop the job with a clear error: nothing already on the medium is damaged.
 
 Beside every file of 1 MiB or more goes its chunk signature (``<file>.airsig``), for peers that
 ``pull`` from the medium. ``only`` makes the medium a subset of the mirror's modules. The mirror
