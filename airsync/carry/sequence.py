@@ -32,7 +32,7 @@ def counter_path(key_file: Path) -> Path:
     key_file = Path(key_file)
     name = key_file.name.removesuffix(".key") + ".seq"
     beside = key_file.with_name(name)
-    if beside.exists() or os.access(key_file.parent, os.W_OK):
+    if os.access(key_file.parent, os.W_OK):  # the counter is replaced by a rename: its directory is written
         return beside
     state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
     if state and os.access(state, os.W_OK):
