@@ -165,3 +165,18 @@ def test_pull_refuses_an_older_peer_manifest_and_serve_numbers_each(tmp_path):
         r = airsync("pull", url, "--into", inside, "--key", pub(keys))
         assert r.returncode == 0, r.stderr
     assert sequence.peek(tmp_path / "k.seq") >= 3  # one number per manifest served
+
+
+def test_counter_in_the_state_directory_when_the_keys_directory_is_read_only(tmp_path, mount_tmpfs, monkeypatch):
+    import subprocess
+
+    etc = mount_tmpfs("1m")  # /etc/airsync under ProtectSystem=strict: read-only for the service
+    key, _ = manifest.keygen(etc / "signing")
+    subprocess.run(["mount", "-o", "remount,ro", str(etc)], check=True)
+    state = tmp_path / "state"
+    state.mkdir()
+    monkeypatch.setenv("STATE_DIRECTORY", str(state))
+    assert sequence.counter_path(key) == state / "signing.seq"
+    monkeypatch.delenv("STATE_DIRECTORY")
+    with pytest.raises(sequence.SequenceError, match="must be writable"):
+        sequence.next_sequence(sequence.counter_path(key))
