@@ -23,7 +23,7 @@ from airsync.vulndb import db as vulndb_db
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # Commands that report only on stdout/stderr, never through structlog: they skip its set-up.
-QUIET_COMMANDS = {"sync", "verify", "import", "keygen", "audit"}
+QUIET_COMMANDS = {"sync", "verify", "import", "keygen", "audit", "bundle", "sbom"}
 
 
 def cmd_mirror(args: argparse.Namespace) -> int:
@@ -231,6 +231,26 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_bundle(args: argparse.Namespace) -> int:
+    from airsync.carry.bundlewrite import write_bundle
+
+    max_size = config.parse_size(args.max_size, "--max-size") if args.max_size else 4 * 1024**3
+    r = write_bundle(Path(args.mirror), Path(args.out), _signer(args.signing_key),
+                     since=Path(args.since) if args.since else None, max_size=max_size, only=args.only or "")
+    print(r.summary())
+    return EXIT_OK
+
+
+def cmd_sbom(args: argparse.Namespace) -> int:
+    from airsync.carry.bundleread import read_sbom
+
+    if args.format != "cyclonedx-json":
+        raise ConfigError(f"--format {args.format}: not supported; airsync writes CycloneDX 1.6 JSON only "
+                          "(cyclonedx-json): no well-kept Python SPDX library builds it lightly")
+    sys.stdout.buffer.write(read_sbom(Path(args.path), _verifier(args.key) if args.key else None))
+    return EXIT_OK
+
+
 def cmd_keygen(args: argparse.Namespace) -> int:
     from airsync.carry import manifest
 
@@ -262,29 +282,80 @@ def _print_report(report) -> None:
     print(report.summary())
 
 
+def _policy(args: argparse.Namespace):
+    """The anti-rollback policy of --allow-rollback and --max-age."""
+    from airsync.carry import rollback
+
+    try:
+        max_age = rollback.parse_age(args.max_age) if args.max_age else None
+    except ValueError as e:
+        raise ConfigError(f"--max-age: {e}") from None
+    return rollback.Policy(allow_rollback=args.allow_rollback, max_age=max_age)
+
+
+def _add_rollback_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-rollback", action="store_true",
+                   help="accept a manifest older than one already accepted from its key (a deliberate restore)")
+    p.add_argument("--max-age", metavar="AGE", help="refuse a manifest created longer ago than AGE (e.g. 30d, 12h)")
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
-    from airsync.carry import verify
+    from airsync.carry import accepted, bundleread, manifest, medium, verify
 
     _medium_dir(args.medium)
-    report = verify.verify_medium(Path(args.medium), _verifier(args.key), args.sumdb or os.environ.get("GOSUMDB"))
+    policy = _policy(args)
+    verifier = _verifier(args.key)
+    if bundleread.is_bundle(Path(args.medium)):
+        report, m = bundleread.verify_bundle([Path(args.medium)], verifier, args.sumdb or os.environ.get("GOSUMDB"))
+    else:
+        report = verify.verify_medium(Path(args.medium), verifier, args.sumdb or os.environ.get("GOSUMDB"))
+        m = None
+        if report.ok and args.into:
+            m = manifest.open_manifest((Path(args.medium) / medium.MANIFEST).read_bytes(), verifier)
     _print_report(report)
+    if report.ok and args.into and m is not None:
+        accepted.guard(Path(args.into), verifier, m, policy)
+        print(f"manifest {m.sequence or '(unnumbered)'}: not older than what {args.into} accepted from this key")
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from airsync.carry import verify
+    from airsync.carry import bundleread, verify
 
     verifier = _verifier(args.key)
-    _medium_dir(args.medium)
+    policy = _policy(args)
+    gosumdb = args.sumdb or os.environ.get("GOSUMDB")
+    paths = [Path(a) for a in args.medium]
+    if len(paths) == 1 and not paths[0].exists():
+        _medium_dir(args.medium[0])  # a usage error: nothing there
+    is_bundle = len(paths) > 1 or not paths[0].is_dir() or bundleread.is_bundle(paths[0])
     try:
-        result = verify.import_medium(Path(args.medium), Path(args.into), verifier,
-                                      args.sumdb or os.environ.get("GOSUMDB"))
+        if is_bundle:
+            result = bundleread.import_bundle(paths, Path(args.into), verifier, gosumdb, policy,
+                                              receipt=Path(args.receipt) if args.receipt else None)
+        else:
+            result = verify.import_medium(paths[0], Path(args.into), verifier, gosumdb, policy)
     except verify.ImportRefused as e:
         _print_report(e.report)
         print(f"airsync: {e}", file=sys.stderr)
         return EXIT_FAILED
     print(result.summary())
+    if args.receipt and not is_bundle:
+        _medium_receipt(paths[0], Path(args.receipt), verifier)
     return EXIT_OK
+
+
+def _medium_receipt(medium: Path, receipt: Path, verifier) -> None:
+    """The medium's manifest as the receipt (checked again: the medium may have changed since)."""
+    from airsync.carry import bundleread, manifest
+    from airsync.carry.medium import MANIFEST
+
+    try:
+        raw = (medium / MANIFEST).read_bytes()
+        manifest.open_manifest(raw, verifier, str(medium / MANIFEST))
+        bundleread.write_receipt(receipt, raw)
+    except OSError as e:
+        raise AirsyncError(f"{e.filename or receipt}: cannot write the receipt: {e.strerror or e}") from None
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
@@ -297,7 +368,8 @@ def cmd_pull(args: argparse.Namespace) -> int:
         raise ConfigError("--concurrency must be at least 1")
     try:
         result = trio.run(
-            lambda: pull.pull(args.url, Path(args.into), verifier, only=args.only or "", concurrency=args.concurrency)
+            lambda: pull.pull(args.url, Path(args.into), verifier, only=args.only or "", concurrency=args.concurrency,
+                              policy=_policy(args))
         )
     except pull.PullRefused as e:
         _print_report(e.report)
@@ -431,21 +503,48 @@ def build_parser() -> argparse.ArgumentParser:
                     "the checksum database always goes whole")
     sy.set_defaults(func=cmd_sync)
 
+    bd = sub.add_parser("bundle", help="write the mirror (or what changed since a manifest) as a signed bundle of tar parts")
+    bd.add_argument("--mirror", required=True, metavar="MIRROR", help="the mirror to bundle")
+    bd.add_argument("--out", required=True, metavar="DIR", help="the directory the bundle's files are written to")
+    bd.add_argument("--signing-key", required=True, metavar="KEYFILE", help="PREFIX.key from airsync keygen")
+    bd.add_argument("--since", metavar="MANIFEST",
+                    help="a differential bundle: only what the inside lacks after this manifest (a receipt from "
+                    "import --receipt, a bundle's or a medium's manifest, signed by the same key)")
+    bd.add_argument("--max-size", metavar="SIZE",
+                    help="largest part, e.g. 4480M for a DVD (default and most: 4 GiB less one byte, FAT32's limit)")
+    bd.add_argument("--only", metavar="PATTERNS",
+                    help="bundle only these modules: comma-separated globs of module paths; the checksum database "
+                    "always goes whole")
+    bd.set_defaults(func=cmd_bundle)
+
+    sb = sub.add_parser("sbom", help="print the SBOM of a bundle or medium (CycloneDX 1.6 JSON)")
+    sb.add_argument("path", metavar="DIR|MANIFEST", help="a bundle's directory or manifest, or a medium's directory")
+    sb.add_argument("--format", default="cyclonedx-json", choices=["cyclonedx-json", "spdx-json"],
+                    help="cyclonedx-json (the only one written; spdx-json is refused with a reason)")
+    sb.add_argument("--key", metavar="PREFIX.pub", help="also check the manifest's signature with this verifier key")
+    sb.set_defaults(func=cmd_sbom)
+
     kg = sub.add_parser("keygen", help="make the ed25519 key pair that signs media manifests")
     kg.add_argument("--out", required=True, metavar="PREFIX", help="writes PREFIX.key (0600) and PREFIX.pub")
     kg.add_argument("--name", default="airsync", help="key name shown in signatures (default: airsync)")
     kg.set_defaults(func=cmd_keygen)
 
     vf = sub.add_parser("verify", help="check a medium against its signed manifest")
-    vf.add_argument("medium", metavar="DIR", help="the medium's root directory")
+    vf.add_argument("medium", metavar="DIR", help="the medium's root directory, or a bundle's directory")
     vf.add_argument("--key", required=True, metavar="PREFIX.pub", help="the border host's verifier key")
+    vf.add_argument("--into", metavar="MIRROR", help="also check that the manifest is newer than any MIRROR accepted")
+    _add_rollback_args(vf)
     vf.add_argument("--sumdb", metavar="GOSUMDB", help="the checksum database key the go command here trusts "
                     "(default: $GOSUMDB, else the built-in key of a known database, else the one carried)")
     vf.set_defaults(func=cmd_verify)
 
-    im = sub.add_parser("import", help="verify a medium and merge it into the inside mirror")
-    im.add_argument("medium", metavar="DIR", help="the medium's root directory")
+    im = sub.add_parser("import", help="verify a medium or bundle and merge it into the inside mirror")
+    im.add_argument("medium", metavar="DIR|PART", nargs="+",
+                    help="the medium's root directory, or a bundle: its directory, or its manifest and part files")
     im.add_argument("--into", required=True, metavar="MIRROR", help="the inside mirror directory")
+    im.add_argument("--receipt", metavar="FILE",
+                    help="also write the accepted manifest here (to send back as the next bundle's --since)")
+    _add_rollback_args(im)
     im.add_argument("--key", required=True, metavar="PREFIX.pub", help="the border host's verifier key")
     im.add_argument("--sumdb", metavar="GOSUMDB", help="the checksum database key the go command here trusts "
                     "(default: $GOSUMDB, else the built-in key of a known database, else the one carried)")
@@ -468,6 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--key", required=True, metavar="PREFIX.pub", help="the verifier key of the peer's signer")
     pl.add_argument("--only", metavar="PATTERNS", help="pull only these modules: comma-separated globs of module paths")
     pl.add_argument("--concurrency", type=int, default=8, help="files fetched at once (default 8)")
+    _add_rollback_args(pl)
     pl.set_defaults(func=cmd_pull)
 
     au = sub.add_parser("audit", help="the known vulnerabilities of the module versions of a go.sum, a go.mod or "

@@ -243,6 +243,11 @@ DAEMON_KEYS: dict[str, Key] = {
     "stop_timeout": Key((int, float), "on SIGTERM, seconds a sync to a medium gets to finish its file before it is "
                                       "abandoned (mirror jobs stop at once; both resume at the next start)"),
     "history": Key((int,), "finished jobs kept for airsync status"),
+    "bundle_dir": Key((str,), "where bundle jobs write bundles (airsync bundle-now; each in airsync-<id>/)"),
+    "bundle_interval": Key((str, int, float), "how often a bundle of the mirror is written (e.g. 1d; 0: only on "
+                                               "request, the default)"),
+    "bundle_max_size": Key((str, int), "largest part of a bundle (default 4G: FAT32's limit less a byte)"),
+    "bundle_since": Key((str,), "the receipt (or manifest) the inside sent back: bundles hold only what it lacks"),
 }
 
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -285,6 +290,10 @@ class DaemonConfig:
     debounce: float = 1.0
     stop_timeout: float = 20.0
     history: int = 50
+    bundle_dir: Path | None = None
+    bundle_interval: float = 0.0
+    bundle_max_size: int = 4 * 1024**3
+    bundle_since: Path | None = None
 
     @property
     def has_sources(self) -> bool:
@@ -318,7 +327,7 @@ def load_daemon(path: Path) -> DaemonConfig:
         return path.parent.absolute() / p
 
     values: dict[str, Any] = {}
-    for key in ("requests_dir", "control_socket", "state_db", "signing_key"):
+    for key in ("requests_dir", "control_socket", "state_db", "signing_key", "bundle_dir", "bundle_since"):
         if key in d:
             if not d[key]:
                 raise ConfigError(f"{path}: daemon.{key} must not be empty")
@@ -333,7 +342,9 @@ def load_daemon(path: Path) -> DaemonConfig:
             modpath.parse_module_version(text)
         except AirsyncError as e:
             raise ConfigError(f"{path}: daemon.modules[{i}]: {e}") from None
-    for key in ("refresh_interval", "debounce", "stop_timeout"):
+    if "bundle_max_size" in d:
+        values["bundle_max_size"] = parse_size(d["bundle_max_size"], f"{path}: daemon.bundle_max_size")
+    for key in ("refresh_interval", "debounce", "stop_timeout", "bundle_interval"):
         if key in d:
             try:
                 values[key] = parse_duration(d[key], f"daemon.{key}")

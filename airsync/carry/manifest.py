@@ -10,9 +10,22 @@ The manifest text (UTF-8, ``\\n`` line ends, every line ending in one, no blank 
 
     airsync manifest v1
     created 2024-05-01T12:00:00Z
+    sequence <n>                                          (optional: the signer's counter, see below)
     source <where it was made: free text, one line>
+    base <sha256 hex>                                     (optional: a differential bundle's base)
+    sbom <sha256 hex> <size> <name>                       (optional: the SBOM file beside it)
+    part <sha256 hex> <size> <name>                       (zero or more, a bundle's parts in order)
     file <sha256 hex> <xxh3_128 hex> <size> <path>        (zero or more, sorted by path)
+    held <sha256 hex> <xxh3_128 hex> <size> <path>        (zero or more, sorted by path)
     gosum <module> <version>[/go.mod] <h1:hash>            (zero or more, sorted)
+
+``sequence`` (a positive integer) grows with every manifest a key signs (``airsync.carry.sequence``
+keeps the counter beside the key); the inside refuses one older than it has accepted
+(``airsync.carry.rollback``). Manifests of airsync before it have none. A bundle (``carry.bundle``)
+lists its parts, each a tar file named, sized and hashed; its ``file`` lines are the files it
+carries, and a differential bundle's ``held`` lines the files of the same snapshot that the inside
+already holds from the manifest whose text hashes to ``base``. ``held`` paths never repeat a
+``file`` path. Part and SBOM names are plain file names (no ``/``).
 
 The format is canonical: one manifest has exactly one text, and ``decode`` accepts only that text
 (``encode(decode(x)) == x``), reporting the first problem with its line number. Choices:
@@ -46,14 +59,16 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import hashlib
 import os
 import re
 import stat
 import unicodedata
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from airsync.carry.sequence import counter_path, next_sequence
 from airsync.errors import AirsyncError
 from airsync.goproxy.gosum import parse_gosum
 from airsync.goproxy.modpath import quote
@@ -65,12 +80,16 @@ __all__ = [
     "ManifestError",
     "KeyFileError",
     "Entry",
+    "Part",
     "Manifest",
+    "digest",
     "Diff",
     "utc_timestamp",
     "encode",
     "decode",
+    "KeySigner",
     "sign_manifest",
+    "number",
     "open_manifest",
     "keygen",
     "load_signer",
@@ -84,6 +103,7 @@ _HEADER_PREFIX = "airsync manifest "
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _XXH3 = re.compile(r"[0-9a-f]{32}")
 _SIZE = re.compile(r"0|[1-9][0-9]*")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _CREATED = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 
 _KEY_FILE_MAX = 4096  # an encoded key is about 100 bytes
@@ -216,6 +236,23 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class Part:
+    """A file beside the manifest: a bundle's part or its SBOM (a plain name, size, SHA-256)."""
+
+    name: str
+    size: int
+    sha256: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or _NAME.fullmatch(self.name) is None:
+            raise ManifestError(f"part name {quote(str(self.name))} is not a plain file name ([A-Za-z0-9._-])")
+        if type(self.size) is not int or self.size < 0:
+            raise ManifestError(f"{quote(self.name)}: size must be a non-negative int, not {self.size!r}")
+        if not isinstance(self.sha256, str) or _SHA256.fullmatch(self.sha256) is None:
+            raise ManifestError(f"{quote(self.name)}: sha256 must be 64 lower-case hex digits")
+
+
+@dataclass(frozen=True)
 class Manifest:
     """What a medium carries. Entries are kept sorted by path, go.sum lines sorted and unique."""
 
@@ -223,11 +260,33 @@ class Manifest:
     source: str
     entries: tuple[Entry, ...] = ()
     gosum: tuple[str, ...] = ()
+    sequence: int | None = None
+    base: str | None = None  # sha256 of the base manifest's text (a differential bundle)
+    sbom: Part | None = None
+    parts: tuple[Part, ...] = ()
+    held: tuple[Entry, ...] = ()  # a differential bundle: files the inside holds already
 
     def __post_init__(self) -> None:
         for why in (_created_problem(self.created), _source_problem(self.source)):
             if why is not None:
                 raise ManifestError(why)
+        if self.sequence is not None and (type(self.sequence) is not int or self.sequence < 1):
+            raise ManifestError(f"sequence must be a positive int, not {self.sequence!r}")
+        if self.base is not None and (not isinstance(self.base, str) or _SHA256.fullmatch(self.base) is None):
+            raise ManifestError("base must be 64 lower-case hex digits (the base manifest's sha256)")
+        if self.sbom is not None and not isinstance(self.sbom, Part):
+            raise ManifestError("sbom must be a Part")
+        parts = tuple(self.parts)
+        if any(not isinstance(p, Part) for p in parts):
+            raise ManifestError("parts must be Part objects")
+        names = [p.name for p in parts] + ([self.sbom.name] if self.sbom else [])
+        if len(set(names)) != len(names):
+            raise ManifestError("two parts (or a part and the SBOM) with one name")
+        held = tuple(sorted(self.held, key=lambda e: e.path))
+        if any(not isinstance(e, Entry) for e in held):
+            raise ManifestError("held must be Entry objects")
+        object.__setattr__(self, "parts", parts)
+        object.__setattr__(self, "held", held)
         if isinstance(self.entries, (str, bytes)) or isinstance(self.gosum, (str, bytes)):
             raise ManifestError("entries and gosum must be sequences, not strings")
         entries = tuple(self.entries)
@@ -238,7 +297,10 @@ class Manifest:
         for a, b in zip(entries, entries[1:]):
             if a.path == b.path:
                 raise ManifestError(f"two entries for path {quote(a.path)}")
-        conflict = _dir_conflict(e.path for e in entries)
+        both = {e.path for e in entries} & {e.path for e in self.held}
+        if both:
+            raise ManifestError(f"{quote(min(both))} is both carried (file) and held")
+        conflict = _dir_conflict([e.path for e in entries] + [e.path for e in self.held])
         if conflict is not None:
             raise ManifestError(f"{quote(conflict[0])} is a file but {quote(conflict[1])} is under it")
         gosum = tuple(self.gosum)
@@ -264,8 +326,17 @@ def utc_timestamp(when: _dt.datetime | None = None) -> str:
 
 def encode(m: Manifest) -> bytes:
     """The canonical manifest text."""
-    lines = [HEADER, f"created {m.created}", f"source {m.source}"]
+    lines = [HEADER, f"created {m.created}"]
+    if m.sequence is not None:
+        lines.append(f"sequence {m.sequence}")
+    lines.append(f"source {m.source}")
+    if m.base is not None:
+        lines.append(f"base {m.base}")
+    if m.sbom is not None:
+        lines.append(f"sbom {m.sbom.sha256} {m.sbom.size} {m.sbom.name}")
+    lines += [f"part {p.sha256} {p.size} {p.name}" for p in m.parts]
     lines += [f"file {e.sha256} {e.xxh3} {e.size} {e.path}" for e in m.entries]
+    lines += [f"held {e.sha256} {e.xxh3} {e.size} {e.path}" for e in m.held]
     lines += [f"gosum {g}" for g in m.gosum]
     return "".join(line + "\n" for line in lines).encode("utf-8")
 
@@ -308,7 +379,10 @@ def decode(text: bytes, source: str = "manifest") -> Manifest:
             raise fail(1, f"unsupported manifest version {quote(lines[0][len(_HEADER_PREFIX):])} (want v1)")
         raise fail(1, f"not an airsync manifest (first line must be {quote(HEADER)})")
     header: dict[str, str] = {}
-    for n, key in ((2, "created"), (3, "source")):
+    keys = ["created", "source"]
+    if len(lines) > 2 and lines[2].startswith("sequence "):
+        keys.insert(1, "sequence")
+    for n, key in enumerate(keys, 2):
         if len(lines) < n:
             raise fail(n, f"missing {quote(key)} line")
         word, sep, value = lines[n - 1].partition(" ")
@@ -318,21 +392,57 @@ def decode(text: bytes, source: str = "manifest") -> Manifest:
     why = _created_problem(header["created"])
     if why is not None:
         raise fail(2, why)
+    sequence = None
+    if "sequence" in header:
+        if _SIZE.fullmatch(header["sequence"]) is None or header["sequence"] == "0":
+            raise fail(3, f"malformed sequence {quote(header['sequence'])} (want a positive integer)")
+        sequence = int(header["sequence"])
     why = _source_problem(header["source"])
     if why is not None:
-        raise fail(3, why)
+        raise fail(len(keys) + 1, why)
 
+    # Line types come in this order, each at most once where it says so.
+    order = {"base": 0, "sbom": 1, "part": 2, "file": 3, "held": 4, "gosum": 5}
+    last = -1
+    base: str | None = None
+    sbom: Part | None = None
+    parts: list[Part] = []
     entries: list[Entry] = []
+    held: list[Entry] = []
     entry_line: dict[str, int] = {}
     gosum: list[str] = []
-    for n, line in enumerate(lines[3:], 4):
+    for n, line in enumerate(lines[len(keys) + 1 :], len(keys) + 2):
         word, _, rest = line.partition(" ")
-        if word == "file":
-            if gosum:
-                raise fail(n, "file line after the gosum lines")
+        if word in ("created", "source", "sequence"):
+            raise fail(n, f"repeated {quote(word)} line" if word != "sequence" else "sequence line not after created")
+        if word not in order:
+            raise fail(n, f"unknown line type {quote(word)}")
+        if order[word] < last:
+            later = next(w for w, i in order.items() if i == last)
+            raise fail(n, f"{word} line after the {later} lines")
+        if order[word] == last and word in ("base", "sbom"):
+            raise fail(n, f"repeated {quote(word)} line")
+        last = order[word]
+        if word == "base":
+            if _SHA256.fullmatch(rest) is None:
+                raise fail(n, "malformed base (want the base manifest's sha256, 64 lower-case hex digits)")
+            base = rest
+        elif word in ("sbom", "part"):
+            fields = rest.split(" ")
+            if len(fields) != 3 or _SIZE.fullmatch(fields[1]) is None:
+                raise fail(n, f"malformed {word} line (want: {word} <sha256> <size> <name>)")
+            try:
+                item = Part(fields[2], int(fields[1]), fields[0])
+            except ManifestError as e:
+                raise fail(n, e.message) from None
+            if word == "sbom":
+                sbom = item
+            else:
+                parts.append(item)
+        elif word in ("file", "held"):
             fields = rest.split(" ", 3)
             if len(fields) != 4:
-                raise fail(n, "malformed file line (want: file <sha256> <xxh3> <size> <path>)")
+                raise fail(n, f"malformed {word} line (want: {word} <sha256> <xxh3> <size> <path>)")
             sha, xxh, size, path = fields
             if _SIZE.fullmatch(size) is None:
                 raise fail(n, f"malformed size {quote(size)}")
@@ -340,23 +450,23 @@ def decode(text: bytes, source: str = "manifest") -> Manifest:
                 entry = Entry(path, int(size), sha, xxh)
             except ManifestError as e:
                 raise fail(n, e.message) from None
-            if entries and entry.path <= entries[-1].path:
-                if entry.path == entries[-1].path:
-                    raise fail(n, f"path {quote(path)} listed twice (also line {n - 1})")
-                raise fail(n, f"file lines out of order: {quote(path)} after {quote(entries[-1].path)}")
-            entries.append(entry)
+            same = entries if word == "file" else held
+            if path in entry_line:
+                raise fail(n, f"path {quote(path)} listed twice (also line {entry_line[path]})")
+            if same and entry.path < same[-1].path:
+                raise fail(n, f"{word} lines out of order: {quote(path)} after {quote(same[-1].path)}")
+            same.append(entry)
             entry_line[entry.path] = n
-        elif word == "gosum":
+        else:
             why = _gosum_problem(rest)
             if why is not None:
                 raise fail(n, why)
             if gosum and rest <= gosum[-1]:
                 raise fail(n, "gosum line repeated" if rest == gosum[-1] else "gosum lines out of order")
             gosum.append(rest)
-        elif word in ("created", "source"):
-            raise fail(n, f"repeated {quote(word)} line")
-        else:
-            raise fail(n, f"unknown line type {quote(word)}")
+    names = [p.name for p in parts] + ([sbom.name] if sbom else [])
+    if len(set(names)) != len(names):
+        raise fail(len(keys) + 2, "two parts (or a part and the SBOM) with one name")
 
     conflict = _dir_conflict(entry_line)
     if conflict is not None:
@@ -364,15 +474,37 @@ def decode(text: bytes, source: str = "manifest") -> Manifest:
         raise fail(
             entry_line[file], f"{quote(file)} is a file but line {entry_line[under]} lists {quote(under)} under it"
         )
-    return Manifest(header["created"], header["source"], tuple(entries), tuple(gosum))
+    return Manifest(header["created"], header["source"], tuple(entries), tuple(gosum), sequence=sequence,
+                    base=base, sbom=sbom, parts=tuple(parts), held=tuple(held))
+
+
+def digest(m: Manifest) -> str:
+    """The sha256 (hex) of the manifest's canonical text: what names it (a bundle's ``base``)."""
+    return hashlib.sha256(encode(m)).hexdigest()
 
 
 # --- signatures -----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class KeySigner(note.Signer):
+    """A signer key loaded from its file, with the counter (``carry.sequence``) that numbers what it signs."""
+
+    counter: Path | None = field(default=None, compare=False)
+
+
 def sign_manifest(m: Manifest, signer: note.Signer) -> bytes:
-    """The signed manifest: ``encode(m)`` as a Go signed note by ``signer``."""
-    return note.sign(encode(m), signer)
+    """The signed manifest: ``encode(m)`` as a Go signed note by ``signer``. A key loaded from its
+    file (``load_signer``) numbers the manifest first, when it has no sequence yet."""
+    return note.sign(encode(number(m, signer)), signer)
+
+
+def number(m: Manifest, signer: note.Signer) -> Manifest:
+    """``m`` with the next sequence number of ``signer``'s counter (as it is without a counter)."""
+    counter = getattr(signer, "counter", None)
+    if m.sequence is None and counter is not None:
+        return replace(m, sequence=next_sequence(counter))
+    return m
 
 
 def open_manifest(data: bytes, verifier: note.Verifier, source: str = "manifest") -> Manifest:
@@ -503,9 +635,10 @@ def load_signer(path: Path) -> note.Signer:
             f"owner only (chmod 600 {path})"
         )
     try:
-        return note.parse_signer(text)
+        key = note.parse_signer(text)
     except note.InvalidKeyError as e:  # its messages never quote the key
         raise KeyFileError(f"{path}: not a valid signer key: {e}") from None
+    return KeySigner(key.name, key.key_hash, key.seed, counter=counter_path(path))
 
 
 def load_verifier(path: Path) -> note.Verifier:

@@ -5,9 +5,10 @@ and the carried checksum database under ``sumdb/``, plus at its root the signed 
 (``airsync-manifest``) that lists every file with its size, sha256 and xxh3_128. Next to each
 large file may lie its chunk signature (``<file>.airsig``), an unsigned hint that lets a peer
 pulling from the medium fetch only the chunks it lacks; a file assembled with it is still
-checked against the manifest's SHA-256. airsync's own workspace (``.airsync/``, any dot-path)
-never crosses. ``tree_files`` lists what a tree carries,
-without following symlinks: a symlink or a special file in a tree is reported, never followed.
+checked against the manifest's SHA-256. Beside the manifest lies the SBOM
+(``airsync-sbom.cdx.json``), hashed in the manifest. airsync's own workspace (``.airsync/``, any
+dot-path) never crosses. ``tree_files`` lists what a tree carries, without following symlinks: a
+symlink or a special file in a tree is reported, never followed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MANIFEST = "airsync-manifest"
+SBOM = "airsync-sbom.cdx.json"  # the CycloneDX SBOM of the module versions carried (carry.sbom)
 SIDECAR_SUFFIX = ".airsig"  # a file's chunk signature, next to it
 STAGING = ".airsync-partial"  # on a medium: files being written, renamed into place when whole
 BLOCK = 1 << 20
@@ -53,7 +55,7 @@ class TreeScan:
 
 
 def tree_files(root: Path) -> TreeScan:
-    """Every regular file under ``root`` except dot-paths, the manifest and sidecars (kept
+    """Every regular file under ``root`` except dot-paths, the manifest, the SBOM and sidecars (kept
     apart); symlinks and special files are listed as odd, never followed."""
     files: dict[str, os.stat_result] = {}
     sidecars: dict[str, os.stat_result] = {}
@@ -74,7 +76,7 @@ def tree_files(root: Path) -> TreeScan:
                 elif stat.S_ISREG(st.st_mode):
                     if rel.endswith(SIDECAR_SUFFIX):
                         sidecars[rel] = st
-                    elif rel != MANIFEST:
+                    elif rel not in (MANIFEST, SBOM):
                         files[rel] = st
                 else:
                     odd.append((rel, "special file"))

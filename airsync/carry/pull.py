@@ -47,7 +47,7 @@ import httpx
 import trio
 import xxhash
 
-from airsync.carry import chunks
+from airsync.carry import accepted, chunks, rollback
 from airsync.carry.manifest import Entry, Manifest, open_manifest
 from airsync.carry.medium import MANIFEST, MANIFEST_MAX, SIDECAR_SUFFIX
 from airsync.carry.signatures import (
@@ -210,8 +210,11 @@ async def pull(
     coalesce_gap: int = chunks.DEFAULT_COALESCE_GAP,
     concurrency: int = DEFAULT_CONCURRENCY,
     say: Callable[[str], None] | None = None,
+    policy: rollback.Policy | None = None,
 ) -> PullResult:
-    """Pull the peer at ``url`` into the mirror at ``into`` (``only``: module path globs)."""
+    """Pull the peer at ``url`` into the mirror at ``into`` (``only``: module path globs). A peer's
+    manifest older than one the mirror accepted before is refused (rollback's errors, ``policy``);
+    a pull that completes records it."""
     if not url.startswith(("http://", "https://")):
         raise PullError(f"{url}: not an http:// or https:// URL (to bring in a medium, use airsync import)")
     try:
@@ -233,12 +236,15 @@ async def pull(
         if data is None:
             raise PullError(f"{peer.base}/{MANIFEST}: not found (serve the mirror with airsync serve --signing-key)")
         m = open_manifest(data, verifier, f"{peer.base}/{MANIFEST}")
+        guard = accepted.guard(into, verifier, m, policy or rollback.Policy())
         store = MirrorStore(into)
         cache = None
         try:
             cache = SignatureCache(store.state_path)
             await _pull(peer, store, cache, m, only, coalesce_gap, concurrency, say)
             _clean_leftovers(store, {path for path, _ in result.failures})
+            if result.ok:
+                guard.commit()
         except OSError as e:
             raise PullError(
                 f"{e.filename or into}: {e.strerror or e}; stopped. Files pulled so far are complete and "

@@ -12,8 +12,9 @@ into place, and the rename is made durable before the manifest names the file; t
 per batch of files (one syncfs where the file system allows it, else an fsync of each file and
 directory). A large file cut short by a pulled stick resumes from its last intact chunk. While a
 sync runs the old manifest is set aside, so an interrupted sync is visibly incomplete; the new
-manifest, signed, listing only complete files, is written last. ENOSPC, EIO and EROFS stop the
-job with a clear error: nothing already on the medium is damaged.
+manifest, signed, listing only complete files, is written last, just after the SBOM of the
+module versions on the medium (``airsync-sbom.cdx.json``, ``carry.sbom``) that it hashes. ENOSPC,
+EIO and EROFS stop the job with a clear error: nothing already on the medium is damaged.
 
 Beside every file of 1 MiB or more goes its chunk signature (``<file>.airsig``), for peers that
 ``pull`` from the medium. ``only`` makes the medium a subset of the mirror's modules. The mirror
@@ -33,16 +34,17 @@ import stat
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import xxhash
 
-from airsync.carry import manifest
+from airsync.carry import manifest, sbom
 from airsync.carry.medium import (
     MANIFEST,
     MANIFEST_MAX,
+    SBOM,
     SIDECAR_SUFFIX,
     STAGING,
     overlap,
@@ -467,7 +469,13 @@ def _sync(
         os.unlink(target / side)
     flush.dirs({(target / rel).parent for rel in [*stale, *sidecars_stale]})
 
-    signed = manifest.sign_manifest(make_manifest(store.root, sources), signer)
+    m = manifest.number(make_manifest(store.root, sources), signer)
+    doc = sbom.make_sbom(m.entries, m.gosum, f"{signer.name}+{signer.key_hash:08x}/{m.sequence}", m.created)
+    tmp = staging / "sbom.tmp"
+    _write_staged(tmp, doc, fsync=True)
+    os.replace(tmp, target / SBOM)
+    m = replace(m, sbom=manifest.Part(SBOM, len(doc), hashlib.sha256(doc).hexdigest()))
+    signed = manifest.sign_manifest(m, signer)
     tmp = staging / "manifest.tmp"
     _write_staged(tmp, signed, fsync=True)
     os.replace(tmp, current)

@@ -30,6 +30,12 @@ medium's is newer (its ``index/db.json`` time), entries before indexes. New file
 checked against the manifest once more and only then renamed into place; module files go in
 before the lists that advertise them.
 
+The manifest's SBOM (``airsync-sbom.cdx.json``) must match the hash the manifest gives. An import
+refuses a manifest older than one the mirror accepted before from its key (``carry.accepted``,
+``carry.rollback``) and records the one it imports. ``check_tree`` and ``import_checked`` are the
+same checks and import for files that did not come as a medium: a bundle's, unpacked in the
+mirror's workspace (``carry.bundleread``).
+
 The checks are pure functions over values (``check_medium``, ``plan_import``); the functions
 that read and write files are thin around them.
 """
@@ -43,7 +49,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from airsync.carry.manifest import Entry, Manifest, ManifestError, diff, open_manifest
+from airsync.carry import accepted, rollback
+from airsync.carry.manifest import Entry, Manifest, ManifestError, Part, diff, open_manifest
 from airsync.carry.medium import BLOCK, MANIFEST, sha256_file, tree_files
 from airsync.errors import AirsyncError, ModulePathError, VerifyError
 from airsync.goproxy import dirhash, modpath, modzip, semver
@@ -68,6 +75,8 @@ __all__ = [
     "merge_list",
     "list_versions",
     "import_medium",
+    "import_checked",
+    "check_tree",
 ]
 
 
@@ -309,11 +318,36 @@ def _verify(root: Path, verifier: note.Verifier, gosumdb: str | None = None) -> 
     if manifest is None:
         odd = [(p, f"{kind} on the medium (never followed; not allowed)") for p, kind in scan.odd]
         return Report(((MANIFEST, why or "unusable manifest"), *odd)), None
+    report = check_tree(root, manifest, scan.files, scan.odd, gosumdb)
+    why = _side_file_problem(root, manifest.sbom)
+    if why is not None:
+        report = Report(report.problems + ((manifest.sbom.name, why),), files=report.files, bytes=report.bytes)
+    return report, manifest
 
+
+def _side_file_problem(root: Path, part: Part | None) -> str | None:
+    """Why the file beside the manifest that ``part`` lists (the SBOM) does not match it, or None."""
+    if part is None:
+        return None
+    try:
+        got = sha256_file(root / part.name)
+    except FileNotFoundError:
+        return "missing (listed in the manifest as its SBOM)"
+    except OSError as e:
+        return f"cannot read: {e.strerror or e}"
+    return None if got == (part.size, part.sha256) else "altered (the SBOM does not match the manifest)"
+
+
+def check_tree(root: Path, manifest: Manifest, files: Iterable[str], odd: Iterable[tuple[str, str]] = (),
+               gosumdb: str | None = None, sumdb_alone: bool = True) -> Report:
+    """Every problem of the files ``files`` (relative paths of regular files under ``root``) against
+    ``manifest``, whose signature was checked: sizes, hashes, module rules, h1, and (``sumdb_alone``)
+    the checksum database they carry as the go command checks it on its own. A differential bundle
+    passes False: its database is checked with the inside's, as the import would leave it."""
     actual: dict[str, tuple[int, str]] = {}
     unreadable: dict[str, str] = {}
     h1: dict[str, str] = {}
-    for rel in scan.files:
+    for rel in files:
         try:
             actual[rel] = sha256_file(root / rel)
         except OSError as e:
@@ -343,15 +377,17 @@ def _verify(root: Path, verifier: note.Verifier, gosumdb: str | None = None) -> 
             unreadable[rel] = f"bad module {ext}: {e.detail.removeprefix(f'{root / rel}: ')}"
         except OSError as e:
             unreadable[rel] = f"cannot read: {e.strerror or e}"
-    report = check_medium(manifest, actual, scan.odd, h1, unreadable)
-    found = _check_sumdb(root, manifest, gosumdb)
+    report = check_medium(manifest, actual, odd, h1, unreadable)
+    found = _check_sumdb(root, manifest, gosumdb) if sumdb_alone else []
+    # The vulnerability database is checked whole, like the checksum database: a differential
+    # bundle carries only its changed files, which the import checks against the inside's.
     vulndb_files = {e.path[len(VULNDB_PREFIX):]: root / e.path for e in manifest.entries
                     if e.path.startswith(VULNDB_PREFIX)}
-    if vulndb_files:
+    if vulndb_files and sumdb_alone:
         found += vulndb_disk.check(vulndb_files, vulndb_disk.VULNDB)
     if found:
         report = Report(report.problems + tuple(found), files=report.files, bytes=report.bytes)
-    return report, manifest
+    return report
 
 
 # --- importing ------------------------------------------------------------------------------------
@@ -466,9 +502,13 @@ def inside_state(root: Path, rel: str, hasher=sha256_file) -> tuple[str, int, st
     return ("symlink" if stat.S_ISLNK(st.st_mode) else "dir" if stat.S_ISDIR(st.st_mode) else "special file", 0, "")
 
 
-def _copy_in(store: MirrorStore, medium: Path, e: Entry) -> set[Path]:
-    """Copy one file into the store's staging area, fsync, check it, publish; the dirs to sync."""
+def _copy_in(store: MirrorStore, medium: Path, e: Entry, move: bool = False) -> set[Path]:
+    """Copy one file into the store's staging area, fsync, check it, publish; the dirs to sync.
+    ``move``: the file is already fsynced and checked in the store's own workspace: rename it."""
     partial = store.partial_path(e.path)
+    if move:
+        os.replace(medium / e.path, partial)
+        return store.publish(partial, e.path)
     try:
         src = os.open(medium / e.path, os.O_RDONLY | os.O_NOFOLLOW)
         try:
@@ -514,23 +554,38 @@ def merge_list(store: MirrorStore, e: Entry, data: bytes, only_present: bool = F
     return bool(versions) and store.add_to_list(e.path, *versions)
 
 
-def import_medium(medium: Path, into: Path, verifier: note.Verifier, gosumdb: str | None = None) -> ImportResult:
+def import_medium(medium: Path, into: Path, verifier: note.Verifier, gosumdb: str | None = None,
+                  policy: rollback.Policy | None = None) -> ImportResult:
     """Verify ``medium`` and merge it into the mirror at ``into``; raises ImportRefused (nothing
-    written to the tree) when the medium does not verify or conflicts with the mirror.
+    written to the tree) when the medium does not verify or conflicts with the mirror, and
+    rollback's errors when its manifest is older than one accepted before (``policy``).
     ``gosumdb`` as for ``verify_medium``."""
     medium, into = Path(medium), Path(into)
     report, manifest = _verify(medium, verifier, gosumdb)
     if not report.ok or manifest is None:
         raise ImportRefused(report, f"{medium}: the medium does not verify; nothing imported")
+    guard = accepted.guard(into, verifier, manifest, policy or rollback.Policy())
+    return import_checked(medium, into, manifest, report, guard, gosumdb)
 
-    store = MirrorStore(into)
+
+def import_checked(tree: Path, into: Path, manifest: Manifest, report: Report, guard: accepted.Guard,
+                   gosumdb: str | None = None, move: bool = False, store: MirrorStore | None = None) -> ImportResult:
+    """Merge the verified files of ``tree`` (``report`` is their clean check against ``manifest``)
+    into the mirror at ``into`` and record the manifest as accepted. ``move``: ``tree`` is the
+    mirror's own staging (a bundle's unpacked files): files are renamed in, not copied. ``store``:
+    the mirror, when the caller holds it open already (left open)."""
+    own = store is None
+    store = store or MirrorStore(into)
     try:
-        return _import(store, medium, into, manifest, report, gosumdb)
+        result = _import(store, tree, into, manifest, report, gosumdb, move)
+        guard.commit()
+        return result
     except OSError as e:
         where = e.filename or into
         raise ImportFailed(f"{where}: {e.strerror or e}; files imported so far are complete and verified") from None
     finally:
-        store.close()
+        if own:
+            store.close()
 
 
 def _lookup_decisions(medium: Path, into: Path, manifest: Manifest,
@@ -577,7 +632,7 @@ def _check_after(medium: Path, into: Path, plan: Plan, gosumdb: str | None) -> l
 
 
 def _import(store: MirrorStore, medium: Path, into: Path, manifest: Manifest, report: Report,
-            gosumdb: str | None = None) -> ImportResult:
+            gosumdb: str | None = None, move: bool = False) -> ImportResult:
     """Check every listed file against the mirror first; write only when nothing conflicts."""
     inside = {e.path: inside_state(into, e.path) for e in manifest.entries}
     plan = plan_import(manifest, inside, _lookup_decisions(medium, into, manifest, inside),
@@ -595,15 +650,16 @@ def _import(store: MirrorStore, medium: Path, into: Path, manifest: Manifest, re
             "command; nothing imported",
         )
     dirs: set[Path] = set()
+    flush = Flusher(into)  # one syncfs where the file system allows it, not an fsync per directory
     copied = 0
     for i, e in enumerate(plan.copy):
         phase = (_is_list(e.path), vulndb_index_rank(e.path))
         if i and phase != (_is_list(plan.copy[i - 1].path), vulndb_index_rank(plan.copy[i - 1].path)):
-            store.sync_dirs(dirs)  # files durable before any list or index names them
+            flush.dirs(dirs)  # files durable before any list or index names them
             dirs = set()
-        dirs |= _copy_in(store, medium, e)
+        dirs |= _copy_in(store, medium, e, move)
         copied += e.size
-    store.sync_dirs(dirs)
+    flush.dirs(dirs)
     merged = tuple(e.path for e in plan.merge if _merge_list(store, medium, e))
     update_latest(store, (e.path for e in manifest.entries))
     return ImportResult(

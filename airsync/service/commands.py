@@ -47,7 +47,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 # What ``airsync init`` writes: (table, key, value or None to leave it commented out).
-_EXAMPLES = {"limit_rate": "2M", "sumdb": "sum.golang.org", "private": "*.corp.example"}
+_EXAMPLES = {"limit_rate": "2M", "sumdb": "sum.golang.org", "private": "*.corp.example",
+             "bundle_dir": "/var/lib/airsync/bundles", "bundle_since": "/var/lib/airsync/receipt.manifest"}
 
 
 def _starter() -> list[tuple[str, str, object]]:
@@ -76,6 +77,10 @@ def _starter() -> list[tuple[str, str, object]]:
         ("daemon", "debounce", d.debounce),
         ("daemon", "stop_timeout", d.stop_timeout),
         ("daemon", "history", d.history),
+        ("daemon", "bundle_dir", None),
+        ("daemon", "bundle_interval", 0),
+        ("daemon", "bundle_max_size", "4G"),
+        ("daemon", "bundle_since", None),
     ]
 
 
@@ -174,6 +179,13 @@ def cmd_jobs_cancel(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_bundle_now(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        job = client.bundle_now()
+    print(f"job {job['id']}: bundle to {job['target']} ({job['state']})")
+    return EXIT_OK
+
+
 def cmd_sync_now(args: argparse.Namespace) -> int:
     with _client(args) as client:
         queued = client.sync_now()
@@ -252,6 +264,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     n = sub.add_parser("sync-now", help="mirror the config's lists and pending request files now")
     _socket_option(n)
     n.set_defaults(func=cmd_sync_now)
+
+    bn = sub.add_parser("bundle-now", help="write a bundle of the mirror into daemon.bundle_dir now")
+    _socket_option(bn)
+    bn.set_defaults(func=cmd_bundle_now)
 
     ui = sub.add_parser("usb-init", help="mark a mounted medium as one the service may write to")
     ui.add_argument("path", metavar="PATH", help="the medium's mount point")

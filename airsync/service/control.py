@@ -10,6 +10,7 @@ decide who may ask; a socket that still answers means another daemon runs, and i
     GET  /v1/jobs/{id}           one job
     POST /v1/jobs/{id}/cancel    cancel a job (queued: at once; running: it stops, resume-safe)
     POST /v1/sync-now            queue the config's lists and pending request files now
+    POST /v1/bundle-now          queue a bundle of the mirror into daemon.bundle_dir
     POST /v1/usb-attach          {"path": MOUNT, "label": L}: queue a sync of the mirror to a medium
 
 Errors are ``{"error": message}`` with 400 (bad request), 404 (no such job or route), 405 (wrong
@@ -110,6 +111,15 @@ def app_for(daemon) -> Starlette:
             return _error(409, "the service is stopping")
         return SafeJSON({"jobs": [daemon.job_view(j) for j in daemon.sync_now()]})
 
+    async def bundle_now(_request: Request) -> JSONResponse:
+        if daemon.stopping:
+            return _error(409, "the service is stopping")
+        try:
+            job, _ = daemon.bundle_now()
+        except ConfigError as e:
+            return _error(409, str(e))
+        return SafeJSON({"job": daemon.job_view(job)})
+
     async def usb_attach(request: Request) -> JSONResponse:
         try:
             body = await request.json()
@@ -138,6 +148,7 @@ def app_for(daemon) -> Starlette:
         Route(f"{API}/jobs/{{id}}", job),
         Route(f"{API}/jobs/{{id}}/cancel", cancel, methods=["POST"]),
         Route(f"{API}/sync-now", sync_now, methods=["POST"]),
+        Route(f"{API}/bundle-now", bundle_now, methods=["POST"]),
         Route(f"{API}/usb-attach", usb_attach, methods=["POST"]),
     ])
 
@@ -229,6 +240,9 @@ class Client:
 
     def sync_now(self) -> list[dict[str, Any]]:
         return self._call("POST", "/sync-now")["jobs"]
+
+    def bundle_now(self) -> dict[str, Any]:
+        return self._call("POST", "/bundle-now")["job"]
 
     def usb_attach(self, path: str, label: str) -> dict[str, Any]:
         return self._call("POST", "/usb-attach", {"path": path, "label": label})

@@ -15,7 +15,8 @@ Theory of operation. ``Daemon`` composes the service's parts and is what the con
 ``Daemon.serve`` opens the control socket, tells systemd READY=1, and then runs, side by side:
 the supervisor, the requests watcher, the **refresh** task (every ``refresh_interval`` the
 config's lists, and any request file not yet mirrored, are queued again; ``airsync sync-now``
-does the same at once), the signal, watchdog and status tasks. A reload restarts the watcher
+does the same at once), the **bundle** task (every ``bundle_interval`` a bundle job; ``airsync
+bundle-now`` queues one at once), the signal, watchdog and status tasks. A reload restarts the watcher
 and the refresh task when their settings changed, and queues the config's lists when those did.
 """
 
@@ -95,6 +96,7 @@ class Daemon:
             nursery.start_soon(lifecycle.status_updates, self.notifier, self.status_line)
             self._restart("watch", self.intake.watch, self.conf.requests_dir)
             self._restart("refresh", self._refresh_loop)
+            self._restart("bundle", self._bundle_loop)
             if self.conf.has_sources:
                 self.submit_mirror("config", "config")
             nursery.start_soon(media.resume, list(self.queue.jobs.values()), lambda: self.stopping,
@@ -135,9 +137,20 @@ class Daemon:
             log.info("refresh")
             self.sync_now("refresh")
 
+    async def _bundle_loop(self) -> None:
+        interval = self.conf.bundle_interval
+        if interval <= 0 or self.conf.bundle_dir is None:
+            return
+        while True:
+            await trio.sleep(interval)
+            log.info("scheduled bundle")
+            self.bundle_now("schedule")
+
     async def _work(self, job: Job, live: Live) -> tuple[str | None, dict]:
         if job.kind is Kind.MIRROR:
             return await work.mirror(self.conf, job, live, self.intake)
+        if job.kind is Kind.BUNDLE:
+            return await work.bundle(self.conf, job, live)
         return await work.sync_medium(self.conf, job, live)
 
     # -- sources of work -----------------------------------------------------------------
@@ -162,6 +175,16 @@ class Daemon:
         for name in self.intake.ready(active):  # one being mirrored now moves away when done
             queued.append(self.submit_mirror(f"request:{name}", f"request:{name}", label=name)[0])
         return queued
+
+    def bundle_now(self, why: str = "bundle-now") -> tuple[Job, bool]:
+        """Queue a bundle of the mirror into ``daemon.bundle_dir``."""
+        if self.conf.bundle_dir is None:
+            raise ConfigError("no daemon.bundle_dir in the config: bundles have nowhere to go")
+        job, new = self.ledger.submit(Kind.BUNDLE, str(self.conf.bundle_dir), why, "bundle", jobs.bundle_claims())
+        if new:
+            log.info("job queued", job=job.id, kind="bundle", target=str(self.conf.bundle_dir), source=why)
+            self.runner.kick()
+        return job, new
 
     def usb_attach(self, path: str, label: str) -> tuple[Job, bool]:
         return self.submit_usb(*self.inspect_medium(path, label), "usb-attach")
@@ -207,6 +230,8 @@ class Daemon:
             self._restart("watch", self.intake.watch, new.requests_dir)
         if new.refresh_interval != old.refresh_interval:
             self._restart("refresh", self._refresh_loop)
+        if (new.bundle_interval, new.bundle_dir) != (old.bundle_interval, old.bundle_dir):
+            self._restart("bundle", self._bundle_loop)
         sources = ("modules", "modules_files", "go_sum", "go_mod")
         if new.has_sources and any(getattr(old, k) != getattr(new, k) for k in sources):
             self.submit_mirror("config", "config")

@@ -37,6 +37,7 @@ from airsync.errors import AirsyncError
 class Kind(str, enum.Enum):
     MIRROR = "mirror"  # fetch module versions into the mirror
     USB = "usb"  # sync the mirror to a medium
+    BUNDLE = "bundle"  # write a bundle of the mirror (carry.bundlewrite)
 
 
 class State(str, enum.Enum):
@@ -120,6 +121,11 @@ def usb_claims(medium_id: str) -> frozenset[str]:
     # The medium is named by its marker's id, not a path: two paths (a symlink, a bind mount,
     # "/m/a/../a") can lead to the same stick.
     return frozenset({SHARED + MIRROR_CLAIM, f"medium:{medium_id}"})
+
+
+def bundle_claims() -> frozenset[str]:
+    # Reads the mirror like a sync; one bundle job at a time writes the bundle directory.
+    return frozenset({SHARED + MIRROR_CLAIM, "bundle-dir"})
 
 
 def conflicts(a: frozenset[str] | set[str], b: frozenset[str] | set[str]) -> bool:

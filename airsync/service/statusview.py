@@ -69,10 +69,14 @@ def health_line(d: dict[str, Any], now: float | None = None) -> Text:
 def _files(job: dict[str, Any]) -> str:
     p = job.get("progress")
     r = job.get("result") or {}
+    if p is not None and job["kind"] == "bundle":
+        return ""  # counted in bytes (of the parts), shown in the bytes and progress columns
     if p is not None:
         return f"{p['files_done']}/{p['files_total'] if p['files_total'] is not None else '?'}"
     if job["kind"] == "mirror" and "fetched" in r:
         return f"{r['fetched']} new, {r['skipped']} had"
+    if job["kind"] == "bundle" and "parts" in r:
+        return f"{r['files']} in {r['parts']} part(s)"
     if job["kind"] == "usb" and "written" in r:
         return f"{r['written']} written, {r['unchanged']} had"
     return ""

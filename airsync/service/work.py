@@ -1,4 +1,4 @@
-"""What the service's jobs do: mirror into the mirror, sync the mirror to a medium.
+"""What the service's jobs do: mirror into the mirror, sync the mirror to a medium, write a bundle.
 
 A mirror job reads its inputs the way ``airsync mirror`` does (``mirror.inputs``; a request
 file through ``intake``) and runs ``mirror.job.MirrorJob`` in this process; cancelling it is
@@ -8,12 +8,19 @@ its progress events count files and bytes, and it is stopped by raising ``runner
 that callback, at most one 1 MiB read later (the medium is left visibly incomplete, and the next
 attach resumes: whole files stay, the file in flight keeps its intact prefix).
 
+A bundle job runs ``carry.bundlewrite.write_bundle`` in a worker thread into
+``bundle_dir/.pending``, which a rerun after a stop or a crash resumes (the same mirror makes the
+same plan); a finished bundle is renamed to ``bundle_dir/airsync-<id>/`` in one step, so what
+appears there is complete. Its progress counts the bytes of the parts.
+
 Each returns ``(error or None, result)``; the result is what status shows of a finished job, its
 lists cut to their first ``MAX_PROBLEMS`` entries and a count (the structured log has each one).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -28,6 +35,7 @@ from airsync.service.intake import Intake, RequestFileError
 from airsync.service.jobs import Job
 from airsync.service.media import check_target
 from airsync.service.runner import Live, Stopped
+from airsync.store import fsync_dir
 
 log = structlog.get_logger("airsync.daemon")
 
@@ -170,3 +178,37 @@ async def sync_medium(conf: DaemonConfig, job: Job, live: Live) -> tuple[str | N
         "bytes": r.bytes_written, "resumed_bytes": r.resumed_bytes,
         "unknown": r.unknown[:MAX_PROBLEMS], "unknown_count": len(r.unknown),
     }
+
+
+async def bundle(conf: DaemonConfig, job: Job, live: Live) -> tuple[str | None, dict]:
+    from airsync.carry import manifest
+    from airsync.carry.bundlewrite import write_bundle
+
+    bundle_dir = conf.bundle_dir
+    if bundle_dir is None:
+        return "no daemon.bundle_dir in the config", {}
+
+    def progress(done: int, total: int) -> None:  # in the bundle's thread
+        if live.stop.is_set():
+            raise Stopped  # between two blocks: the part in flight is removed, the named ones stay
+        live.bytes_done, live.bytes_total = done, total
+
+    def run() -> tuple[str | None, dict]:
+        try:
+            signer = manifest.load_signer(conf.signing_key)
+        except manifest.KeyFileError as e:
+            return f"signing key: {e}", {}
+        pending = bundle_dir / ".pending"
+        os.makedirs(bundle_dir, exist_ok=True)
+        r = write_bundle(conf.mirror_dir, pending, signer, since=conf.bundle_since, max_size=conf.bundle_max_size,
+                         progress=progress, only_this=True)
+        final = bundle_dir / r.manifest.name.removesuffix(".manifest")
+        if final.exists():  # nothing changed since that bundle: it is still the one to carry
+            shutil.rmtree(pending)
+        else:
+            os.replace(pending, final)
+            fsync_dir(bundle_dir)
+        return None, {"bundle": str(final), "files": r.carried, "held": r.held, "parts": len(r.parts),
+                      "bytes": r.bytes, "sequence": r.sequence}
+
+    return await trio.to_thread.run_sync(run, abandon_on_cancel=True)

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import os
 import stat
+from dataclasses import replace
 
 import pytest
 import xxhash
@@ -310,7 +311,10 @@ def test_keygen_files_and_modes(tmp_path):
     assert signer.name == "border-host"
     assert signer.verifier == verifier
     assert key.read_text().startswith("PRIVATE+KEY+border-host+")
-    assert open_manifest(sign_manifest(sample(), signer), verifier) == sample()
+    # A key loaded from its file numbers what it signs, from its counter beside it.
+    assert open_manifest(sign_manifest(sample(), signer), verifier) == replace(sample(), sequence=1)
+    assert open_manifest(sign_manifest(sample(), signer), verifier).sequence == 2
+    assert (tmp_path / "border.seq").read_text() == "2\n"
 
 
 def test_keygen_default_name(tmp_path):
@@ -471,3 +475,43 @@ def test_diff_classifies_each_problem():
 def test_diff_empty_medium():
     m = sample()
     assert diff(m, {}).missing == tuple(sorted(FILES))
+
+
+# --- sequence and bundle lines --------------------------------------------------------------------
+
+
+def _bundle_manifest() -> Manifest:
+    from airsync.carry.manifest import Part
+
+    return replace(sample(), sequence=57, base="b" * 64, sbom=Part("airsync-0123456789abcdef.sbom.cdx.json", 9, "c" * 64),
+                   parts=(Part("airsync-0123456789abcdef.001.tar", 10240, "d" * 64),
+                          Part("airsync-0123456789abcdef.002.tar", 2048, "e" * 64)),
+                   held=(entry("old/@v/v1.0.0.zip", b"old"),))
+
+
+def test_bundle_lines_round_trip_in_their_order():
+    m = _bundle_manifest()
+    text = encode(m)
+    assert decode(text) == m and encode(decode(text)) == text
+    words = [line.split(" ")[0] for line in text.decode().splitlines()]
+    assert words[:6] == ["airsync", "created", "sequence", "source", "base", "sbom"]
+    assert words.index("part") < words.index("file") < words.index("held") < words.index("gosum")
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda t: t.replace(b"sequence 57", b"sequence 0"), "malformed sequence"),
+    (lambda t: t.replace(b"sequence 57", b"sequence 057"), "malformed sequence"),
+    (lambda t: t.replace(b"base " + b"b" * 64, b"base xyz"), "malformed base"),
+    (lambda t: t.replace(b".002.tar", b".001.tar"), "two parts"),
+    (lambda t: t.replace(b".002.tar", b"/../x"), "not a plain file name"),
+    (lambda t: t.replace(b"held ", b"file ", 1).replace(b"file ", b"held ", 1), "line after the"),
+])
+def test_bundle_lines_refused(edit, message):
+    with pytest.raises(ManifestError, match=message):
+        decode(edit(encode(_bundle_manifest())))
+
+
+def test_held_may_not_repeat_a_carried_path():
+    m = _bundle_manifest()
+    with pytest.raises(ManifestError, match="both carried"):
+        replace(m, held=(m.entries[0],))

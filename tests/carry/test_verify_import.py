@@ -14,7 +14,7 @@ import pytest
 import xxhash
 
 from airsync import sample
-from airsync.carry import manifest, medium, verify
+from airsync.carry import manifest, medium, rollback, verify
 from airsync.goproxy.modpath import ModuleVersion, list_file, proxy_file
 
 STRS_110 = ModuleVersion(sample.STRS, "v1.1.0")
@@ -318,8 +318,8 @@ def test_import_merges_lists(keys, tmp_path):
     assert result.merged == (LIST,)
     assert result.imported == 3  # v1.2.0-rc.1 .info, .mod, .zip
     assert (inside / LIST).read_text() == "v1.0.0\nv1.1.0\nv1.2.0-rc.1\n"
-    # A list with nothing new changes nothing.
-    again = verify.import_medium(first, inside, verifier(keys))
+    # A list with nothing new changes nothing (the older medium again: a deliberate rollback).
+    again = verify.import_medium(first, inside, verifier(keys), policy=rollback.Policy(allow_rollback=True))
     assert again.imported == 0 and again.merged == ()
     assert (inside / LIST).read_text() == "v1.0.0\nv1.1.0\nv1.2.0-rc.1\n"
 

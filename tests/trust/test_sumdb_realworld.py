@@ -188,8 +188,12 @@ def test_second_carry_at_a_newer_head_verifies_where_the_first_head_is_remembere
     assert head2 > head1
     assert {p.name for p in (db_dir(inside) / "airsync" / "heads").iterdir()} == {str(head1), str(head2)}
 
-    # An old medium imported after the new one never puts an older head back.
+    # An old medium imported after the new one is refused (anti-rollback) ...
     r = airsync("import", first_medium, "--into", inside, "--key", key.with_suffix(".pub"), "--sumdb", vkey)
+    assert r.returncode == 1 and "is older than" in r.stderr, r.stdout + r.stderr
+    # ... and, imported deliberately, never puts an older head back.
+    r = airsync("import", first_medium, "--into", inside, "--key", key.with_suffix(".pub"), "--sumdb", vkey,
+                "--allow-rollback")
     assert r.returncode == 0, r.stdout + r.stderr
     assert set(lookup_heads(inside, EVERYTHING).values()) == {head2}
 
