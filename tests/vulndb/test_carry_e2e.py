@@ -51,8 +51,8 @@ def _sync(mirror, medium, key, *extra):
 def test_sync_verify_import_newer_wins(tmp_path, key):
     old, new = _mirror(tmp_path, "old", OLD), _mirror(tmp_path, "new", NEW)
     medium_new, medium_old = tmp_path / "usb-new", tmp_path / "usb-old"
+    _sync(old, medium_old, key)  # signed first: its manifest's sequence is the lower one
     _sync(new, medium_new, key)
-    _sync(old, medium_old, key)
     assert _tree(medium_new / "vulndb") == _tree(new / "vulndb")
     assert _tree(medium_old / "vulndb") == _tree(old / "vulndb")
     for m in (medium_new, medium_old):
@@ -66,8 +66,11 @@ def test_sync_verify_import_newer_wins(tmp_path, key):
     r = airsync("import", medium_new, "--into", inside, "--key", f"{key}.pub")
     assert r.returncode == 0, r.stdout + r.stderr
     assert _tree(inside / "vulndb") == _tree(new / "vulndb")
-    # An older medium never puts an older database back.
+    # An older medium is refused (anti-rollback); even restored on purpose it never puts an
+    # older database back.
     r = airsync("import", medium_old, "--into", inside, "--key", f"{key}.pub")
+    assert r.returncode == 1 and "older than" in r.stderr, r.stdout + r.stderr
+    r = airsync("import", medium_old, "--into", inside, "--key", f"{key}.pub", "--allow-rollback")
     assert r.returncode == 0, r.stdout + r.stderr
     assert _tree(inside / "vulndb") == _tree(new / "vulndb")
 
