@@ -77,12 +77,12 @@ class Measure:
 
 def tree(root: Path) -> dict[str, int]:
     """rel path -> size of every regular file under root, skipping dot-paths and airsync's own
-    metadata (the manifest, and the chunk sidecars `*.airsig` it writes beside large files)."""
+    metadata (the manifest, the SBOM, and the chunk sidecars `*.airsig` it writes beside large files)."""
     out = {}
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         for f in filenames:
-            if f.startswith(".") or f == "airsync-manifest" or f.endswith(".airsig"):
+            if f.startswith(".") or f in ("airsync-manifest", "airsync-sbom.cdx.json") or f.endswith(".airsig"):
                 continue
             p = Path(dirpath, f)
             out[str(p.relative_to(root))] = p.stat().st_size
