@@ -25,6 +25,22 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 QUIET_COMMANDS = {"sync", "verify", "import", "keygen"}
 
 
+def _target(value: str, config_file: str | None = None):
+    """A mirror directory (Path) or, for ``s3://BUCKET/PREFIX``, an object-store target whose
+    settings come from the environment, the config's ``[store]`` table and the AWS files."""
+    if not value.startswith("s3://"):
+        return Path(value)
+    from airsync.objstore.mirror import target
+
+    table = config.store_table(Path(config_file)) if config_file else {}
+    return target(value, table)
+
+
+def _local_only(target, what: str) -> None:
+    if not isinstance(target, Path):
+        raise ConfigError(f"{what} is not available with an object store ({target}) yet: use a mirror directory")
+
+
 def cmd_mirror(args: argparse.Namespace) -> int:
     import structlog
     import trio
@@ -63,10 +79,14 @@ def cmd_mirror(args: argparse.Namespace) -> int:
     request = inputs.request(deps=args.deps, latest=args.latest, platforms=platforms,
                              gomod_toolchains=args.platform is not None)
 
+    target = _target(str(to), args.config)
     if args.prove_heads:
-        _queue_heads(Path(to), sources.sumdb, args.prove_heads)
+        _local_only(target, "--prove-heads")
+        _queue_heads(target, sources.sumdb, args.prove_heads)
+    if args.write_go_sum:
+        _local_only(target, "--write-go-sum")
     stats = Stats()
-    job = MirrorJob(Path(to), sources.upstreams, settings, stats, sumdb=sources.sumdb, private=sources.private)
+    job = MirrorJob(target, sources.upstreams, settings, stats, sumdb=sources.sumdb, private=sources.private)
 
     async def main():
         # Errors leave the nursery inside an ExceptionGroup: carry them out plainly instead.
@@ -154,14 +174,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from airsync.carry import serve
 
-    root = Path(args.mirror)
+    root = _target(args.mirror, args.config)
     serve.parse_listen(args.listen)  # a bad address is a usage error before anything starts
     signer = _signer(args.signing_key) if args.signing_key else None
-    serve.check_root(root)  # a usage error before anything starts (the app itself opens a cache)
+    if isinstance(root, Path):
+        serve.check_root(root)  # a usage error before anything starts (the app itself opens a cache)
+        if args.redirect_zips:
+            raise ConfigError("--redirect-zips needs an object store (s3://BUCKET/PREFIX) to sign URLs for")
+    else:
+        from airsync.carry import storeserve
+
+        if signer is not None:
+            raise ConfigError(f"--signing-key is not available with an object store ({root}) yet")
+        if args.cache_mb < 1 or args.list_ttl < 0:
+            raise ConfigError("--cache-mb must be at least 1 and --list-ttl at least 0")
+        bucket = storeserve.open_bucket(root)  # no such bucket, no access: said before listening
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
-            await nursery.start(serve.serve, root, args.listen, None, signer)
+            if isinstance(root, Path):
+                await nursery.start(serve.serve, root, args.listen, None, signer)
+            else:
+                opts = storeserve.Options(redirect_zips=args.redirect_zips, cache_mb=args.cache_mb,
+                                          list_ttl=args.list_ttl)
+                await nursery.start(storeserve.serve, root, args.listen, opts, None, bucket)
             # Said once the socket listens: a port in use is an error, never "serving" first.
             print(f"airsync: serving {root} at http://{args.listen}/ (GOPROXY=http://{args.listen})",
                   file=sys.stderr)
@@ -251,7 +287,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     verifier = _verifier(args.key)
     _medium_dir(args.medium)
     try:
-        result = verify.import_medium(Path(args.medium), Path(args.into), verifier,
+        result = verify.import_medium(Path(args.medium), _target(args.into, args.config), verifier,
                                       args.sumdb or os.environ.get("GOSUMDB"))
     except verify.ImportRefused as e:
         _print_report(e.report)
@@ -310,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "of the --go-mod files name toolchains to mirror too")
     m.add_argument("--write-go-sum", metavar="FILE",
                    help="write the go.sum of everything mirrored (to pin what was resolved)")
-    m.add_argument("--to", metavar="MIRROR", help="mirror directory (created if missing)")
+    m.add_argument("--to", metavar="MIRROR", help="mirror directory (created if missing), or s3://BUCKET/PREFIX")
     m.add_argument("--upstream", metavar="URL",
                    help=f"GOPROXY-style list (default: $GOPROXY without direct/off, else {DEFAULT_GOPROXY})")
     m.add_argument("--config", metavar="FILE", help="TOML config file ([mirror] table)")
@@ -343,7 +379,15 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=cmd_mirror)
 
     sv = sub.add_parser("serve", help="serve a mirror over HTTP as a GOPROXY")
-    sv.add_argument("mirror", metavar="MIRROR", help="mirror directory")
+    sv.add_argument("mirror", metavar="MIRROR", help="mirror directory, or s3://BUCKET/PREFIX")
+    sv.add_argument("--config", metavar="FILE", help="TOML config file (its [store] table)")
+    sv.add_argument("--redirect-zips", action="store_true",
+                    help="answer .zip requests with a redirect to a presigned store URL (s3:// only)")
+    sv.add_argument("--cache-mb", type=int, default=256, metavar="MB",
+                    help="memory for cached objects of an s3:// mirror (default 256)")
+    sv.add_argument("--list-ttl", type=float, default=2.0, metavar="SECONDS",
+                    help="how long an s3:// replica may answer @v/list and other index files from its cache "
+                    "(default 2: a newly published version is visible within that)")
     sv.add_argument("--listen", default="127.0.0.1:8080", metavar="ADDR:PORT",
                     help="address to listen on (default 127.0.0.1:8080, this machine only)")
     sv.add_argument("--signing-key", metavar="KEYFILE",
@@ -374,7 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     im = sub.add_parser("import", help="verify a medium and merge it into the inside mirror")
     im.add_argument("medium", metavar="DIR", help="the medium's root directory")
-    im.add_argument("--into", required=True, metavar="MIRROR", help="the inside mirror directory")
+    im.add_argument("--into", required=True, metavar="MIRROR", help="the inside mirror directory, or s3://BUCKET/PREFIX")
+    im.add_argument("--config", metavar="FILE", help="TOML config file (its [store] table)")
     im.add_argument("--key", required=True, metavar="PREFIX.pub", help="the border host's verifier key")
     im.add_argument("--sumdb", metavar="GOSUMDB", help="the checksum database key the go command here trusts "
                     "(default: $GOSUMDB, else the built-in key of a known database, else the one carried)")

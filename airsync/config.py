@@ -109,6 +109,21 @@ def load(path: Path) -> dict[str, Any]:
     return _mirror_table(path, _read_toml(path))
 
 
+def store_table(path: Path) -> dict[str, Any]:
+    """The ``[store]`` table (object-store settings, objstore.url.STORE_KEYS); {} when absent."""
+    from airsync.objstore.url import STORE_KEYS
+
+    table = _read_toml(path).get("store", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: 'store' must be a table ([store])")
+    for key, value in table.items():
+        if key not in STORE_KEYS:
+            raise ConfigError(f"{path}: unknown key store.{key} (known: {', '.join(sorted(STORE_KEYS))})")
+        if not isinstance(value, bool if key == "virtual_hosted" else str):
+            raise ConfigError(f"{path}: store.{key} must be {'a boolean' if key == 'virtual_hosted' else 'a string'}")
+    return table
+
+
 def _mirror_table(path: Path, data: dict[str, Any]) -> dict[str, Any]:
     mirror = _table(path, data, "mirror", MIRROR_KEYS)
     for key, value in mirror.items():

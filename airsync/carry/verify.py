@@ -35,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,8 @@ from airsync.carry.manifest import Entry, Manifest, ManifestError, diff, open_ma
 from airsync.carry.medium import BLOCK, MANIFEST, sha256_file, tree_files
 from airsync.errors import AirsyncError, ModulePathError, VerifyError
 from airsync.goproxy import dirhash, modpath, modzip, semver
+from airsync.objstore.mirror import open_store
+from airsync.objstore.url import StoreTarget
 from airsync.store import MirrorStore, write_all
 from airsync.trust import carried, note, ondisk
 from airsync.units import count, human_bytes
@@ -149,7 +152,7 @@ def update_latest(store: MirrorStore, paths: Iterable[str]) -> None:
     has_latest = {rel.removesuffix("/@latest") for rel in paths if _is_latest(rel)}
     for rel in paths:
         mod = rel.removesuffix("/@v/list")
-        if _is_list(rel) and (mod in has_latest or (store.root / mod / "@latest").exists()):
+        if _is_list(rel) and (mod in has_latest or store.is_published(f"{mod}/@latest")):
             try:
                 store.update_latest(modpath.unescape_path(mod))
             except ModulePathError:
@@ -459,25 +462,28 @@ def merge_list(store: MirrorStore, e: Entry, data: bytes, only_present: bool = F
     if isinstance(versions, str):
         raise ImportFailed(f"{e.path}: {versions}")
     if only_present:
-        where = store.root / e.path.removesuffix("list")
+        where = e.path.removesuffix("list")
         versions = [
             v for v in versions
-            if all((where / f"{modpath.escape_version(v)}.{ext}").is_file() for ext in ("info", "mod", "zip"))
+            if all(store.is_published(f"{where}{modpath.escape_version(v)}.{ext}") for ext in ("info", "mod", "zip"))
         ]
     return bool(versions) and store.add_to_list(e.path, *versions)
 
 
-def import_medium(medium: Path, into: Path, verifier: note.Verifier, gosumdb: str | None = None) -> ImportResult:
+def import_medium(medium: Path, into: Path | StoreTarget, verifier: note.Verifier, gosumdb: str | None = None) -> ImportResult:
     """Verify ``medium`` and merge it into the mirror at ``into``; raises ImportRefused (nothing
     written to the tree) when the medium does not verify or conflicts with the mirror.
     ``gosumdb`` as for ``verify_medium``."""
-    medium, into = Path(medium), Path(into)
+    medium = Path(medium)
+    into = into if isinstance(into, StoreTarget) else Path(into)
     report, manifest = _verify(medium, verifier, gosumdb)
     if not report.ok or manifest is None:
         raise ImportRefused(report, f"{medium}: the medium does not verify; nothing imported")
 
-    store = MirrorStore(into)
+    store = open_store(into)
     try:
+        if isinstance(into, StoreTarget):
+            return _import_into_store(store, medium, manifest, report, gosumdb)
         return _import(store, medium, into, manifest, report, gosumdb)
     except OSError as e:
         where = e.filename or into
@@ -518,10 +524,21 @@ def _check_after(medium: Path, into: Path, plan: Plan, gosumdb: str | None) -> l
     return problems
 
 
+def _import_into_store(store, medium: Path, manifest: Manifest, report: Report, gosumdb: str | None) -> ImportResult:
+    """``_import`` into an object store: what it holds at each listed path is read from it (each
+    existing object once, to hash it), and its checksum databases are checked in a local copy."""
+    inside = {e.path: store.file_state(e.path) for e in manifest.entries}
+    with tempfile.TemporaryDirectory(prefix="airsync-import-", dir=store.work) as shadow:
+        store.copy_tree("sumdb", Path(shadow))
+        return _import(store, medium, Path(shadow), manifest, report, gosumdb, inside)
+
+
 def _import(store: MirrorStore, medium: Path, into: Path, manifest: Manifest, report: Report,
-            gosumdb: str | None = None) -> ImportResult:
-    """Check every listed file against the mirror first; write only when nothing conflicts."""
-    inside = {e.path: inside_state(into, e.path) for e in manifest.entries}
+            gosumdb: str | None = None, inside: dict | None = None) -> ImportResult:
+    """Check every listed file against the mirror first; write only when nothing conflicts.
+    ``inside``: what the mirror holds at each listed path, when ``into`` is not the mirror itself."""
+    if inside is None:
+        inside = {e.path: inside_state(into, e.path) for e in manifest.entries}
     plan = plan_import(manifest, inside, _lookup_decisions(medium, into, manifest, inside))
     if plan.conflicts:
         raise ImportRefused(

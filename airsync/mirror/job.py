@@ -21,7 +21,6 @@ import contextlib
 import dataclasses
 import errno
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +46,9 @@ from airsync.goproxy.upstream import Upstream
 from airsync.goproxy.wants import ModuleWant, Request
 from airsync.mirror.resolve import Resolution, Resolver, plan_for
 from airsync.state import StateDB
-from airsync.store import Flusher, MirrorStore, StoreError, write_plain
+from airsync.objstore.mirror import open_store
+from airsync.objstore.url import StoreTarget
+from airsync.store import Flusher, StoreError, write_plain
 from airsync.trust.sumdb import RecordError, SumDB, matches_patterns
 
 log = structlog.get_logger("airsync.mirror")
@@ -133,7 +134,7 @@ class _ModuleRun:
 class MirrorJob:
     def __init__(
         self,
-        root: Path,
+        root: Path | StoreTarget,
         upstreams: list[Upstream],
         settings: FetchSettings,
         stats: Stats | None = None,
@@ -145,7 +146,7 @@ class MirrorJob:
         # Whatever was opened is closed again if a later step fails: in the long-running
         # service a leaked lock would refuse every later job on this mirror.
         with contextlib.ExitStack() as opened:
-            self.store = MirrorStore(root)
+            self.store = open_store(root)
             opened.callback(self.store.close)
             self.state = StateDB(self.store.state_path)
             opened.callback(self.state.close)
@@ -259,7 +260,7 @@ class MirrorJob:
         """A small upstream file for resolving, in memory; None when no upstream has it. A go.mod
         the mirror already holds was verified when it landed: it is read from there."""
         if relpath.endswith(".mod") and self.store.is_published(relpath):
-            return await trio.to_thread.run_sync((self.store.root / relpath).read_bytes)
+            return await trio.to_thread.run_sync(self.store.read_bytes, relpath)
         try:
             got = await fetcher.fetch(relpath, max_size)
         except NotFoundError:
@@ -390,7 +391,8 @@ class MirrorJob:
             for ext in sorted(present & {"zip", "mod"}):
                 rel = modpath.proxy_file(want.module, ext)
                 try:
-                    verify_file(ext, self.store.root / rel, want)
+                    with self.store.local_copy(rel) as path:
+                        verify_file(ext, path, want)
                 except VerifyError as e:
                     bad.append((rel, f"published file disagrees with the checksum database: {e.detail}"))
             return bad
@@ -457,14 +459,14 @@ class MirrorJob:
         for ext in good:
             rel = modpath.proxy_file(mv, ext)
             dirs |= self.store.publish(partials[ext], rel)
-            signed.append((rel, os.lstat(self.store.root / rel), sigs[ext], h1[ext]))
+            if (st := self.store.stat(rel)) is not None:
+                signed.append((rel, st, sigs[ext], h1[ext]))
         try:
             self.signatures.put_many(signed)
         except SignatureCacheError as e:  # only a cache: sync or pull signs the files again
             log.warning("signatures not recorded", module=str(mv), error=str(e))
         if listing is not None:
-            os.replace(*listing)
-            dirs.add(listing[1].parent)
+            dirs |= self.store.commit_list(listing)
         self.flusher.dirs(dirs)
         return result
 
