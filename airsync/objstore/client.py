@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import re
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Iterator
@@ -42,6 +43,14 @@ from airsync.store import StoreError
 _MISSING = (NotFoundError, FileNotFoundError)
 _LOST = (AlreadyExistsError, PreconditionError, FileExistsError)
 _FAILED = (BaseError, OSError)
+
+
+_TRANSPORT_RETRIES = 3
+
+
+def _transport(e: BaseException) -> bool:
+    """Did the connection fail (rather than the store answer with an error)?"""
+    return "status code:" not in str(e).split("Debug source:")[0]
 
 
 class ObjectStoreError(StoreError, OSError):
@@ -174,10 +183,24 @@ class Bucket:
         except _FAILED as e:
             raise self._error(e, key, "looking up") from None
 
+    def _put(self, key: str, data: bytes | Path, mode) -> str:
+        """One put; a connection that broke mid-request is tried again (obstore retries only
+        what it knows was not applied). That is safe for conditional puts: if the broken one
+        was applied after all, the retry loses its condition, and the callers compare what
+        is there (create-only) or read and merge again (compare-and-swap)."""
+        for attempt in range(_TRANSPORT_RETRIES + 1):
+            try:
+                return obstore.put(self.store, key, data, mode=mode, use_multipart=False)["e_tag"]
+            except _FAILED as e:
+                if isinstance(e, _MISSING + _LOST) or attempt == _TRANSPORT_RETRIES or not _transport(e):
+                    raise
+                time.sleep(0.2 * 2**attempt)
+        raise AssertionError("unreachable")
+
     def put_create(self, key: str, data: bytes | Path) -> str:
         """Create ``key`` only if absent (``If-None-Match: *``); Conflict when it exists."""
         try:
-            return obstore.put(self.store, key, data, mode="create", use_multipart=False)["e_tag"]
+            return self._put(key, data, "create")
         except _LOST:
             raise Conflict(key) from None
         except _FAILED as e:
@@ -186,8 +209,7 @@ class Bucket:
     def put_swap(self, key: str, data: bytes, etag: str | None) -> str:
         """Replace ``key`` if its ETag is still ``etag`` (None: create it if absent); Conflict otherwise."""
         try:
-            mode = "create" if etag is None else {"e_tag": etag}
-            return obstore.put(self.store, key, data, mode=mode, use_multipart=False)["e_tag"]
+            return self._put(key, data, "create" if etag is None else {"e_tag": etag})
         except _LOST:
             raise Conflict(key) from None
         except _MISSING:
@@ -198,7 +220,7 @@ class Bucket:
     def put(self, key: str, data: bytes | Path) -> str:
         """Unconditional put (files airsync owns alone, e.g. its lease)."""
         try:
-            return obstore.put(self.store, key, data, use_multipart=False)["e_tag"]
+            return self._put(key, data, "overwrite")
         except _FAILED as e:
             raise self._error(e, key, "writing") from None
 

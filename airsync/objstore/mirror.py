@@ -112,8 +112,20 @@ class ObjectMirrorStore:
             workspace.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise StoreError(f"{target}: cannot make its local state directory {workspace}: {e.strerror}") from None
-        # The local workspace is a directory mirror's .airsync, locked the same way.
-        self._local = MirrorStore(workspace, shared=shared)
+        # The local workspace is a directory mirror's .airsync, locked the same way; a second
+        # writer on this host waits for it as it would wait for the lease.
+        deadline = time.monotonic() + lease_wait
+        while True:
+            try:
+                self._local = MirrorStore(workspace, shared=shared)
+                break
+            except StoreError as e:
+                if "in use" not in str(e) and "being written" not in str(e):
+                    raise
+                if time.monotonic() > deadline:
+                    raise StoreError(f"{target} is in use by another airsync process on this host "
+                                     f"({str(e).rpartition('(')[2].rstrip(')')}); waited {lease_wait:.0f} s") from None
+                time.sleep(0.2)
         self.root = self._local.root
         self.work = self._local.work
         self.partial_dir = self._local.partial_dir
