@@ -154,7 +154,8 @@ def settings(env: Mapping[str, str], table: Mapping[str, object] | None = None,
     if endpoint is not None:
         u = urlsplit(endpoint)
         if u.scheme not in ("http", "https") or not u.hostname or u.username or u.password or u.query:
-            raise ConfigError(f"store endpoint {endpoint!r}: want http(s)://HOST[:PORT] with no credentials in it")
+            shown = f"{u.scheme}://***@{u.netloc.rpartition('@')[2]}" if "@" in u.netloc else endpoint
+            raise ConfigError(f"store endpoint {shown!r}: want http(s)://HOST[:PORT] with no credentials in it")
         endpoint = endpoint.rstrip("/")
     return Settings(
         endpoint=endpoint,
