@@ -37,6 +37,7 @@ def _target(value: str, config_file: str | None = None):
 
 
 def _local_only(target, what: str) -> None:
+    """Commands that take only a directory yet: a store URL is a usage error, said plainly."""
     if not isinstance(target, Path):
         raise ConfigError(f"{what} is not available with an object store ({target}) yet: use a mirror directory")
 
@@ -148,6 +149,7 @@ def cmd_sumdb_heads(args: argparse.Namespace) -> int:
     from airsync.trust import heads
 
     if args.mirror:
+        _local_only(_target(args.mirror), "sumdb-heads --mirror")
         found, where = heads.mirror_heads(Path(args.mirror)), f"mirror {args.mirror}"
     else:
         gopath = args.gopath or os.environ.get("GOPATH", "").split(":")[0] or str(Path.home() / "go")
@@ -163,6 +165,8 @@ def cmd_sumdb_heads(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from airsync.carry import doctor
 
+    if args.mirror:
+        _local_only(_target(args.mirror), "doctor --mirror")
     findings = doctor.diagnose(doctor.go_env(args.go), Path(args.mirror) if args.mirror else None)
     for f in findings:
         print(f.line if f.ok else f"airsync doctor: {f.line}")
@@ -226,6 +230,7 @@ def _signer(keyfile: str):
 def cmd_sync(args: argparse.Namespace) -> int:
     from airsync.carry.sync import sync
 
+    _local_only(_target(args.mirror), "sync --mirror")
     signer = _signer(args.signing_key)
     r = sync(Path(args.mirror), Path(args.to), signer, verify=args.verify, only=args.only or "")
     from airsync.units import count, human_bytes
@@ -302,6 +307,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
     from airsync.carry import pull
 
+    _local_only(_target(args.into), "pull --into")
     verifier = _verifier(args.key)
     if args.concurrency < 1:
         raise ConfigError("--concurrency must be at least 1")

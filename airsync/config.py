@@ -349,4 +349,7 @@ def load_daemon(path: Path) -> DaemonConfig:
         if not 1 <= d["history"] <= INT_MAX["history"]:
             raise ConfigError(f"{path}: daemon.history must be from 1 to {INT_MAX['history']}, got {d['history']}")
         values["history"] = d["history"]
+    if str(mirror.get("to", "")).startswith("s3://"):
+        raise ConfigError(f"{path}: mirror.to: the service keeps its mirror in a directory (an object store "
+                          "is not available to the service yet)")
     return DaemonConfig(path=path, mirror=mirror, mirror_dir=here(mirror.get("to", DEFAULT_MIRROR)), **values)
