@@ -271,10 +271,285 @@ def bench_clients(args, work: Path) -> tuple[str, dict]:
 
 
 # --------------------------------------------------------------------------------------------
+# mirror: a directory against the store
+# --------------------------------------------------------------------------------------------
+
+NGINX_CONF = """daemon off;
+worker_processes {workers};
+pid {t}/nginx.pid;
+error_log {t}/error.log;
+{user}
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    default_type application/octet-stream;
+    client_body_temp_path {t}/body; proxy_temp_path {t}/proxy; fastcgi_temp_path {t}/fcgi;
+    uwsgi_temp_path {t}/uwsgi; scgi_temp_path {t}/scgi;
+    server {{ listen 127.0.0.1:{port}; root {root}; }}
+}}
+"""
+
+
+class Nginx:
+    def __init__(self, root: Path, tmp: Path, workers: int = 1) -> None:
+        self.root, self.tmp, self.workers = root, tmp, workers
+        self.tmp.mkdir(parents=True, exist_ok=True)
+
+    def __enter__(self):
+        from tests.helpers.nginx import free_port, require_nginx
+
+        self.port = free_port()
+        conf = self.tmp / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(workers=self.workers, t=self.tmp, port=self.port, root=self.root,
+                                          user="user root root;" if os.geteuid() == 0 else ""))
+        self.proc = subprocess.Popen([require_nginx(), "-p", str(self.tmp), "-c", str(conf), "-e",
+                                      str(self.tmp / "error.log")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_http(f"http://127.0.0.1:{self.port}/", self.proc)
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def pids(self) -> list[int]:
+        return [self.proc.pid, *_children(self.proc.pid)]
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                if int(Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(d))
+            except (OSError, IndexError, ValueError):
+                continue
+    return out
+
+
+def _cpu(pids: list[int]) -> float:
+    """User + system CPU seconds of ``pids`` so far."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / tick
+
+
+def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited ({proc.returncode}) before answering {url}")
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not answer")
+            time.sleep(0.1)
+
+
+def _build_mix(args, upstream: Path) -> list[str]:
+    from airsync.sample import big_module, build_proxy_tree, small_modules
+
+    lines = []
+    for i in range(args.big_count):
+        m = big_module(f"example.com/big/b{i:02d}", "v1.0.0", args.big_mb * MB, 11 + i)
+        build_proxy_tree(upstream, [m])
+        lines.append(f"{m.path}@{m.version}")
+    small = small_modules(args.mix_small, 5)
+    build_proxy_tree(upstream, small)
+    lines += [f"{m.path}@{m.version}" for m in small]
+    return lines
+
+
+def _airsync(*args, env: dict, timeout: float = 900) -> float:
+    t0 = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "airsync", "--log-level", "warning", *map(str, args)],
+                       env=env, capture_output=True, text=True, timeout=timeout)
+    if r.returncode != 0:
+        raise RuntimeError(f"airsync {' '.join(map(str, args))} failed: {r.stderr[-2000:]}")
+    return time.monotonic() - t0
+
+
+_STATE: dict = {}
+
+
+def _mix_world(args, work: Path):
+    """The mix upstream, served by nginx, and a versitygw store: shared by the mirror and serve scenarios."""
+    if "s3" not in _STATE:
+        upstream = work / "upstream"
+        log(f"building the mix: {args.big_count} x {args.big_mb} MiB + {args.mix_small} small modules")
+        lines = _build_mix(args, upstream)
+        (work / "modules.txt").write_text("\n".join(lines) + "\n")
+        ngx = Nginx(upstream, work / "nginx-up", workers=2).__enter__()
+        s3 = S3Server(work / "store").__enter__()
+        s3.bucket("bench")
+        env = s3.env(XDG_STATE_HOME=str(work / "state"))
+        env.pop("PYTHONPATH", None)
+        _STATE.update(s3=s3, ngx=ngx, env=env, upstream=upstream, lines=lines)
+    return _STATE
+
+
+def bench_mirror(args, work: Path) -> tuple[str, dict]:
+    w = _mix_world(args, work)
+    env, url = w["env"], w["ngx"].url
+    common = ["mirror", "--modules-file", work / "modules.txt", "--upstream", url, "--sumdb", "off", "--no-progress"]
+    times: dict[str, list[float]] = {"directory": [], "store": []}
+    for r in range(args.rounds):
+        order = ["directory", "store"] if r % 2 == 0 else ["store", "directory"]
+        for kind in order:
+            dest = work / f"mirror-{r}" if kind == "directory" else f"s3://bench/m{r}"
+            if kind == "directory":
+                shutil.rmtree(dest, ignore_errors=True)
+            log(f"mirror round {r + 1}: {kind}")
+            times[kind].append(_airsync(*common, "--to", dest, env=env))
+        rerun = _airsync(*common, "--to", f"s3://bench/m{r}", env=env)
+    w["dir"], w["store_url"] = work / f"mirror-{args.rounds - 1}", f"s3://bench/m{args.rounds - 1}"
+    d, st = statistics.median(times["directory"]), statistics.median(times["store"])
+    files = len(w["lines"]) * 3
+    text = (
+        f"`airsync mirror --modules-file` of a mix ({args.big_count} modules with {args.big_mb} MiB zips of "
+        f"incompressible data + {args.mix_small} small modules: {files} files + lists), upstream nginx on "
+        f"loopback, `--sumdb off`, into a fresh directory and into a fresh prefix of versitygw v1.8.0 (itself "
+        f"writing to the same disk), alternating, {args.rounds} round(s), median wall time of the whole CLI run.\n\n"
+        "| target | wall s | ratio |\n|---|---:|---:|\n"
+        f"| directory | {d:.2f} | 1.00 |\n| s3:// (versitygw) | {st:.2f} | {st / d:.2f}x |\n\n"
+        f"Target: <= 1.3x. A rerun into the store (nothing to fetch or write; one listing) took {rerun:.2f} s.\n"
+    )
+    return text, {"dir": d, "store": st}
+
+
+# --------------------------------------------------------------------------------------------
+# serve: requests per second with wrk
+# --------------------------------------------------------------------------------------------
+
+class _Serve:
+    def __init__(self, target: str, env: dict, *extra: str) -> None:
+        from tests.helpers.nginx import free_port
+
+        self.port = free_port()
+        self.proc = subprocess.Popen([sys.executable, "-m", "airsync", "--log-level", "warning", "serve", target,
+                                      "--listen", f"127.0.0.1:{self.port}", *extra], env=env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_http(self.url + "/", self.proc)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def pids(self) -> list[int]:
+        return [self.proc.pid]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def _wrk(urls: list[str], conns: int, seconds: float) -> tuple[float, float]:
+    """Requests/s and MB/s summed over one wrk per URL (all at once), ``conns`` connections in all."""
+    per = max(1, conns // len(urls))
+    procs = [subprocess.Popen(["wrk", "-t2" if per >= 2 else "-t1", f"-c{per}", f"-d{seconds}s", u],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for u in urls]
+    rps = mbps = 0.0
+    for p in procs:
+        out, err = p.communicate(timeout=seconds + 60)
+        m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+        t = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", out)
+        bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+        if not m or bad:
+            raise RuntimeError(f"wrk failed: {out}{err}")
+        rps += float(m.group(1))
+        if t:
+            mbps += float(t.group(1)) * {"B": 1e-6, "KB": 1024 / 1e6, "MB": MB / 1e6, "GB": 1024 * MB / 1e6}[t.group(2)]
+    return rps, mbps
+
+
+def bench_serve(args, work: Path) -> tuple[str, dict]:
+    w = _mix_world(args, work)
+    if "dir" not in w:
+        env, url = w["env"], w["ngx"].url
+        common = ["mirror", "--modules-file", work / "modules.txt", "--upstream", url, "--sumdb", "off", "--no-progress"]
+        w["dir"], w["store_url"] = work / "mirror-serve", "s3://bench/serve"
+        _airsync(*common, "--to", w["dir"], env=env)
+        _airsync(*common, "--to", w["store_url"], env=env)
+    env = w["env"]
+    small = w["lines"][args.big_count].split("@")
+    big = w["lines"][0].split("@")
+    paths = {
+        ".mod": f"{small[0]}/@v/{small[1]}.mod",
+        ".info": f"{small[0]}/@v/{small[1]}.info",
+        "@v/list": f"{small[0]}/@v/list",
+        "small .zip": f"{small[0]}/@v/{small[1]}.zip",
+        f"{args.big_mb} MiB .zip": f"{big[0]}/@v/{big[1]}.zip",
+    }
+    rows: dict[str, dict[str, tuple[float, float, float]]] = {}
+    servers = [("nginx (1 worker, sendfile)", "nginx"), ("airsync serve DIR", "dir"),
+               ("airsync serve s3:// (1 replica)", "s3"), ("airsync serve s3:// (2 replicas)", "s3x2")]
+    for name, kind in servers:
+        if kind == "nginx":
+            srv = [Nginx(w["dir"], work / "nginx-serve", workers=1).__enter__()]
+        elif kind == "dir":
+            srv = [_Serve(str(w["dir"]), env)]
+        else:
+            srv = [_Serve(w["store_url"], env, "--cache-mb", str(args.cache_mb))
+                   for _ in range(2 if kind == "s3x2" else 1)]
+        try:
+            rows[name] = {}
+            for what, rel in paths.items():
+                urls = [f"{x.url}/{rel}" for x in srv]
+                conns = 8 if "MiB" in what else args.conns
+                _wrk(urls, conns, 1)  # warm: caches, connections
+                pids = [p for x in srv for p in x.pids()]
+                c0 = _cpu(pids)
+                rps, mbps = _wrk(urls, conns, args.seconds)
+                cpu = _cpu(pids) - c0
+                rows[name][what] = (rps, mbps, cpu / max(1.0, rps * args.seconds) * 1000)
+                log(f"serve {name} {what}: {rps:.0f} req/s, {mbps:.0f} MB/s")
+        finally:
+            for x in srv:
+                x.__exit__() if isinstance(x, Nginx) else x.stop()
+    nginx = rows[servers[0][0]]
+    lines = [
+        f"`wrk -d{args.seconds}s` on loopback with {args.conns} connections (8 for the {args.big_mb} MiB zip), one URL "
+        "per row, each server warmed for 1 s first; two replicas: one wrk per replica at once with half the "
+        "connections each, summed. The tree is the mix mirrored above (in a directory for nginx and `airsync serve "
+        f"DIR`, in versitygw for the replicas, `--cache-mb {args.cache_mb}`, so the big zip is streamed from the "
+        "store on every request and the small files come from the cache). CPU is user+system seconds of the "
+        "server processes (not versitygw's) per 1,000 requests. wrk, the servers and versitygw share the 2 cores.\n",
+        "| server | " + " | ".join(f"{w_} req/s (x nginx)" for w_ in paths if "MiB" not in w_)
+        + f" | {args.big_mb} MiB .zip MB/s | CPU s / 1,000 .mod |",
+        "|---|" + "---:|" * (len(paths) + 1),
+    ]
+    for name, r in rows.items():
+        cells = [f"{r[w_][0]:.0f} ({r[w_][0] / nginx[w_][0]:.2f}x)" for w_ in paths if "MiB" not in w_]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {r[list(paths)[-1]][1]:.0f} | {r['.mod'][2]:.3f} |")
+    lines.append("\nTarget: one replica >= 0.25x nginx's requests per second for small files.\n")
+    return "\n".join(lines) + "\n", rows
+
+
+# --------------------------------------------------------------------------------------------
 # main
 # --------------------------------------------------------------------------------------------
 
-SCENARIOS = ("clients",)
+SCENARIOS = ("clients", "mirror", "serve")
 
 
 def main(argv=None) -> int:
@@ -283,6 +558,12 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--small-count", type=int, default=1000)
     ap.add_argument("--large-mb", type=int, default=100)
+    ap.add_argument("--big-count", type=int, default=2)
+    ap.add_argument("--big-mb", type=int, default=32)
+    ap.add_argument("--mix-small", type=int, default=300)
+    ap.add_argument("--conns", type=int, default=64)
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--cache-mb", type=int, default=256)
     ap.add_argument("--output", type=Path, default=REPO / "BENCHMARKS.md")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
@@ -306,6 +587,9 @@ def main(argv=None) -> int:
                 write_section(args.output, section, heading)
                 log(f"wrote the {heading} section of {args.output}")
     finally:
+        for key in ("s3", "ngx"):
+            if key in _STATE:
+                _STATE[key].__exit__(None, None, None) if key == "ngx" else _STATE[key].stop()
         shutil.rmtree(work, ignore_errors=True)
     return 0
 
