@@ -230,9 +230,14 @@ def _signer(keyfile: str):
 def cmd_sync(args: argparse.Namespace) -> int:
     from airsync.carry.sync import sync
 
-    _local_only(_target(args.mirror), "sync --mirror")
+    mirror = _target(args.mirror, args.config)
     signer = _signer(args.signing_key)
-    r = sync(Path(args.mirror), Path(args.to), signer, verify=args.verify, only=args.only or "")
+    if not isinstance(mirror, Path):
+        from airsync.objstore.mirror import local_copy_of
+
+        mirror, n = local_copy_of(mirror)  # the store's files, read as a directory mirror
+        print(f"airsync sync: {args.mirror}: {n} object(s) brought into its local copy {mirror}", file=sys.stderr)
+    r = sync(mirror, Path(args.to), signer, verify=args.verify, only=args.only or "")
     from airsync.units import count, human_bytes
 
     print(
@@ -401,7 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
     sv.set_defaults(func=cmd_serve)
 
     sy = sub.add_parser("sync", help="copy the mirror to a medium or directory, durably, with a signed manifest")
-    sy.add_argument("--mirror", required=True, metavar="MIRROR", help="the mirror to copy")
+    sy.add_argument("--mirror", required=True, metavar="MIRROR", help="the mirror to copy (a directory, or s3://BUCKET/PREFIX)")
+    sy.add_argument("--config", metavar="FILE", help="TOML config file (its [store] table)")
     sy.add_argument("--to", required=True, metavar="DIR", help="the target directory (a mounted medium)")
     sy.add_argument("--signing-key", required=True, metavar="KEYFILE", help="PREFIX.key from airsync keygen")
     sy.add_argument("--verify", action="store_true", help="re-hash the target's files instead of trusting stat")

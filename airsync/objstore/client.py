@@ -234,10 +234,15 @@ class Bucket:
 
     def list(self, prefix: str) -> Iterator[tuple[str, int]]:
         """(key, size) of every object under ``prefix`` (a key prefix ending in '/' or '')."""
+        for key, size, _ in self.list_meta(prefix):
+            yield key, size
+
+    def list_meta(self, prefix: str) -> Iterator[tuple[str, int, str | None]]:
+        """(key, size, ETag) of every object under ``prefix``."""
         try:
             for chunk in obstore.list(self.store, prefix or None, chunk_size=1000):
                 for meta in chunk:
-                    yield meta["path"], meta["size"]
+                    yield meta["path"], meta["size"], meta.get("e_tag")
         except _FAILED as e:
             raise self._error(e, prefix, "listing") from None
 

@@ -49,7 +49,7 @@ from airsync.goproxy import modpath, query, semver
 from airsync.objstore.client import Bucket, Conflict, ObjectStoreError
 from airsync.objstore import url as url_mod
 from airsync.objstore.url import StoreTarget
-from airsync.store import WORKDIR, MirrorStore, StoreError, write_plain
+from airsync.store import WORKDIR, MirrorStore, StoreError, fsync_path, write_plain
 
 log = structlog.get_logger("airsync.objstore")
 
@@ -228,13 +228,54 @@ class ObjectMirrorStore:
         self._local.close()
 
     def _list_keys(self) -> dict[str, int]:
+        self._etags: dict[str, str | None] = {}
         base = f"{self.url.prefix}/" if self.url.prefix else ""
         keys = {}
-        for key, size in self.bucket.list(base):
+        for key, size, etag in self.bucket.list_meta(base):
             rel = self.url.rel(key)
             if not rel.startswith(f"{WORKDIR}/"):
                 keys[rel] = size
+                self._etags[rel] = etag
         return keys
+
+    def refresh_copy(self) -> tuple[Path, int]:
+        """Bring a local directory mirror (``<state>/tree``) up to the store's objects: each
+        object whose size or ETag changed is downloaded (to a partial file, fsynced, renamed in),
+        files the store no longer holds are removed. Returns the directory and how many files
+        were downloaded. Run under the lease, so that no writer publishes meanwhile and every
+        list names only files that are in the copy."""
+        tree = self.root / "tree"
+        tree.mkdir(exist_ok=True)
+        seen_path = self.work / "copied.json"
+        try:
+            seen = json.loads(seen_path.read_text("utf-8"))
+        except (OSError, ValueError):
+            seen = {}
+        fetched = 0
+        for rel, size in sorted(self._keys.items()):
+            local = tree / rel
+            mark = [size, self._etags.get(rel)]
+            if seen.get(rel) == mark and local.is_file() and local.stat().st_size == size:
+                continue
+            local.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.partial_dir / f"{xxhash.xxh3_64_hexdigest(rel.encode())}.copy.tmp"
+            if not self.bucket.get_to(self.url.key(rel), tmp):
+                continue  # gone meanwhile
+            fsync_path(tmp)
+            os.replace(tmp, local)
+            seen[rel] = mark
+            fetched += 1
+        for path in sorted(tree.rglob("*"), reverse=True):
+            rel = path.relative_to(tree).as_posix()
+            if rel.split("/")[0] == WORKDIR:
+                continue
+            if path.is_file() and rel not in self._keys:
+                path.unlink()
+                seen.pop(rel, None)
+            elif path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+        write_plain(seen_path, json.dumps(seen).encode(), fsync=True)
+        return tree, fetched
 
     @property
     def state_path(self) -> Path:
@@ -416,6 +457,16 @@ class ObjectMirrorStore:
             return None if cur == info else info
 
         return self._swap(latest_rel, change)
+
+
+def local_copy_of(target: StoreTarget) -> tuple[Path, int]:
+    """A local directory mirror holding exactly the store's files, for commands that read a
+    mirror as files (``sync --mirror``); (its path, files downloaded to bring it up to date)."""
+    store = ObjectMirrorStore(target)
+    try:
+        return store.refresh_copy()
+    finally:
+        store.close()
 
 
 def open_store(target: Path | StoreTarget, shared: bool = False) -> MirrorStore | ObjectMirrorStore:
