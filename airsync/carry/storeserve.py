@@ -16,9 +16,10 @@ Concurrent misses of one key share one store read. ``--redirect-zips`` answers a
 302 to a presigned GET URL of the object (valid 15 minutes, reused for 5) when clients can reach
 the store themselves: the zip bytes then never pass through the replica.
 
-The app is plain ASGI on Hypercorn's trio worker (no framework: a request is a dictionary
-lookup when cached). As for a directory, every path element starting with a dot is private (404)
-and only GET and HEAD are answered.
+HTTP/1.1 is spoken by a small loop over trio sockets (``http1``: GET and HEAD, keep-alive,
+nothing else), since a cached answer is a dictionary lookup and a general server's per-request
+machinery cost a replica ten times that (BENCHMARKS.md). As for a directory, every path element
+starting with a dot is private (404) and only GET and HEAD are answered.
 """
 
 from __future__ import annotations
@@ -31,9 +32,8 @@ from functools import partial
 
 import structlog
 import trio
-from hypercorn.config import Config
-from hypercorn.trio import serve as hypercorn_serve
 
+from airsync.carry import http1
 from airsync.carry.serve import parse_listen
 from airsync.objstore.client import Bucket, ObjectStoreError
 from airsync.objstore.url import StoreTarget
@@ -139,83 +139,110 @@ class StoreApp:
         self._signed[rel] = (url, now + _PRESIGN_REUSE)
         return url
 
-    # -- ASGI ------------------------------------------------------------------------------
+    # -- answers -----------------------------------------------------------------------------
 
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                msg = await receive()
-                if msg["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif msg["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        if scope["type"] != "http":
-            return
-        method = scope["method"]
+    async def answer(self, method: str, path: str, if_none_match: bytes | None):
+        """(status, headers, body) for a request; body is bytes, or an int: the size of an object
+        to stream from the store (``stream``)."""
         if method not in ("GET", "HEAD"):
-            await _respond(send, 405, b"method not allowed\n", [(b"allow", b"GET, HEAD")])
-            return
-        rel = scope["path"].lstrip("/")
+            return 405, [(b"allow", b"GET, HEAD"), *_TEXT], b"method not allowed\n"
+        rel = path.lstrip("/")
         parts = rel.split("/")
         if not rel or rel.endswith("/") or any(
             not p or p.startswith(".") or "\0" in p or len(p.encode("utf-8", "surrogateescape")) > 255 for p in parts
         ):
-            await _respond(send, 404, b"not found\n")
-            return
+            return 404, list(_TEXT), b"not found\n"
         try:
             if self.opts.redirect_zips and rel.endswith(".zip"):
                 url = await trio.to_thread.run_sync(self._presigned, rel)
-                await _respond(send, 302, b"", [(b"location", url.encode())])
-                return
+                return 302, [(b"location", url.encode())], b""
             found = await self._lookup(rel)
-            if isinstance(found, int):
-                await self._stream(send, rel, found, method == "HEAD")
-                return
         except ObjectStoreError as e:
             log.error("cannot serve", path=rel, error=str(e))
-            await _respond(send, 503, b"the store cannot be read now\n", [(b"retry-after", b"1")])
-            return
+            return 503, [(b"retry-after", b"1"), *_TEXT], b"the store cannot be read now\n"
+        if isinstance(found, int):
+            return 200, [(b"content-type", _content_type(rel))], found
         if found.body is None:
-            await _respond(send, 404, b"not found\n")
-            return
+            return 404, list(_TEXT), b"not found\n"
         headers = [(b"content-type", _content_type(rel))]
         if found.etag:
             headers.append((b"etag", found.etag))
-            inm = next((v for k, v in scope["headers"] if k == b"if-none-match"), None)
-            if inm is not None and found.etag in [t.strip() for t in inm.split(b",")]:
-                await _respond(send, 304, b"", headers, head=True)
-                return
+            if if_none_match is not None and found.etag in [t.strip() for t in if_none_match.split(b",")]:
+                return 304, headers, b""
         if found.expires != float("inf"):
             headers.append((b"cache-control", b"no-cache"))
-        await _respond(send, 200, found.body, headers, head=method == "HEAD")
+        return 200, headers, found.body
 
-    async def _stream(self, send, rel: str, size: int, head: bool) -> None:
-        key = self.bucket.url.key(rel)
-        headers = [(b"content-type", _content_type(rel)), (b"content-length", str(size).encode())]
-        if head:
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            await send({"type": "http.response.body", "body": b""})
-            return
+    async def stream(self, stream: trio.abc.Stream, rel: str) -> None:
+        """Copy a large object from the store to ``stream``, a chunk at a time."""
         import obstore
 
-        result = await trio.to_thread.run_sync(obstore.get, self.bucket.store, key)
+        result = await trio.to_thread.run_sync(obstore.get, self.bucket.store, self.bucket.url.key(rel))
         chunks = iter(result)
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        while (chunk := await trio.to_thread.run_sync(next, chunks, None)) is not None:
+            await stream.send_all(bytes(chunk))
+
+
+_TEXT = ((b"content-type", b"text/plain; charset=utf-8"),)
+_IDLE_SECONDS = 75.0  # a keep-alive connection with no request for this long is closed
+_HEAD_SECONDS = 20.0  # the time a client gets to send one request head
+
+
+async def _connection(app: StoreApp, stream: trio.SocketStream) -> None:
+    """One client connection: request heads in, answers out, until either side closes."""
+    buf = bytearray()
+    try:
         while True:
-            chunk = await trio.to_thread.run_sync(next, chunks, None)
-            if chunk is None:
-                break
-            await send({"type": "http.response.body", "body": bytes(chunk), "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                timeout = _IDLE_SECONDS if not buf else _HEAD_SECONDS
+                with trio.move_on_after(timeout):
+                    while (end := buf.find(b"\r\n\r\n")) < 0 and len(buf) <= http1.MAX_HEAD:
+                        data = await stream.receive_some(65536)
+                        if not data:
+                            return
+                        buf += data
+                if end < 0:
+                    if len(buf) > http1.MAX_HEAD:
+                        await _send_error(stream, 431, "request head too large")
+                    return
+            if end > http1.MAX_HEAD:
+                await _send_error(stream, 431, "request head too large")
+                return
+            head = bytes(buf[:end])
+            del buf[: end + 4]
+            try:
+                req = http1.parse_head(head)
+            except http1.BadRequest as e:
+                await _send_error(stream, e.status, str(e))
+                return
+            status, headers, body = await app.answer(req.method, req.path, req.headers.get(b"if-none-match"))
+            keep = req.keep_alive
+            size = body if isinstance(body, int) else len(body)
+            headers.append((b"content-length", str(size).encode()))
+            out = http1.response_head(status, headers, keep)
+            if isinstance(body, int):
+                await stream.send_all(out)
+                if req.method != "HEAD":
+                    await app.stream(stream, req.path.lstrip("/"))
+            else:
+                await stream.send_all(out + body if req.method != "HEAD" and status != 304 else out)
+            if not keep:
+                return
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        return
+    except ObjectStoreError as e:  # the store failed mid-stream: the client sees a short body
+        log.error("cannot serve", error=str(e))
+    finally:
+        with trio.move_on_after(1):
+            await stream.aclose()
 
 
-async def _respond(send, status: int, body: bytes, headers=(), head: bool = False) -> None:
-    hdrs = [*headers, (b"content-length", str(len(body)).encode())]
-    if not any(k == b"content-type" for k, _ in hdrs):
-        hdrs.append((b"content-type", b"text/plain; charset=utf-8"))
-    await send({"type": "http.response.start", "status": status, "headers": hdrs})
-    await send({"type": "http.response.body", "body": b"" if head else body})
+async def _send_error(stream, status: int, why: str) -> None:
+    body = f"{why}\n".encode()
+    head = http1.response_head(status, [*_TEXT, (b"content-length", str(len(body)).encode())], False)
+    with trio.move_on_after(5):
+        await stream.send_all(head + body)
 
 
 async def serve(target: StoreTarget, listen: str, opts: Options, shutdown: trio.Event | None = None,
@@ -224,12 +251,12 @@ async def serve(target: StoreTarget, listen: str, opts: Options, shutdown: trio.
     host, port = parse_listen(listen)
     if bucket is None:
         bucket = await trio.to_thread.run_sync(open_bucket, target)
-    config = Config()
-    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
-    config.accesslog = None
-    config.errorlog = None
-    trigger = shutdown.wait if shutdown is not None else None
+    app = StoreApp(bucket, opts)
     async with trio.open_nursery() as nursery:
-        await nursery.start(partial(hypercorn_serve, StoreApp(bucket, opts), config, shutdown_trigger=trigger))
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        nursery.start_soon(partial(trio.serve_listeners, partial(_connection, app), listeners))
         log.info("serving", mirror=str(target), url=f"http://{host}:{port}/")
         task_status.started()
+        if shutdown is not None:
+            await shutdown.wait()
+            nursery.cancel_scope.cancel()

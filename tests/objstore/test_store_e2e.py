@@ -376,3 +376,35 @@ def test_sync_from_a_store_to_a_medium_carries_the_same_files_as_from_a_director
     # A second sync brings nothing new into the local copy.
     r = airsync("sync", "--mirror", STORE, "--to", tmp_path / "from-store", "--signing-key", f"{key}.key")
     assert r.returncode == 0 and "0 object(s) brought" in r.stderr, r.stderr
+
+
+def _raw(url: str, data: bytes) -> bytes:
+    import socket
+
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+    return out
+
+
+def test_serve_store_speaks_plain_http11(s3, world):
+    srv, db, _ = world
+    assert airsync(*mirror_args(srv, db), "--to", STORE).returncode == 0
+    m = MODULES[0]
+    mod = (s3.root / "mirror" / "go" / f"{m.path}/@v/{m.version}.mod").read_bytes()
+    with airsync_serve(STORE) as url:
+        # Two pipelined requests on one connection, then the client closes.
+        req = f"GET /{m.path}/@v/{m.version}.mod HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        out = _raw(url, req + req)
+        assert out.count(b"HTTP/1.1 200 OK") == 2 and out.count(mod) == 2
+        out = _raw(url, f"GET /{m.path}/@v/{m.version}.mod HTTP/1.0\r\n\r\n".encode())
+        assert out.startswith(b"HTTP/1.1 200 OK") and b"connection: close" in out and out.endswith(mod)
+        assert _raw(url, b"BOGUS\r\n\r\n").startswith(b"HTTP/1.1 400 ")
+        assert _raw(url, b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 20000 + b"\r\n\r\n").startswith(b"HTTP/1.1 431 ")
+        assert _raw(url, b"GET /x HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc").startswith(b"HTTP/1.1 413 ")
+        # The connection still serves after the bad ones.
+        assert httpx.get(f"{url}/{m.path}/@v/{m.version}.mod").content == mod
