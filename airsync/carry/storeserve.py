@@ -33,7 +33,7 @@ from functools import partial
 import structlog
 import trio
 
-from airsync.carry import http1
+from airsync.carry import http1, httploop
 from airsync.carry.serve import parse_listen
 from airsync.objstore.client import Bucket, ObjectStoreError
 from airsync.objstore.url import StoreTarget
@@ -145,13 +145,13 @@ class StoreApp:
         """(status, headers, body) for a request; body is bytes, or an int: the size of an object
         to stream from the store (``stream``)."""
         if method not in ("GET", "HEAD"):
-            return 405, [(b"allow", b"GET, HEAD"), *_TEXT], b"method not allowed\n"
+            return 405, [(b"allow", b"GET, HEAD"), *httploop.TEXT], b"method not allowed\n"
         rel = path.lstrip("/")
         parts = rel.split("/")
         if not rel or rel.endswith("/") or any(
             not p or p.startswith(".") or "\0" in p or len(p.encode("utf-8", "surrogateescape")) > 255 for p in parts
         ):
-            return 404, list(_TEXT), b"not found\n"
+            return 404, list(httploop.TEXT), b"not found\n"
         try:
             if self.opts.redirect_zips and rel.endswith(".zip"):
                 url = await trio.to_thread.run_sync(self._presigned, rel)
@@ -159,11 +159,11 @@ class StoreApp:
             found = await self._lookup(rel)
         except ObjectStoreError as e:
             log.error("cannot serve", path=rel, error=str(e))
-            return 503, [(b"retry-after", b"1"), *_TEXT], b"the store cannot be read now\n"
+            return 503, [(b"retry-after", b"1"), *httploop.TEXT], b"the store cannot be read now\n"
         if isinstance(found, int):
-            return 200, [(b"content-type", _content_type(rel))], found
+            return 200, [(b"content-type", _content_type(rel))], httploop.Stream(found, partial(self.stream, rel=rel))
         if found.body is None:
-            return 404, list(_TEXT), b"not found\n"
+            return 404, list(httploop.TEXT), b"not found\n"
         headers = [(b"content-type", _content_type(rel))]
         if found.etag:
             headers.append((b"etag", found.etag))
@@ -172,6 +172,9 @@ class StoreApp:
         if found.expires != float("inf"):
             headers.append((b"cache-control", b"no-cache"))
         return 200, headers, found.body
+
+    async def respond(self, req: http1.Request):
+        return await self.answer(req.method, req.path, req.headers.get(b"if-none-match"))
 
     async def stream(self, stream: trio.abc.Stream, rel: str) -> None:
         """Copy a large object from the store to ``stream``, a chunk at a time."""
@@ -183,80 +186,13 @@ class StoreApp:
             await stream.send_all(bytes(chunk))
 
 
-_TEXT = ((b"content-type", b"text/plain; charset=utf-8"),)
-_IDLE_SECONDS = 75.0  # a keep-alive connection with no request for this long is closed
-_HEAD_SECONDS = 20.0  # the time a client gets to send one request head
-
-
-async def _connection(app: StoreApp, stream: trio.SocketStream) -> None:
-    """One client connection: request heads in, answers out, until either side closes."""
-    buf = bytearray()
-    try:
-        while True:
-            end = buf.find(b"\r\n\r\n")
-            if end < 0:
-                timeout = _IDLE_SECONDS if not buf else _HEAD_SECONDS
-                with trio.move_on_after(timeout):
-                    while (end := buf.find(b"\r\n\r\n")) < 0 and len(buf) <= http1.MAX_HEAD:
-                        data = await stream.receive_some(65536)
-                        if not data:
-                            return
-                        buf += data
-                if end < 0:
-                    if len(buf) > http1.MAX_HEAD:
-                        await _send_error(stream, 431, "request head too large")
-                    return
-            if end > http1.MAX_HEAD:
-                await _send_error(stream, 431, "request head too large")
-                return
-            head = bytes(buf[:end])
-            del buf[: end + 4]
-            try:
-                req = http1.parse_head(head)
-            except http1.BadRequest as e:
-                await _send_error(stream, e.status, str(e))
-                return
-            status, headers, body = await app.answer(req.method, req.path, req.headers.get(b"if-none-match"))
-            keep = req.keep_alive
-            size = body if isinstance(body, int) else len(body)
-            headers.append((b"content-length", str(size).encode()))
-            out = http1.response_head(status, headers, keep)
-            if isinstance(body, int):
-                await stream.send_all(out)
-                if req.method != "HEAD":
-                    await app.stream(stream, req.path.lstrip("/"))
-            else:
-                await stream.send_all(out + body if req.method != "HEAD" and status != 304 else out)
-            if not keep:
-                return
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        return
-    except ObjectStoreError as e:  # the store failed mid-stream: the client sees a short body
-        log.error("cannot serve", error=str(e))
-    finally:
-        with trio.move_on_after(1):
-            await stream.aclose()
-
-
-async def _send_error(stream, status: int, why: str) -> None:
-    body = f"{why}\n".encode()
-    head = http1.response_head(status, [*_TEXT, (b"content-length", str(len(body)).encode())], False)
-    with trio.move_on_after(5):
-        await stream.send_all(head + body)
-
-
 async def serve(target: StoreTarget, listen: str, opts: Options, shutdown: trio.Event | None = None,
                 bucket: Bucket | None = None, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Serve until ``shutdown`` is set; ``task_status.started()`` once the socket listens."""
     host, port = parse_listen(listen)
     if bucket is None:
         bucket = await trio.to_thread.run_sync(open_bucket, target)
-    app = StoreApp(bucket, opts)
     async with trio.open_nursery() as nursery:
-        listeners = await trio.open_tcp_listeners(port, host=host)
-        nursery.start_soon(partial(trio.serve_listeners, partial(_connection, app), listeners))
+        await nursery.start(httploop.serve_http, StoreApp(bucket, opts), host, port, shutdown)
         log.info("serving", mirror=str(target), url=f"http://{host}:{port}/")
         task_status.started()
-        if shutdown is not None:
-            await shutdown.wait()
-            nursery.cancel_scope.cancel()
