@@ -312,13 +312,19 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
     from airsync.carry import pull
 
-    _local_only(_target(args.into), "pull --into")
+    into = _target(args.into, args.config)
     verifier = _verifier(args.key)
     if args.concurrency < 1:
         raise ConfigError("--concurrency must be at least 1")
+    store = None
+    if not isinstance(into, Path):
+        # Into a store: pulled into its local copy (brought up to date first), then published.
+        from airsync.objstore.mirror import local_copy_of
+
+        store, (into, _) = into, local_copy_of(into)
     try:
         result = trio.run(
-            lambda: pull.pull(args.url, Path(args.into), verifier, only=args.only or "", concurrency=args.concurrency)
+            lambda: pull.pull(args.url, into, verifier, only=args.only or "", concurrency=args.concurrency)
         )
     except pull.PullRefused as e:
         _print_report(e.report)
@@ -326,6 +332,11 @@ def cmd_pull(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     for path, why in result.failures:
         print(f"airsync: {path}: {why}", file=sys.stderr)
+    if store is not None:
+        from airsync.objstore.mirror import push_copy
+
+        n = push_copy(store, into)
+        print(f"airsync pull: {n} object(s) published into {store}", file=sys.stderr)
     print(result.summary())
     return EXIT_OK if result.ok else EXIT_FAILED
 
@@ -450,7 +461,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     pl = sub.add_parser("pull", help="bring a peer's mirror (airsync serve, or a served medium) into this one by delta")
     pl.add_argument("url", metavar="URL", help="the peer, e.g. http://border:8080 (its /airsync-manifest must be signed)")
-    pl.add_argument("--into", required=True, metavar="MIRROR", help="the local mirror directory")
+    pl.add_argument("--into", required=True, metavar="MIRROR", help="the local mirror directory, or s3://BUCKET/PREFIX")
+    pl.add_argument("--config", metavar="FILE", help="TOML config file (its [store] table)")
     pl.add_argument("--key", required=True, metavar="PREFIX.pub", help="the verifier key of the peer's signer")
     pl.add_argument("--only", metavar="PATTERNS", help="pull only these modules: comma-separated globs of module paths")
     pl.add_argument("--concurrency", type=int, default=8, help="files fetched at once (default 8)")

@@ -238,6 +238,37 @@ class ObjectMirrorStore:
                 self._etags[rel] = etag
         return keys
 
+    def push_tree(self, tree: Path) -> int:
+        written = 0
+        lists: list[str] = []
+        for path in sorted(tree.rglob("*")):
+            rel = path.relative_to(tree).as_posix()
+            if rel.split("/")[0] == WORKDIR or not path.is_file() or path.is_symlink():
+                continue
+            if rel.endswith("/@v/list"):
+                lists.append(rel)
+                continue
+            if rel.endswith("/@latest"):
+                continue  # follows the list: recomputed below
+            data = path.read_bytes()
+            replace = rel.startswith("sumdb/") and "/lookup/" in rel
+            if rel in self._keys and (self._keys[rel] == len(data) and not replace or self.read_bytes(rel) == data):
+                continue
+            partial = self.partial_path(rel)
+            write_plain(partial, data)
+            self.publish(partial, rel, replace=replace)
+            written += 1
+        for rel in lists:
+            versions = (tree / rel).read_text("utf-8").split()
+            if versions and self.add_to_list(rel, *versions):
+                written += 1
+                try:
+                    module = modpath.unescape_path(rel.removesuffix("/@v/list"))
+                except Exception:  # not a module's list: nothing follows it
+                    continue
+                written += self.update_latest(module)
+        return written
+
     def refresh_copy(self) -> tuple[Path, int]:
         """Bring a local directory mirror (``<state>/tree``) up to the store's objects: each
         object whose size or ETag changed is downloaded (to a partial file, fsynced, renamed in),
@@ -457,6 +488,18 @@ class ObjectMirrorStore:
             return None if cur == info else info
 
         return self._swap(latest_rel, change)
+
+
+def push_copy(target: StoreTarget, tree: Path) -> int:
+    """Publish what a local copy (``refresh_copy``'s) gained into the store: new files
+    create-only (a key holding other bytes is an error, never overwritten), checksum-database
+    lookups by compare-and-swap, then the versions of each ``@v/list`` merged in, then ``@latest``
+    recomputed. Returns how many objects were written."""
+    store = ObjectMirrorStore(target)
+    try:
+        return store.push_tree(tree)
+    finally:
+        store.close()
 
 
 def local_copy_of(target: StoreTarget) -> tuple[Path, int]:

@@ -8,7 +8,6 @@ from tests.helpers.cli import airsync
 
 
 @pytest.mark.parametrize("args, what", [
-    (["pull", "http://127.0.0.1:1", "--into", "s3://bkt/go", "--key", "/nonexistent.pub"], "pull --into"),
     (["sumdb-heads", "--mirror", "s3://bkt/go"], "sumdb-heads --mirror"),
     (["doctor", "--mirror", "s3://bkt/go"], "doctor --mirror"),
     (["mirror", "--module", "example.com/m@v1.0.0", "--to", "s3://bkt/go", "--write-go-sum", "/tmp/go.sum"],

@@ -408,3 +408,21 @@ def test_serve_store_speaks_plain_http11(s3, world):
         assert _raw(url, b"GET /x HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc").startswith(b"HTTP/1.1 413 ")
         # The connection still serves after the bad ones.
         assert httpx.get(f"{url}/{m.path}/@v/{m.version}.mod").content == mod
+
+
+def test_pull_into_a_store_gives_what_a_pull_into_a_directory_gives(s3, world, tmp_path):
+    srv, db, _ = world
+    key = tmp_path / "k"
+    manifest.keygen(key)
+    sender = tmp_path / "sender"
+    assert airsync(*mirror_args(srv, db), "--to", sender).returncode == 0
+    with airsync_serve(sender, "--signing-key", f"{key}.key") as url:
+        r = airsync("pull", url, "--into", tmp_path / "dir", "--key", f"{key}.pub")
+        assert r.returncode == 0, r.stdout + r.stderr
+        r = airsync("pull", url, "--into", STORE, "--key", f"{key}.pub")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert tree(s3.root / "mirror" / "go") == tree(tmp_path / "dir")
+        before = mtimes(s3.root / "mirror" / "go")
+        r = airsync("pull", url, "--into", STORE, "--key", f"{key}.pub")
+        assert r.returncode == 0 and "0 object(s) published" in r.stderr, r.stdout + r.stderr
+        assert mtimes(s3.root / "mirror" / "go") == before
