@@ -292,6 +292,7 @@ class DaemonConfig:
     debounce: float = 1.0
     stop_timeout: float = 20.0
     history: int = 50
+    store: Any = None  # objstore.url.StoreTarget when [mirror] to is s3://...; mirror_dir is then its local copy
 
     @property
     def has_sources(self) -> bool:
@@ -307,8 +308,8 @@ def load_daemon(path: Path) -> DaemonConfig:
 
     data = _read_toml(path)
     for name in data:
-        if name not in ("mirror", "daemon"):
-            raise ConfigError(f"{path}: unknown table [{name}] (known: [mirror], [daemon])")
+        if name not in ("mirror", "daemon", "store"):
+            raise ConfigError(f"{path}: unknown table [{name}] (known: [mirror], [daemon], [store])")
     mirror = _mirror_table(path, data)
     # Settings a job would only reject later are checked now, so a reload can refuse them.
     for key, check in (("upstream", parse_goproxy), ("sumdb", sumdb.parse_gosumdb)):
@@ -349,7 +350,15 @@ def load_daemon(path: Path) -> DaemonConfig:
         if not 1 <= d["history"] <= INT_MAX["history"]:
             raise ConfigError(f"{path}: daemon.history must be from 1 to {INT_MAX['history']}, got {d['history']}")
         values["history"] = d["history"]
-    if str(mirror.get("to", "")).startswith("s3://"):
-        raise ConfigError(f"{path}: mirror.to: the service keeps its mirror in a directory (an object store "
-                          "is not available to the service yet)")
+    to = str(mirror.get("to", ""))
+    if to.startswith("s3://"):
+        # Mirror jobs publish into the store; syncs read its local copy, brought up to date first.
+        from airsync.objstore.mirror import default_state_dir, target
+
+        try:
+            store = target(to, store_table(path))
+        except AirsyncError as e:
+            raise ConfigError(f"{path}: mirror.to: {e}") from None
+        return DaemonConfig(path=path, mirror=mirror, mirror_dir=default_state_dir(store) / "tree", store=store,
+                            **values)
     return DaemonConfig(path=path, mirror=mirror, mirror_dir=here(mirror.get("to", DEFAULT_MIRROR)), **values)

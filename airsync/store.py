@@ -267,6 +267,11 @@ class MirrorStore:
         fsync_dir(final.parent)
         return True
 
+    def update_latest_many(self, module_paths: list[str]) -> None:
+        """``update_latest`` of each module (an object store does them side by side)."""
+        for path in module_paths:
+            self.update_latest(path)
+
     def add_to_list(self, list_relpath: str, *versions: str) -> bool:
         """Add ``versions`` to ``@v/list`` durably on their own; False when all were listed."""
         staged = self.prepare_list(list_relpath, *versions)

@@ -247,12 +247,8 @@ class MirrorJob:
         it answers the go command's latest queries by time, which a mirror cannot stamp."""
         paths = sorted({w.module.path for w in wants if w.need_zip})
 
-        def update() -> None:
-            for path in paths:
-                self.store.update_latest(path)
-
         try:
-            await trio.to_thread.run_sync(update)
+            await trio.to_thread.run_sync(self.store.update_latest_many, paths)
         except OSError as e:
             self._disk_error(e, "@latest")
 

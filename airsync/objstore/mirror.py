@@ -30,6 +30,7 @@ up to date with what this process publishes.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import errno
 import hashlib
@@ -467,6 +468,14 @@ class ObjectMirrorStore:
         self.add_to_list(list_relpath, *versions)
         tmp.unlink(missing_ok=True)
         return set()
+
+    def update_latest_many(self, module_paths: list[str]) -> None:
+        """``update_latest`` of each module, 16 at a time: each is a few round trips to the store."""
+        if not module_paths:
+            return
+        with concurrent.futures.ThreadPoolExecutor(min(16, len(module_paths))) as pool:
+            for f in [pool.submit(self.update_latest, p) for p in module_paths]:
+                f.result()
 
     def update_latest(self, module_path: str) -> bool:
         """``@latest`` follows ``@v/list`` (as ``MirrorStore.update_latest``), by compare-and-swap:

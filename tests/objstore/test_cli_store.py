@@ -22,16 +22,6 @@ def test_not_with_a_store_yet(args, what, tmp_path):
     assert len(r.stderr.strip().splitlines()) == 1
 
 
-def test_service_config_refuses_a_store(tmp_path):
-    from airsync import config
-    from airsync.errors import ConfigError
-
-    conf = tmp_path / "airsync.toml"
-    conf.write_text('[mirror]\nto = "s3://bkt/go"\n')
-    with pytest.raises(ConfigError, match="mirror.to: the service keeps its mirror in a directory"):
-        config.load_daemon(conf)
-
-
 def test_store_table_is_checked(tmp_path):
     from airsync import config
     from airsync.errors import ConfigError
