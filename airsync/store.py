@@ -138,6 +138,10 @@ class MirrorStore:
             os.ftruncate(self._lock, 0)
             os.pwrite(self._lock, f"{os.getpid()}\n".encode(), 0)
 
+    def make_flusher(self) -> Flusher:
+        """What makes this mirror's written files and renames durable (see ``Flusher``)."""
+        return Flusher(self.root)
+
     def close(self) -> None:
         if self._lock >= 0:
             os.close(self._lock)  # releases the flock

@@ -48,7 +48,7 @@ from airsync.mirror.resolve import Resolution, Resolver, plan_for
 from airsync.state import StateDB
 from airsync.objstore.mirror import open_store
 from airsync.objstore.url import StoreTarget
-from airsync.store import Flusher, StoreError, write_plain
+from airsync.store import StoreError, write_plain
 from airsync.trust.sumdb import RecordError, SumDB, matches_patterns
 
 log = structlog.get_logger("airsync.mirror")
@@ -152,7 +152,7 @@ class MirrorJob:
             opened.callback(self.state.close)
             self.signatures = SignatureCache(self.store.state_path)
             opened.callback(self.signatures.close)
-            self.flusher = Flusher(self.store.root)
+            self.flusher = self.store.make_flusher()
             self.store.clean_partial(self.state.resumable())
             opened.pop_all()
         self.upstreams = upstreams

@@ -98,6 +98,17 @@ def merge_versions(text: bytes | None, versions: tuple[str, ...]) -> bytes | Non
     return "".join(v + "\n" for v in sorted(listed, key=semver.sort_key)).encode()
 
 
+class _NoFlush:
+    """A store's objects are durable when their puts are answered; the staged local files are
+    only resume state, which a crash may lose (they are fetched again), so nothing is synced."""
+
+    def files(self, paths: list[Path]) -> None:
+        pass
+
+    def dirs(self, dirs: set[Path]) -> None:
+        pass
+
+
 class ObjectMirrorStore:
     """The methods of ``store.MirrorStore`` over a bucket (see the module docstring)."""
 
@@ -223,6 +234,9 @@ class ObjectMirrorStore:
         self._lease_etag = None
 
     # -- MirrorStore's methods ---------------------------------------------------------------
+
+    def make_flusher(self) -> _NoFlush:
+        return _NoFlush()
 
     def close(self) -> None:
         self._release()
@@ -451,13 +465,8 @@ class ObjectMirrorStore:
 
     def prepare_list(self, list_relpath: str, *versions: str) -> tuple[Path, str] | None:
         """Stage the versions to add to ``@v/list``; ``commit_list`` merges them in, by
-        compare-and-swap, after the version's files are published."""
-        try:
-            current = self.read_bytes(list_relpath)
-        except FileNotFoundError:
-            current = None
-        if merge_versions(current, versions) is None:
-            return None
+        compare-and-swap, after the version's files are published (and finds out then whether
+        they were all listed already: one read, not two)."""
         tmp = self.partial_dir / f"{xxhash.xxh3_64_hexdigest(list_relpath.encode())}.list.tmp"
         write_plain(tmp, "".join(v + "\n" for v in versions).encode())
         return tmp, list_relpath
