@@ -468,7 +468,7 @@ class MirrorJob:
 
     def _disk_error(self, e: OSError, where: str) -> None:
         if e.errno in _FATAL_ERRNOS:
-            self.summary.fatal = f"mirror disk error on {where}: {e.strerror}"
+            self.summary.fatal = f"mirror {'store' if self.store.remote else 'disk'} error on {where}: {e.strerror}"
             log.error("stopping: mirror disk error", where=where, error=e.strerror)
             self._nursery.cancel_scope.cancel()
         else:

@@ -300,6 +300,7 @@ def test_a_failing_store_is_a_named_error_and_nothing_is_half_published(s3, worl
         assert r.returncode == 1, r.stdout + r.stderr
         assert "s3://mirror/go/" in r.stderr and ".zip" in r.stderr
         want = {"503": "503", "500": "500", "reset": "connection"}[fault]
+        assert "mirror store error on" in r.stdout + r.stderr
         assert want in r.stderr
         in_store = tree(s3.root / "mirror" / "go")
         assert not any(k.endswith(".zip") or k.endswith("/@v/list") or k.endswith("@latest") for k in in_store)
