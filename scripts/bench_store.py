@@ -22,7 +22,7 @@ Scenarios (every server on 127.0.0.1; the store is versitygw over a directory, b
 Results go to stdout and replace each scenario's section of BENCHMARKS.md (``## Store: S3 client``,
 ``## Store: mirror``, ``## Serve``).
 
-    scripts/bench_store.py                   # all scenarios (~3 minutes)
+    scripts/bench_store.py                   # all scenarios (~4 minutes; needs wrk and pip install -e '.[bench]')
     scripts/bench_store.py --only clients
 """
 
@@ -241,7 +241,10 @@ def bench_clients(args, work: Path) -> tuple[str, dict]:
     results: dict[str, list[dict]] = {}
     with S3Server(work / "clients") as s3:
         s3.bucket("bench")
-        clients = [Obstore(s3.endpoint, "bench"), Boto3(s3.endpoint, "bench"), HttpxSigV4(s3.endpoint, "bench")]
+        try:
+            clients = [Obstore(s3.endpoint, "bench"), Boto3(s3.endpoint, "bench"), HttpxSigV4(s3.endpoint, "bench")]
+        except ImportError as e:
+            raise SystemExit(f"bench_store: {e.name} missing: .venv/bin/pip install -e '.[bench]'") from None
         for r in range(args.rounds):
             order = clients if r % 2 == 0 else list(reversed(clients))
             for c in order:
