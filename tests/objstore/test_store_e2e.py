@@ -427,3 +427,20 @@ def test_pull_into_a_store_gives_what_a_pull_into_a_directory_gives(s3, world, t
         r = airsync("pull", url, "--into", STORE, "--key", f"{key}.pub")
         assert r.returncode == 0 and "0 object(s) published" in r.stderr, r.stdout + r.stderr
         assert mtimes(s3.root / "mirror" / "go") == before
+
+
+def test_import_with_a_checksum_database_into_a_store(s3, world, tmp_path):
+    srv, db, _ = world
+    key = tmp_path / "k"
+    manifest.keygen(key)
+    assert airsync(*mirror_args(srv, db), "--to", tmp_path / "border").returncode == 0
+    (tmp_path / "medium").mkdir()
+    r = airsync("sync", "--mirror", tmp_path / "border", "--to", tmp_path / "medium", "--signing-key", f"{key}.key")
+    assert r.returncode == 0, r.stderr
+    for into in (tmp_path / "inside", STORE, STORE):
+        r = airsync("import", tmp_path / "medium", "--into", into, "--key", f"{key}.pub", "--sumdb", db.vkey)
+        assert r.returncode == 0, r.stdout + r.stderr
+    assert tree(s3.root / "mirror" / "go") == tree(tmp_path / "inside")
+    with airsync_serve(STORE) as url:
+        app = build_demo_app(tmp_path / "go", url, db.vkey)
+        assert (app / "go.sum").read_text() == sample.app_gosum(MODULES, sample.demo_app_requires())
