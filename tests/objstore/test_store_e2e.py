@@ -289,7 +289,7 @@ def test_a_key_written_by_someone_else_meanwhile_is_never_overwritten(s3, tmp_pa
         store.close()
 
 
-@pytest.mark.parametrize("fault", ["503", "500", "reset"])
+@pytest.mark.parametrize("fault", ["503", "500", "reset", "403"])
 def test_a_failing_store_is_a_named_error_and_nothing_is_half_published(s3, world, tmp_path, fault):
     srv, db, _ = world
     with FaultProxy(s3.endpoint) as px:
@@ -299,18 +299,21 @@ def test_a_failing_store_is_a_named_error_and_nothing_is_half_published(s3, worl
         r = airsync(*mirror_args(srv, db), "--to", STORE, env=env, timeout=180)
         assert r.returncode == 1, r.stdout + r.stderr
         assert "s3://mirror/go/" in r.stderr and ".zip" in r.stderr
-        want = {"503": "503", "500": "500", "reset": "connection"}[fault]
-        assert "mirror store error on" in r.stdout + r.stderr
+        want = {"503": "503", "500": "500", "reset": "connection", "403": "access denied while writing"}[fault]
+        if fault != "403":  # the store is gone: the job stops; denied writes fail each version instead
+            assert "mirror store error on" in r.stdout + r.stderr
         assert want in r.stderr
         in_store = tree(s3.root / "mirror" / "go")
         assert not any(k.endswith(".zip") or k.endswith("/@v/list") or k.endswith("@latest") for k in in_store)
 
-        # A store that fails once and then answers: retried, and the mirror completes.
-        px.add_fault("PUT", "/mirror/go/*.zip", times=0)
+        if fault == "403":
+            return
+        # A store that fails twice and then answers: retried, and the mirror completes.
         px._faults.clear()
-        px.add_fault("PUT", "/mirror/go/*.mod", times=2, **kw)
+        rule = px.add_fault("PUT", "/mirror/go/*.zip", times=2, **kw)
         r = airsync(*mirror_args(srv, db), "--to", STORE, env=env, timeout=180)
         assert r.returncode == 0, r.stdout + r.stderr
+        assert rule.hits == 2
 
 
 def test_lists_updated_by_compare_and_swap_lose_no_version(s3, tmp_path):
@@ -444,3 +447,19 @@ def test_import_with_a_checksum_database_into_a_store(s3, world, tmp_path):
     with airsync_serve(STORE) as url:
         app = build_demo_app(tmp_path / "go", url, db.vkey)
         assert (app / "go.sum").read_text() == sample.app_gosum(MODULES, sample.demo_app_requires())
+
+
+def test_a_replica_streams_objects_too_large_for_its_cache(s3, tmp_path):
+    upstream = tmp_path / "upstream"
+    big = sample.big_module("example.com/big", "v1.0.0", 3 << 20, seed=9)
+    sample.build_proxy_tree(upstream, [big])
+    with FaultServer(upstream) as srv:
+        assert airsync(*mirror_args(srv, None, big), "--to", STORE).returncode == 0
+    rel = "example.com/big/@v/v1.0.0.zip"
+    want = (upstream / rel).read_bytes()
+    with airsync_serve(STORE, "--cache-mb", "1") as url:  # objects over 64 KiB are streamed
+        for _ in range(2):
+            r = httpx.get(f"{url}/{rel}")
+            assert r.status_code == 200 and r.content == want
+        h = httpx.head(f"{url}/{rel}")
+        assert h.status_code == 200 and int(h.headers["content-length"]) == len(want) and not h.content
