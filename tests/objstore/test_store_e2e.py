@@ -225,8 +225,10 @@ def _denied(r, *words):
 def test_wrong_credentials_and_missing_bucket(s3, world, tmp_path):
     srv, db, _ = world
     env = s3.env(AWS_SECRET_ACCESS_KEY="not-the-secret", XDG_STATE_HOME=str(tmp_path / "st"))
-    _denied(airsync(*mirror_args(srv, db), "--to", STORE, env=env), "s3://mirror", "access denied")
-    _denied(airsync("serve", STORE, "--listen", "127.0.0.1:1", env=env), "access denied")
+    for r in (airsync(*mirror_args(srv, db), "--to", STORE, env=env),
+              airsync("serve", STORE, "--listen", "127.0.0.1:1", env=env)):
+        _denied(r, "s3://mirror", "access denied")
+        assert "not-the-secret" not in r.stdout + r.stderr
     _denied(airsync(*mirror_args(srv, db), "--to", "s3://nosuchbucket/go"), "s3://nosuchbucket", "no such bucket")
     r = airsync(*mirror_args(srv, db), "--to", "s3://x")
     assert r.returncode == 2 and "bad bucket name" in r.stderr
