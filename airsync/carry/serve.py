@@ -142,15 +142,25 @@ class _Fast:
         self.real = os.path.realpath(root)
         self.app = app
 
-    def _file(self, rel: str) -> tuple[str, os.stat_result] | None:
+    def _open(self, rel: str) -> tuple[int, str, os.stat_result] | None:
+        """An open descriptor of the regular file ``rel`` inside the tree, reached through no
+        symlink and by its normal name, else None. The kernel's name for the opened file
+        (``/proc/self/fd``) must be the one asked for: one readlink instead of realpath's lstat of
+        every component, which cost a third of a request."""
         path = os.path.join(self.real, rel)
         try:
-            if os.path.realpath(path) != path:
-                return None  # through a symlink, or not normalised: the slow path decides
-            st = os.stat(path)
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except (OSError, ValueError):
             return None
-        return (path, st) if stat.S_ISREG(st.st_mode) else None
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") == path:
+                st = os.fstat(fd)
+                if stat.S_ISREG(st.st_mode):
+                    return fd, path, st
+        except OSError:
+            pass
+        os.close(fd)
+        return None
 
     async def respond(self, req):
         h = req.headers
@@ -160,10 +170,17 @@ class _Fast:
             return 404, list(httploop.TEXT), b"not found\n"
         found = None
         if rel and b"range" not in h and b"if-range" not in h and rel != MANIFEST and not rel.endswith(SIDECAR_SUFFIX):
-            found = self._file(rel)
+            found = self._open(rel)
         if found is None:
             return await _asgi(self.app, req)
-        path, st = found
+        fd, path, st = found
+        try:
+            return await self._answer(req, fd, path, st)
+        finally:
+            os.close(fd)
+
+    async def _answer(self, req, fd: int, path: str, st: os.stat_result):
+        h = req.headers
         etag = '"' + hashlib.md5(f"{st.st_mtime}-{st.st_size}".encode(), usedforsecurity=False).hexdigest() + '"'
         last = email.utils.formatdate(st.st_mtime, usegmt=True)
         ctype = mimetypes.guess_type(path)[0] or "text/plain"
@@ -184,11 +201,10 @@ class _Fast:
         if req.method == "HEAD":
             return 200, headers + [(b"content-length", str(st.st_size).encode())], b""
         if st.st_size <= self.SMALL:
-            with open(path, "rb") as f:
-                data = f.read(self.SMALL + 1)
+            data = os.read(fd, self.SMALL + 1)
             if len(data) == st.st_size:
                 return 200, headers, data
-            return await _asgi(self.app, req)  # changed meanwhile: the slow path reads it again
+            return await _asgi(self.app, req)  # changed meanwhile (or a short read): the slow path
         return 200, headers, httploop.Stream(st.st_size, partial(_send_file, path, st.st_size))
 
 
