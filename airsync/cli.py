@@ -26,6 +26,23 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 QUIET_COMMANDS = {"sync", "verify", "import", "keygen", "audit", "bundle", "sbom"}
 
 
+def _target(value: str, config_file: str | None = None):
+    """A mirror directory (Path) or, for ``s3://BUCKET/PREFIX``, an object-store target whose
+    settings come from the environment, the config's ``[store]`` table and the AWS files."""
+    if not value.startswith("s3://"):
+        return Path(value)
+    from airsync.objstore.mirror import target
+
+    table = config.store_table(Path(config_file)) if config_file else {}
+    return target(value, table)
+
+
+def _local_only(target, what: str) -> None:
+    """Commands that take only a directory yet: a store URL is a usage error, said plainly."""
+    if not isinstance(target, Path):
+        raise ConfigError(f"{what} is not available with an object store ({target}) yet: use a mirror directory")
+
+
 def cmd_mirror(args: argparse.Namespace) -> int:
     import structlog
     import trio
@@ -67,10 +84,14 @@ def cmd_mirror(args: argparse.Namespace) -> int:
     request = inputs.request(deps=args.deps, latest=args.latest, platforms=platforms,
                              gomod_toolchains=args.platform is not None)
 
+    target = _target(str(to), args.config)
     if args.prove_heads:
-        _queue_heads(Path(to), sources.sumdb, args.prove_heads)
+        _local_only(target, "--prove-heads")
+        _queue_heads(target, sources.sumdb, args.prove_heads)
+    if args.write_go_sum:
+        _local_only(target, "--write-go-sum")
     stats = Stats()
-    job = MirrorJob(Path(to), sources.upstreams, settings, stats, sumdb=sources.sumdb, private=sources.private)
+    job = MirrorJob(target, sources.upstreams, settings, stats, sumdb=sources.sumdb, private=sources.private)
 
     async def main():
         # Errors leave the nursery inside an ExceptionGroup: carry them out plainly instead.
@@ -154,6 +175,7 @@ def cmd_sumdb_heads(args: argparse.Namespace) -> int:
     from airsync.trust import heads
 
     if args.mirror:
+        _local_only(_target(args.mirror), "sumdb-heads --mirror")
         found, where = heads.mirror_heads(Path(args.mirror)), f"mirror {args.mirror}"
     else:
         gopath = args.gopath or os.environ.get("GOPATH", "").split(":")[0] or str(Path.home() / "go")
@@ -169,6 +191,8 @@ def cmd_sumdb_heads(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from airsync.carry import doctor
 
+    if args.mirror:
+        _local_only(_target(args.mirror), "doctor --mirror")
     findings = doctor.diagnose(doctor.go_env(args.go), Path(args.mirror) if args.mirror else None)
     for f in findings:
         print(f.line if f.ok else f"airsync doctor: {f.line}")
@@ -180,14 +204,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from airsync.carry import serve
 
-    root = Path(args.mirror)
+    root = _target(args.mirror, args.config)
     serve.parse_listen(args.listen)  # a bad address is a usage error before anything starts
     signer = _signer(args.signing_key) if args.signing_key else None
-    serve.check_root(root)  # a usage error before anything starts (the app itself opens a cache)
+    if isinstance(root, Path):
+        serve.check_root(root)  # a usage error before anything starts (the app itself opens a cache)
+        if args.redirect_zips:
+            raise ConfigError("--redirect-zips needs an object store (s3://BUCKET/PREFIX) to sign URLs for")
+    else:
+        from airsync.carry import storeserve
+
+        if signer is not None:
+            raise ConfigError(f"--signing-key is not available with an object store ({root}) yet")
+        if args.cache_mb < 1 or args.list_ttl < 0:
+            raise ConfigError("--cache-mb must be at least 1 and --list-ttl at least 0")
+        bucket = storeserve.open_bucket(root)  # no such bucket, no access: said before listening
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
-            await nursery.start(serve.serve, root, args.listen, None, signer)
+            if isinstance(root, Path):
+                await nursery.start(serve.serve, root, args.listen, None, signer)
+            else:
+                opts = storeserve.Options(redirect_zips=args.redirect_zips, cache_mb=args.cache_mb,
+                                          list_ttl=args.list_ttl)
+                await nursery.start(storeserve.serve, root, args.listen, opts, None, bucket)
             # Said once the socket listens: a port in use is an error, never "serving" first.
             print(f"airsync: serving {root} at http://{args.listen}/ (GOPROXY=http://{args.listen})",
                   file=sys.stderr)
@@ -216,8 +256,14 @@ def _signer(keyfile: str):
 def cmd_sync(args: argparse.Namespace) -> int:
     from airsync.carry.sync import sync
 
+    mirror = _target(args.mirror, args.config)
     signer = _signer(args.signing_key)
-    r = sync(Path(args.mirror), Path(args.to), signer, verify=args.verify, only=args.only or "")
+    if not isinstance(mirror, Path):
+        from airsync.objstore.mirror import local_copy_of
+
+        mirror, n = local_copy_of(mirror)  # the store's files, read as a directory mirror
+        print(f"airsync sync: {args.mirror}: {n} object(s) brought into its local copy {mirror}", file=sys.stderr)
+    r = sync(mirror, Path(args.to), signer, verify=args.verify, only=args.only or "")
     from airsync.units import count, human_bytes
 
     print(
@@ -330,11 +376,13 @@ def cmd_import(args: argparse.Namespace) -> int:
         _medium_dir(args.medium[0])  # a usage error: nothing there
     is_bundle = len(paths) > 1 or not paths[0].is_dir() or bundleread.is_bundle(paths[0])
     try:
+        into = _target(args.into, args.config)
         if is_bundle:
-            result = bundleread.import_bundle(paths, Path(args.into), verifier, gosumdb, policy,
+            _local_only(into, "import of a bundle")
+            result = bundleread.import_bundle(paths, into, verifier, gosumdb, policy,
                                               receipt=Path(args.receipt) if args.receipt else None)
         else:
-            result = verify.import_medium(paths[0], Path(args.into), verifier, gosumdb, policy)
+            result = verify.import_medium(paths[0], into, verifier, gosumdb, policy)
     except verify.ImportRefused as e:
         _print_report(e.report)
         print(f"airsync: {e}", file=sys.stderr)
@@ -363,12 +411,19 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
     from airsync.carry import pull
 
+    into = _target(args.into, args.config)
     verifier = _verifier(args.key)
     if args.concurrency < 1:
         raise ConfigError("--concurrency must be at least 1")
+    store = None
+    if not isinstance(into, Path):
+        # Into a store: pulled into its local copy (brought up to date first), then published.
+        from airsync.objstore.mirror import local_copy_of
+
+        store, (into, _) = into, local_copy_of(into)
     try:
         result = trio.run(
-            lambda: pull.pull(args.url, Path(args.into), verifier, only=args.only or "", concurrency=args.concurrency,
+            lambda: pull.pull(args.url, into, verifier, only=args.only or "", concurrency=args.concurrency,
                               policy=_policy(args))
         )
     except pull.PullRefused as e:
@@ -377,6 +432,11 @@ def cmd_pull(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     for path, why in result.failures:
         print(f"airsync: {path}: {why}", file=sys.stderr)
+    if store is not None:
+        from airsync.objstore.mirror import push_copy
+
+        n = push_copy(store, into)
+        print(f"airsync pull: {n} object(s) published into {store}", file=sys.stderr)
     print(result.summary())
     return EXIT_OK if result.ok else EXIT_FAILED
 
@@ -450,7 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "of the --go-mod files name toolchains to mirror too")
     m.add_argument("--write-go-sum", metavar="FILE",
                    help="write the go.sum of everything mirrored (to pin what was resolved)")
-    m.add_argument("--to", metavar="MIRROR", help="mirror directory (created if missing)")
+    m.add_argument("--to", metavar="MIRROR", help="mirror directory (created if missing), or s3://BUCKET/PREFIX")
     m.add_argument("--upstream", metavar="URL",
                    help=f"GOPROXY-style list (default: $GOPROXY without direct/off, else {DEFAULT_GOPROXY})")
     m.add_argument("--config", metavar="FILE", help="TOML config file ([mirror] table)")
@@ -486,7 +546,15 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=cmd_mirror)
 
     sv = sub.add_parser("serve", help="serve a mirror over HTTP as a GOPROXY")
-    sv.add_argument("mirror", metavar="MIRROR", help="mirror directory")
+    sv.add_argument("mirror", metavar="MIRROR", help="mirror directory, or s3://BUCKET/PREFIX")
+    sv.add_argument("--config", metavar="FILE", help="TOML config file (its [store] table)")
+    sv.add_argument("--redirect-zips", action="store_true",
+                    help="answer .zip requests with a redirect to a presigned store URL (s3:// only)")
+    sv.add_argument("--cache-mb", type=int, default=256, metavar="MB",
+                    help="memory for cached objects of an s3:// mirror (default 256)")
+    sv.add_argument("--list-ttl", type=float, default=2.0, metavar="SECONDS",
+                    help="how long an s3:// replica may answer @v/list and other index files from its cache "
+                    "(default 2: a newly published version is visible within that)")
     sv.add_argument("--listen", default="127.0.0.1:8080", metavar="ADDR:PORT",
                     help="address to listen on (default 127.0.0.1:8080, this machine only)")
     sv.add_argument("--signing-key", metavar="KEYFILE",
@@ -494,7 +562,8 @@ def build_parser() -> argparse.ArgumentParser:
     sv.set_defaults(func=cmd_serve)
 
     sy = sub.add_parser("sync", help="copy the mirror to a medium or directory, durably, with a signed manifest")
-    sy.add_argument("--mirror", required=True, metavar="MIRROR", help="the mirror to copy")
+    sy.add_argument("--mirror", required=True, metavar="MIRROR", help="the mirror to copy (a directory, or s3://BUCKET/PREFIX)")
+    sy.add_argument("--config", metavar="FILE", help="TOML config file (its [store] table)")
     sy.add_argument("--to", required=True, metavar="DIR", help="the target directory (a mounted medium)")
     sy.add_argument("--signing-key", required=True, metavar="KEYFILE", help="PREFIX.key from airsync keygen")
     sy.add_argument("--verify", action="store_true", help="re-hash the target's files instead of trusting stat")
@@ -541,7 +610,9 @@ def build_parser() -> argparse.ArgumentParser:
     im = sub.add_parser("import", help="verify a medium or bundle and merge it into the inside mirror")
     im.add_argument("medium", metavar="DIR|PART", nargs="+",
                     help="the medium's root directory, or a bundle: its directory, or its manifest and part files")
-    im.add_argument("--into", required=True, metavar="MIRROR", help="the inside mirror directory")
+    im.add_argument("--into", required=True, metavar="MIRROR",
+                    help="the inside mirror directory, or s3://BUCKET/PREFIX (media only)")
+    im.add_argument("--config", metavar="FILE", help="TOML config file (its [store] table)")
     im.add_argument("--receipt", metavar="FILE",
                     help="also write the accepted manifest here (to send back as the next bundle's --since)")
     _add_rollback_args(im)
@@ -563,7 +634,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     pl = sub.add_parser("pull", help="bring a peer's mirror (airsync serve, or a served medium) into this one by delta")
     pl.add_argument("url", metavar="URL", help="the peer, e.g. http://border:8080 (its /airsync-manifest must be signed)")
-    pl.add_argument("--into", required=True, metavar="MIRROR", help="the local mirror directory")
+    pl.add_argument("--into", required=True, metavar="MIRROR", help="the local mirror directory, or s3://BUCKET/PREFIX")
+    pl.add_argument("--config", metavar="FILE", help="TOML config file (its [store] table)")
     pl.add_argument("--key", required=True, metavar="PREFIX.pub", help="the verifier key of the peer's signer")
     pl.add_argument("--only", metavar="PATTERNS", help="pull only these modules: comma-separated globs of module paths")
     pl.add_argument("--concurrency", type=int, default=8, help="files fetched at once (default 8)")

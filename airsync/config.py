@@ -110,6 +110,21 @@ def load(path: Path) -> dict[str, Any]:
     return _mirror_table(path, _read_toml(path))
 
 
+def store_table(path: Path) -> dict[str, Any]:
+    """The ``[store]`` table (object-store settings, objstore.url.STORE_KEYS); {} when absent."""
+    from airsync.objstore.url import STORE_KEYS
+
+    table = _read_toml(path).get("store", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: 'store' must be a table ([store])")
+    for key, value in table.items():
+        if key not in STORE_KEYS:
+            raise ConfigError(f"{path}: unknown key store.{key} (known: {', '.join(sorted(STORE_KEYS))})")
+        if not isinstance(value, bool if key == "virtual_hosted" else str):
+            raise ConfigError(f"{path}: store.{key} must be {'a boolean' if key == 'virtual_hosted' else 'a string'}")
+    return table
+
+
 def _mirror_table(path: Path, data: dict[str, Any]) -> dict[str, Any]:
     mirror = _table(path, data, "mirror", MIRROR_KEYS)
     for key, value in mirror.items():
@@ -294,6 +309,7 @@ class DaemonConfig:
     bundle_interval: float = 0.0
     bundle_max_size: int = 4 * 1024**3
     bundle_since: Path | None = None
+    store: Any = None  # objstore.url.StoreTarget when [mirror] to is s3://...; mirror_dir is then its local copy
 
     @property
     def has_sources(self) -> bool:
@@ -310,8 +326,8 @@ def load_daemon(path: Path) -> DaemonConfig:
 
     data = _read_toml(path)
     for name in data:
-        if name not in ("mirror", "daemon"):
-            raise ConfigError(f"{path}: unknown table [{name}] (known: [mirror], [daemon])")
+        if name not in ("mirror", "daemon", "store"):
+            raise ConfigError(f"{path}: unknown table [{name}] (known: [mirror], [daemon], [store])")
     mirror = _mirror_table(path, data)
     # Settings a job would only reject later are checked now, so a reload can refuse them.
     for key, check in (("upstream", parse_goproxy), ("sumdb", sumdb.parse_gosumdb)):
@@ -354,4 +370,15 @@ def load_daemon(path: Path) -> DaemonConfig:
         if not 1 <= d["history"] <= INT_MAX["history"]:
             raise ConfigError(f"{path}: daemon.history must be from 1 to {INT_MAX['history']}, got {d['history']}")
         values["history"] = d["history"]
+    to = str(mirror.get("to", ""))
+    if to.startswith("s3://"):
+        # Mirror jobs publish into the store; syncs read its local copy, brought up to date first.
+        from airsync.objstore.mirror import default_state_dir, target
+
+        try:
+            store = target(to, store_table(path))
+        except AirsyncError as e:
+            raise ConfigError(f"{path}: mirror.to: {e}") from None
+        return DaemonConfig(path=path, mirror=mirror, mirror_dir=default_state_dir(store) / "tree", store=store,
+                            **values)
     return DaemonConfig(path=path, mirror=mirror, mirror_dir=here(mirror.get("to", DEFAULT_MIRROR)), **values)

@@ -18,6 +18,7 @@ Directories created on the way are fsynced into their parents for the same reaso
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import fcntl
 import os
@@ -114,6 +115,8 @@ class StagedList(NamedTuple):
 
 
 class MirrorStore:
+    remote = False  # objstore.mirror.ObjectMirrorStore offers the same methods over a bucket
+
     def __init__(self, root: Path, shared: bool = False) -> None:
         """Open the mirror at ``root``; ``shared``: only to read its files (a sync), which may
         happen beside other readers but never beside a job that publishes into it."""
@@ -144,6 +147,10 @@ class MirrorStore:
             os.ftruncate(self._lock, 0)
             os.pwrite(self._lock, f"{os.getpid()}\n".encode(), 0)
 
+    def make_flusher(self) -> Flusher:
+        """What makes this mirror's written files and renames durable (see ``Flusher``)."""
+        return Flusher(self.root)
+
     def close(self) -> None:
         if self._lock >= 0:
             os.close(self._lock)  # releases the flock
@@ -171,13 +178,38 @@ class MirrorStore:
         # Hashed names keep partial files flat and free of any path syntax from upstream names.
         return self.partial_dir / f"{xxhash.xxh3_128_hexdigest(relpath.encode())}.part"
 
-    def publish(self, partial: Path, relpath: str) -> set[Path]:
+    def read_bytes(self, relpath: str) -> bytes:
+        return (self.root / relpath).read_bytes()
+
+    def stat(self, relpath: str) -> os.stat_result | None:
+        """The published file's stat (None where there is no local file: a store)."""
+        return os.lstat(self.root / relpath)
+
+    @contextlib.contextmanager
+    def local_copy(self, relpath: str):
+        """A local path holding the published file's bytes while the ``with`` lasts."""
+        yield self.root / relpath
+
+    def read_tree(self, relpath: str) -> dict[str, bytes]:
+        """Every file under the directory ``relpath``, by path relative to it."""
+        base = self.root / relpath
+        if not base.is_dir():
+            return {}
+        return {p.relative_to(base).as_posix(): p.read_bytes() for p in sorted(base.rglob("*")) if p.is_file()}
+
+    def commit_list(self, staged: StagedList) -> set[Path]:
+        """Publish a list staged by ``prepare_list`` (fsynced by the caller); the dir to sync."""
+        os.replace(staged.staged, staged.final)
+        return {staged.final.parent}
+
+    def publish(self, partial: Path, relpath: str, replace: bool = False) -> set[Path]:
         """Move a verified, already fsynced partial file into the tree.
 
         The file's bytes are durable before the rename, so it is never visible half-written.
         The rename itself becomes durable when its directory is fsynced: that is left to
         ``sync_dirs`` over the returned directories, once for all files of a module version.
         A crash before that can only lose the entry, and a rerun then fetches the file again.
+        ``replace`` says the file may replace different bytes (a rename always may).
         """
         final = self.root / relpath
         dirs = set(makedirs(final.parent))
@@ -278,6 +310,11 @@ class MirrorStore:
         else:
             flusher.dirs(dirs)
         return len(staged)
+
+    def update_latest_many(self, module_paths: list[str], flusher: Flusher | None = None) -> None:
+        """``update_latest`` of each module, with shared flushes (``update_latests``; an object
+        store does them side by side)."""
+        self.update_latests(module_paths, flusher or self.make_flusher())
 
     def add_to_list(self, list_relpath: str, *versions: str) -> bool:
         """Add ``versions`` to ``@v/list`` durably on their own; False when all were listed."""

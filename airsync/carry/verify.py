@@ -45,6 +45,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +55,9 @@ from airsync.carry.manifest import Entry, Manifest, ManifestError, Part, diff, o
 from airsync.carry.medium import BLOCK, MANIFEST, sha256_file, tree_files
 from airsync.errors import AirsyncError, ModulePathError, VerifyError
 from airsync.goproxy import dirhash, modpath, modzip, semver
-from airsync.store import Flusher, MirrorStore, write_all
+from airsync.objstore.mirror import open_store
+from airsync.objstore.url import StoreTarget
+from airsync.store import MirrorStore, write_all
 from airsync.trust import carried, note, ondisk
 from airsync.vulndb import db as vulndb_db
 from airsync.vulndb import ondisk as vulndb_disk
@@ -193,12 +196,12 @@ def update_latest(store: MirrorStore, paths: Iterable[str]) -> None:
     modules = []
     for rel in paths:
         mod = rel.removesuffix("/@v/list")
-        if _is_list(rel) and (mod in has_latest or (store.root / mod / "@latest").exists()):
+        if _is_list(rel) and (mod in has_latest or store.is_published(f"{mod}/@latest")):
             try:
                 modules.append(modpath.unescape_path(mod))
             except ModulePathError:
                 continue  # not a module's list: nothing to follow
-    store.update_latests(modules, Flusher(store.root))
+    store.update_latest_many(modules, store.make_flusher())
 
 
 def gosum_hashes(lines: Iterable[str]) -> dict[tuple[str, str], set[str]]:
@@ -546,38 +549,51 @@ def merge_list(store: MirrorStore, e: Entry, data: bytes, only_present: bool = F
     if isinstance(versions, str):
         raise ImportFailed(f"{e.path}: {versions}")
     if only_present:
-        where = store.root / e.path.removesuffix("list")
+        where = e.path.removesuffix("list")
         versions = [
             v for v in versions
-            if all((where / f"{modpath.escape_version(v)}.{ext}").is_file() for ext in ("info", "mod", "zip"))
+            if all(store.is_published(f"{where}{modpath.escape_version(v)}.{ext}") for ext in ("info", "mod", "zip"))
         ]
     return bool(versions) and store.add_to_list(e.path, *versions)
 
 
-def import_medium(medium: Path, into: Path, verifier: note.Verifier, gosumdb: str | None = None,
+def import_medium(medium: Path, into: Path | StoreTarget, verifier: note.Verifier, gosumdb: str | None = None,
                   policy: rollback.Policy | None = None) -> ImportResult:
     """Verify ``medium`` and merge it into the mirror at ``into``; raises ImportRefused (nothing
     written to the tree) when the medium does not verify or conflicts with the mirror, and
     rollback's errors when its manifest is older than one accepted before (``policy``).
     ``gosumdb`` as for ``verify_medium``."""
-    medium, into = Path(medium), Path(into)
+    medium = Path(medium)
+    into = into if isinstance(into, StoreTarget) else Path(into)
     report, manifest = _verify(medium, verifier, gosumdb)
     if not report.ok or manifest is None:
         raise ImportRefused(report, f"{medium}: the medium does not verify; nothing imported")
-    guard = accepted.guard(into, verifier, manifest, policy or rollback.Policy())
-    return import_checked(medium, into, manifest, report, guard, gosumdb)
+    if not isinstance(into, StoreTarget):
+        guard = accepted.guard(into, verifier, manifest, policy or rollback.Policy())
+        return import_checked(medium, into, manifest, report, guard, gosumdb)
+    # An object store's record of accepted manifests stays in its local state, as its resume
+    # state does (README: "A mirror in an S3-compatible object store").
+    store = open_store(into)
+    try:
+        guard = accepted.guard(store.root, verifier, manifest, policy or rollback.Policy())
+        return import_checked(medium, into, manifest, report, guard, gosumdb, store=store)
+    finally:
+        store.close()
 
 
-def import_checked(tree: Path, into: Path, manifest: Manifest, report: Report, guard: accepted.Guard,
+def import_checked(tree: Path, into: Path | StoreTarget, manifest: Manifest, report: Report, guard: accepted.Guard,
                    gosumdb: str | None = None, move: bool = False, store: MirrorStore | None = None) -> ImportResult:
     """Merge the verified files of ``tree`` (``report`` is their clean check against ``manifest``)
     into the mirror at ``into`` and record the manifest as accepted. ``move``: ``tree`` is the
     mirror's own staging (a bundle's unpacked files): files are renamed in, not copied. ``store``:
     the mirror, when the caller holds it open already (left open)."""
     own = store is None
-    store = store or MirrorStore(into)
+    store = store or open_store(into)
     try:
-        result = _import(store, tree, into, manifest, report, gosumdb, move)
+        if isinstance(into, StoreTarget):
+            result = _import_into_store(store, tree, manifest, report, gosumdb)
+        else:
+            result = _import(store, tree, into, manifest, report, gosumdb, move)
         guard.commit()
         return result
     except OSError as e:
@@ -631,10 +647,22 @@ def _check_after(medium: Path, into: Path, plan: Plan, gosumdb: str | None) -> l
     return problems
 
 
+def _import_into_store(store, medium: Path, manifest: Manifest, report: Report, gosumdb: str | None) -> ImportResult:
+    """``_import`` into an object store: what it holds at each listed path is read from it (each
+    existing object once, to hash it), and its checksum databases are checked in a local copy."""
+    inside = {e.path: store.file_state(e.path) for e in manifest.entries}
+    with tempfile.TemporaryDirectory(prefix="airsync-import-", dir=store.work) as shadow:
+        store.copy_tree("sumdb", Path(shadow))
+        store.copy_tree("vulndb/index", Path(shadow))  # which database is newer (_vulndb_decision)
+        return _import(store, medium, Path(shadow), manifest, report, gosumdb, inside=inside)
+
+
 def _import(store: MirrorStore, medium: Path, into: Path, manifest: Manifest, report: Report,
-            gosumdb: str | None = None, move: bool = False) -> ImportResult:
-    """Check every listed file against the mirror first; write only when nothing conflicts."""
-    inside = {e.path: inside_state(into, e.path) for e in manifest.entries}
+            gosumdb: str | None = None, move: bool = False, inside: dict | None = None) -> ImportResult:
+    """Check every listed file against the mirror first; write only when nothing conflicts.
+    ``inside``: what the mirror holds at each listed path, when ``into`` is not the mirror itself."""
+    if inside is None:
+        inside = {e.path: inside_state(into, e.path) for e in manifest.entries}
     plan = plan_import(manifest, inside, _lookup_decisions(medium, into, manifest, inside),
                        _vulndb_decision(medium, into, manifest))
     if plan.conflicts:
@@ -650,7 +678,7 @@ def _import(store: MirrorStore, medium: Path, into: Path, manifest: Manifest, re
             "command; nothing imported",
         )
     dirs: set[Path] = set()
-    flush = Flusher(into)  # one syncfs where the file system allows it, not an fsync per directory
+    flush = store.make_flusher()  # one syncfs where the file system allows it, not an fsync per directory
     copied = 0
     for i, e in enumerate(plan.copy):
         phase = (_is_list(e.path), vulndb_index_rank(e.path))

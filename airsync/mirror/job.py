@@ -47,7 +47,9 @@ from airsync.goproxy.upstream import Upstream
 from airsync.goproxy.wants import ModuleWant, Request
 from airsync.mirror.resolve import Resolution, Resolver, plan_for
 from airsync.state import StateDB
-from airsync.store import Flusher, MirrorStore, StoreError, write_plain
+from airsync.objstore.mirror import open_store
+from airsync.objstore.url import StoreTarget
+from airsync.store import StoreError, write_plain
 from airsync.trust.sumdb import RecordError, SumDB, matches_patterns
 
 log = structlog.get_logger("airsync.mirror")
@@ -133,7 +135,7 @@ class _ModuleRun:
 class MirrorJob:
     def __init__(
         self,
-        root: Path,
+        root: Path | StoreTarget,
         upstreams: list[Upstream],
         settings: FetchSettings,
         stats: Stats | None = None,
@@ -145,13 +147,13 @@ class MirrorJob:
         # Whatever was opened is closed again if a later step fails: in the long-running
         # service a leaked lock would refuse every later job on this mirror.
         with contextlib.ExitStack() as opened:
-            self.store = MirrorStore(root)
+            self.store = open_store(root)
             opened.callback(self.store.close)
             self.state = StateDB(self.store.state_path)
             opened.callback(self.state.close)
             self.signatures = SignatureCache(self.store.state_path)
             opened.callback(self.signatures.close)
-            self.flusher = Flusher(self.store.root)
+            self.flusher = self.store.make_flusher()
             self.store.clean_partial(self.state.resumable())
             opened.pop_all()
         self.upstreams = upstreams
@@ -248,11 +250,8 @@ class MirrorJob:
         # Versions that joined a list this run brought their @latest with them.
         paths = sorted({w.module.path for w in wants if w.need_zip} - self._latest_done)
 
-        def update() -> None:
-            self.store.update_latests(paths, self.flusher)
-
         try:
-            await trio.to_thread.run_sync(update)
+            await trio.to_thread.run_sync(self.store.update_latest_many, paths, self.flusher)
         except OSError as e:
             self._disk_error(e, "@latest")
 
@@ -260,7 +259,7 @@ class MirrorJob:
         """A small upstream file for resolving, in memory; None when no upstream has it. A go.mod
         the mirror already holds was verified when it landed: it is read from there."""
         if relpath.endswith(".mod") and self.store.is_published(relpath):
-            return await trio.to_thread.run_sync((self.store.root / relpath).read_bytes)
+            return await trio.to_thread.run_sync(self.store.read_bytes, relpath)
         try:
             got = await fetcher.fetch(relpath, max_size)
         except NotFoundError:
@@ -391,7 +390,8 @@ class MirrorJob:
             for ext in sorted(present & {"zip", "mod"}):
                 rel = modpath.proxy_file(want.module, ext)
                 try:
-                    verify_file(ext, self.store.root / rel, want)
+                    with self.store.local_copy(rel) as path:
+                        verify_file(ext, path, want)
                 except VerifyError as e:
                     bad.append((rel, f"published file disagrees with the checksum database: {e.detail}"))
             return bad
@@ -444,7 +444,7 @@ class MirrorJob:
         listing = latest = None
         if want.need_zip and rest_present and len(good) == len(got):
             listing = self.store.prepare_list(modpath.list_file(mv.path), mv.version)
-            if listing is not None:
+            if listing is not None and not self.store.remote:  # a store swaps @latest after its list
                 # @latest follows the new list in the same flushes (not in a pass of its own).
                 info = got.get("info")
                 if isinstance(info, Path):
@@ -453,7 +453,7 @@ class MirrorJob:
                 self._latest_done.add(mv.path)
         # Durable before visible; one syncfs is shared by every version landing meanwhile.
         self.flusher.files([partials[ext] for ext in good if isinstance(got[ext], bytes)]
-                           + ([listing.staged] if listing is not None else [])
+                           + ([listing[0]] if listing is not None else [])
                            + ([latest[0]] if latest is not None else []))
         # Signed now, while the bytes are in the page cache: sync, serve and pull need it later.
         sigs = {
@@ -466,14 +466,14 @@ class MirrorJob:
         for ext in good:
             rel = modpath.proxy_file(mv, ext)
             dirs |= self.store.publish(partials[ext], rel)
-            signed.append((rel, os.lstat(self.store.root / rel), sigs[ext], h1[ext]))
+            if (st := self.store.stat(rel)) is not None:
+                signed.append((rel, st, sigs[ext], h1[ext]))
         try:
             self.signatures.put_many(signed)
         except SignatureCacheError as e:  # only a cache: sync or pull signs the files again
             log.warning("signatures not recorded", module=str(mv), error=str(e))
         if listing is not None:
-            os.replace(listing.staged, listing.final)
-            dirs.add(listing.final.parent)
+            dirs |= self.store.commit_list(listing)
         if latest is not None:
             os.replace(*latest)
             dirs.add(latest[1].parent)
@@ -482,7 +482,7 @@ class MirrorJob:
 
     def _disk_error(self, e: OSError, where: str) -> None:
         if e.errno in _FATAL_ERRNOS:
-            self.summary.fatal = f"mirror disk error on {where}: {e.strerror}"
+            self.summary.fatal = f"mirror {'store' if self.store.remote else 'disk'} error on {where}: {e.strerror}"
             log.error("stopping: mirror disk error", where=where, error=e.strerror)
             self._nursery.cancel_scope.cancel()
         else:

@@ -86,7 +86,7 @@ class Daemon:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             await nursery.start(control.serve, self, self.conf.control_socket, self._stopped)
-            log.info("listening", socket=str(self.conf.control_socket), mirror=str(self.conf.mirror_dir),
+            log.info("listening", socket=str(self.conf.control_socket), mirror=str(self.conf.store or self.conf.mirror_dir),
                      requests=str(self.conf.requests_dir), pid=os.getpid())
             self._warn_config()
             self.notifier.notify(READY=1, STATUS=self.status_line(), MAINPID=os.getpid())
@@ -156,7 +156,7 @@ class Daemon:
     # -- sources of work -----------------------------------------------------------------
 
     def submit_mirror(self, source: str, key: str, label: str = "") -> tuple[Job, bool]:
-        job, new = self.ledger.submit(Kind.MIRROR, str(self.conf.mirror_dir), source, key,
+        job, new = self.ledger.submit(Kind.MIRROR, str(self.conf.store or self.conf.mirror_dir), source, key,
                                       jobs.mirror_claims(), label=label)
         if new:
             log.info("job queued", job=job.id, kind="mirror", source=source)
@@ -268,7 +268,7 @@ class Daemon:
                 "notes": lifecycle.config_warnings(self.conf),  # looked at again: a key fixed since shows at once
                 "stopping": self.stopping,
                 "config": str(self.conf.path),
-                "mirror": str(self.conf.mirror_dir),
+                "mirror": str(self.conf.store or self.conf.mirror_dir),
                 "requests_dir": str(self.conf.requests_dir),
                 "reloads": self.reloads,
                 "reload_error": self.reload_error,

@@ -83,7 +83,7 @@ async def mirror(conf: DaemonConfig, job: Job, live: Live, intake: Intake) -> tu
     for note in sources.notes:
         log.info("note", note=note)
     live.stats = Stats()
-    mirror_job = MirrorJob(conf.mirror_dir, sources.upstreams, settings, live.stats, sumdb=sources.sumdb,
+    mirror_job = MirrorJob(conf.store or conf.mirror_dir, sources.upstreams, settings, live.stats, sumdb=sources.sumdb,
                            private=sources.private)
     platforms = tuple(m.get("platforms") or (host_platform(),))
     s = await mirror_job.run(inputs.request(deps=bool(m.get("deps", True)), latest=bool(m.get("latest", False)),
@@ -170,6 +170,10 @@ async def sync_medium(conf: DaemonConfig, job: Job, live: Live) -> tuple[str | N
         elif event.kind == "file":
             live.files_done += 1
 
+    if conf.store is not None:  # the store's objects into its local copy first (only what changed)
+        from airsync.objstore.mirror import local_copy_of
+
+        await trio.to_thread.run_sync(local_copy_of, conf.store, abandon_on_cancel=True)
     r = await trio.to_thread.run_sync(
         partial(sync, conf.mirror_dir, target, signer, verify=False, progress=progress), abandon_on_cancel=True
     )

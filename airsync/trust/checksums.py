@@ -93,7 +93,7 @@ class Checksums:
     async def _get(self, path: str, max_size: int) -> bytes:
         rel = self._rel(path)
         if self.store.is_published(rel):
-            return await trio.to_thread.run_sync((self.store.root / rel).read_bytes)
+            return await trio.to_thread.run_sync(self.store.read_bytes, rel)
         return await self._fetch(path, max_size)
 
     async def _fetch(self, path: str, max_size: int) -> bytes:
@@ -233,8 +233,7 @@ class Checksums:
 
     async def finish(self) -> None:
         """Make the carried database whole for the go command (see the module docstring)."""
-        base = self.store.root / self.db.dir()
-        lookups = await trio.to_thread.run_sync(_read_lookups, base / "lookup")
+        lookups = await trio.to_thread.run_sync(self.store.read_tree, f"{self.db.dir()}/lookup")
         pending = self.state.sumdb_heads(self.db.name, "pending")
         if self._latest is None and not lookups and not pending:
             return
@@ -310,20 +309,13 @@ class Checksums:
         for path, data in files.items():
             rel = self._rel(path)
             if self.store.is_published(rel):
-                if not replace or (self.store.root / rel).read_bytes() == data:
+                if not replace or self.store.read_bytes(rel) == data:
                     continue
             partial = self.store.partial_path(rel)
             write_plain(partial, data)
             fsync_path(partial)
-            dirs |= self.store.publish(partial, rel)
+            dirs |= self.store.publish(partial, rel, replace=replace)
         self.store.sync_dirs(dirs)
-
-
-def _read_lookups(base: Path) -> dict[str, bytes]:
-    """Stored lookup answers by path under ``lookup/``."""
-    if not base.is_dir():
-        return {}
-    return {p.relative_to(base).as_posix(): p.read_bytes() for p in sorted(base.rglob("*")) if p.is_file()}
 
 
 def _read_and_remove(path: Path) -> bytes:

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 SYSTEMD = REPO / "systemd"
 INSTALL = REPO / "scripts" / "install"
 HELPER = SYSTEMD / "airsync-usb"
-UNITS = ("airsync.service", "airsync-usb@.service")
+UNITS = ("airsync.service", "airsync-usb@.service", "airsync-serve@.service")
 TIMEOUT = 60
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="installs into a root and mounts: needs root (CI runs as root)")
@@ -103,6 +103,7 @@ def test_install_lays_out_everything(root):
     for path, mode in (
         ("usr/local/lib/systemd/system/airsync.service", 0o644),
         ("usr/local/lib/systemd/system/airsync-usb@.service", 0o644),
+        ("usr/local/lib/systemd/system/airsync-serve@.service", 0o644),
         ("etc/udev/rules.d/61-airsync.rules", 0o644),
         ("usr/lib/sysusers.d/airsync.conf", 0o644),
         ("usr/lib/tmpfiles.d/airsync.conf", 0o644),
@@ -163,7 +164,7 @@ def analyze(root: Path, *args) -> subprocess.CompletedProcess:
 
 
 def test_units_verify(verify_root):
-    proc = analyze(verify_root, "verify", "airsync.service", "airsync-usb@sdb1.service")
+    proc = analyze(verify_root, "verify", "airsync.service", "airsync-usb@sdb1.service", "airsync-serve@8081.service")
     # systemd-analyze verify exits 0 on mere warnings (unknown keys, bad values): any output fails.
     assert proc.returncode == 0 and proc.stdout == "" and proc.stderr == "", proc.stdout + proc.stderr
 
@@ -181,7 +182,8 @@ def test_verify_would_catch_a_bad_unit(verify_root, tmp_path):
     assert "nope is not executable" in proc.stderr and proc.returncode != 0
 
 
-@pytest.mark.parametrize("unit, limit", [("airsync.service", 1.5), ("airsync-usb@sdb1.service", 1.0)])
+@pytest.mark.parametrize("unit, limit", [("airsync.service", 1.5), ("airsync-usb@sdb1.service", 1.0),
+                                         ("airsync-serve@8081.service", 1.5)])
 def test_security_exposure(verify_root, unit, limit):
     proc = analyze(verify_root, "security", "--offline=true", "--no-pager", unit)
     m = re.search(rf"Overall exposure level for {re.escape(unit)}: ([0-9.]+)", proc.stdout)
@@ -211,6 +213,12 @@ def test_service_contract():
         "/opt/airsync/venv/bin/airsync usb-attach /run/airsync-media/%i --label %i",
     ]
     assert u["ExecStopPost"] == ["+/opt/airsync/libexec/airsync-usb umount %i"]
+
+    v = unit_settings((SYSTEMD / "airsync-serve@.service").read_text())
+    assert v["ExecStart"] == ["/opt/airsync/venv/bin/airsync --log-format json serve ${AIRSYNC_STORE} "
+                              "--listen ${AIRSYNC_SERVE_ADDRESS}:%i $AIRSYNC_SERVE_OPTIONS"]
+    assert v["EnvironmentFile"] == ["/etc/airsync/serve.env"] and v["User"] == ["airsync"]
+    assert v["ProtectSystem"] == ["strict"] and "StateDirectory" not in v
 
 
 def test_sysusers_and_tmpfiles_parse(root):
