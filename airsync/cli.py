@@ -281,7 +281,14 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     from airsync.carry.bundlewrite import write_bundle
 
     max_size = config.parse_size(args.max_size, "--max-size") if args.max_size else 4 * 1024**3
-    r = write_bundle(Path(args.mirror), Path(args.out), _signer(args.signing_key),
+    mirror = _target(args.mirror, args.config)
+    signer = _signer(args.signing_key)
+    if not isinstance(mirror, Path):
+        from airsync.objstore.mirror import local_copy_of
+
+        mirror, n = local_copy_of(mirror)  # the store's files, read as a directory mirror (as sync does)
+        print(f"airsync bundle: {args.mirror}: {n} object(s) brought into its local copy {mirror}", file=sys.stderr)
+    r = write_bundle(mirror, Path(args.out), signer,
                      since=Path(args.since) if args.since else None, max_size=max_size, only=args.only or "")
     print(r.summary())
     return EXIT_OK
@@ -573,7 +580,8 @@ def build_parser() -> argparse.ArgumentParser:
     sy.set_defaults(func=cmd_sync)
 
     bd = sub.add_parser("bundle", help="write the mirror (or what changed since a manifest) as a signed bundle of tar parts")
-    bd.add_argument("--mirror", required=True, metavar="MIRROR", help="the mirror to bundle")
+    bd.add_argument("--mirror", required=True, metavar="MIRROR", help="the mirror to bundle (a directory, or s3://BUCKET/PREFIX)")
+    bd.add_argument("--config", metavar="FILE", help="TOML config file (its [store] table)")
     bd.add_argument("--out", required=True, metavar="DIR", help="the directory the bundle's files are written to")
     bd.add_argument("--signing-key", required=True, metavar="KEYFILE", help="PREFIX.key from airsync keygen")
     bd.add_argument("--since", metavar="MANIFEST",
