@@ -190,7 +190,8 @@ class _Fast:
     """The answers a go command asks for most, without the ASGI stack: a whole regular file,
     GET or HEAD, with the same headers StaticFiles gives (ETag, Last-Modified, Content-Type,
     Accept-Ranges) and its 304s. Anything else (Range, If-Range, the manifest, sidecars, a path
-    that is not a regular file inside the tree) goes to ``app`` (``app_for``) unchanged."""
+    that is not a regular file inside the tree, the vulnerability database with its gzip forms)
+    goes to ``app`` (``app_for``) unchanged."""
 
     SMALL = 256 * 1024  # read at once; larger files are sent in chunks from a worker thread
 
@@ -226,7 +227,8 @@ class _Fast:
         if any(p.startswith(".") or "\0" in p or len(p.encode("utf-8", "surrogateescape")) > 255 for p in parts):
             return 404, list(httploop.TEXT), b"not found\n"
         found = None
-        if rel and b"range" not in h and b"if-range" not in h and rel != MANIFEST and not rel.endswith(SIDECAR_SUFFIX):
+        if (rel and b"range" not in h and b"if-range" not in h and rel != MANIFEST
+                and not rel.endswith(SIDECAR_SUFFIX) and not rel.startswith("vulndb/")):
             found = self._open(rel)
         if found is None:
             return await _asgi(self.app, req)
