@@ -96,7 +96,17 @@ def write_plain(path: Path, data: bytes, fsync: bool = False) -> None:
     fill(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), data, fsync)
 
 
-def _alive(pid: int) -> bool:
+def replace_durably(path: Path, data: bytes, mode: int = 0o644, tmp_suffix: str = ".tmp") -> None:
+    """Make ``path`` hold ``data``, atomically and durably: written beside it under a hidden
+    temporary name, fsynced, renamed over it, and its directory fsynced. A crash leaves the old
+    file or the new one, never a mix."""
+    tmp = path.with_name(f".{path.name}{tmp_suffix}")
+    fill(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), data, fsync=True)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -141,7 +151,7 @@ class MirrorStore:
             if shared:
                 raise StoreError(f"{root} is being written by another airsync process (pid {holder or '?'})") from None
             # Readers leave no pid: the one in the file may be a writer long gone.
-            who = f"pid {holder}" if holder.isdigit() and _alive(int(holder)) else "a sync reading it"
+            who = f"pid {holder}" if holder.isdigit() and pid_alive(int(holder)) else "a sync reading it"
             raise StoreError(f"{root} is in use by another airsync process ({who})") from None
         if not shared:
             os.ftruncate(self._lock, 0)

@@ -10,13 +10,12 @@ written to a temporary file, fsynced and renamed, so a crash leaves the old reco
 from __future__ import annotations
 
 import datetime as _dt
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from airsync.carry import rollback
 from airsync.carry.manifest import Manifest, digest
-from airsync.store import WORKDIR, fsync_dir, makedirs_durable, write_all
+from airsync.store import WORKDIR, makedirs_durable, replace_durably
 from airsync.trust import note
 
 __all__ = ["FILE", "StateError", "load", "Guard", "guard", "key_id"]
@@ -66,17 +65,9 @@ class Guard:
             return
         state[self.key] = new
         path = _path(self.mirror)
-        tmp = path.with_name(path.name + ".tmp")
         try:
             makedirs_durable(path.parent)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            try:
-                write_all(fd, rollback.encode_state(state))
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
-            fsync_dir(path.parent)
+            replace_durably(path, rollback.encode_state(state))
         except OSError as e:
             raise StateError(f"{path}: cannot record the accepted manifest: {e.strerror or e}") from None
 

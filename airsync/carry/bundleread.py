@@ -38,7 +38,7 @@ from airsync.carry import accepted, bundle, rollback
 from airsync.carry.manifest import Manifest, ManifestError, open_manifest
 from airsync.carry.medium import BLOCK, MANIFEST, MANIFEST_MAX
 from airsync.carry.verify import ImportRefused, ImportResult, Report, check_tree, import_checked, inside_state
-from airsync.store import Flusher, MirrorStore, fsync_dir, makedirs, write_all
+from airsync.store import Flusher, MirrorStore, makedirs, replace_durably, write_all
 from airsync.trust import note
 
 __all__ = ["is_bundle", "Bundle", "open_bundle", "verify_bundle", "import_bundle", "read_sbom", "write_receipt"]
@@ -341,15 +341,7 @@ def write_receipt(path: Path, raw: bytes) -> None:
     """Write a receipt (the signed manifest accepted) atomically and durably."""
     path = Path(path)
     makedirs(path.parent)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        write_all(fd, raw)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    replace_durably(path, raw)
 
 
 def read_sbom(path: Path, verifier: note.Verifier | None = None) -> bytes:

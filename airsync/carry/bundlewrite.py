@@ -25,7 +25,7 @@ from airsync.carry.medium import BLOCK, overlap
 from airsync.carry.signatures import SignatureCache, make_manifest, tree_signatures
 from airsync.errors import ConfigError
 from airsync.goproxy import modpath
-from airsync.store import MirrorStore, fsync_dir, write_all
+from airsync.store import MirrorStore, fsync_dir, replace_durably, write_all
 from airsync.trust import note
 from airsync.units import count, human_bytes
 
@@ -62,15 +62,7 @@ def read_since(path: Path, verifier: note.Verifier) -> tuple[manifest.Manifest, 
 
 
 def _atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        write_all(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    replace_durably(path, data, tmp_suffix=".partial")
 
 
 def _sha256_file(path: Path) -> str:

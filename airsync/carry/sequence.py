@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 
 from airsync.errors import AirsyncError
-from airsync.store import fsync_dir, write_all
+from airsync.store import replace_durably
 
 __all__ = ["SequenceError", "counter_path", "next_sequence", "peek"]
 
@@ -70,16 +70,8 @@ def next_sequence(path: Path) -> int:
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
         value = _read(path) + 1
-        tmp = path.with_name(path.name + ".tmp")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                write_all(fd, f"{value}\n".encode())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
-            fsync_dir(path.parent)
+            replace_durably(path, f"{value}\n".encode(), mode=0o600)
         except OSError as e:
             raise SequenceError(f"{path}: cannot write the manifest counter: {e.strerror or e}") from None
         return value

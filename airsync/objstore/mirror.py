@@ -50,7 +50,7 @@ from airsync.goproxy import modpath, query, semver
 from airsync.objstore.client import Bucket, Conflict, ObjectStoreError
 from airsync.objstore import url as url_mod
 from airsync.objstore.url import StoreTarget
-from airsync.store import WORKDIR, MirrorStore, StoreError, fsync_path, write_plain
+from airsync.store import WORKDIR, MirrorStore, StoreError, fsync_path, pid_alive, write_plain
 
 log = structlog.get_logger("airsync.objstore")
 
@@ -68,16 +68,6 @@ def default_state_dir(target: StoreTarget, env: dict[str, str] | None = None) ->
     ident = xxhash.xxh3_64_hexdigest(f"{target.settings.endpoint}\0{target.url.bucket}\0{target.url.prefix}".encode())
     name = (target.url.prefix.replace("/", "_") or "_") + f"-{ident[:12]}"
     return base / "airsync" / "stores" / target.url.bucket / name
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _sha256_file(path: Path) -> str:
@@ -184,7 +174,7 @@ class ObjectMirrorStore:
                     expires, host, pid = float(held["expires"]), str(held["host"]), int(held["pid"])
                 except (ValueError, KeyError, TypeError):
                     expires, host, pid = 0.0, "?", 0  # unreadable: treated as expired
-                gone = host == socket.gethostname() and not _alive(pid)
+                gone = host == socket.gethostname() and not pid_alive(pid)
                 if expires < time.time() or gone:
                     self._lease_etag = self.bucket.put_swap(key, mine, etag)
                     if gone:
