@@ -25,6 +25,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 import trio
@@ -47,10 +48,11 @@ from airsync.goproxy.upstream import Upstream
 from airsync.goproxy.wants import ModuleWant, Request
 from airsync.mirror.resolve import Resolution, Resolver, plan_for
 from airsync.state import StateDB
-from airsync.objstore.mirror import open_store
-from airsync.objstore.url import StoreTarget
-from airsync.store import StoreError, write_plain
+from airsync.store import MirrorStore, StoreError, write_plain
 from airsync.trust.sumdb import RecordError, SumDB, matches_patterns
+
+if TYPE_CHECKING:
+    from airsync.objstore.url import StoreTarget
 
 log = structlog.get_logger("airsync.mirror")
 
@@ -147,7 +149,12 @@ class MirrorJob:
         # Whatever was opened is closed again if a later step fails: in the long-running
         # service a leaked lock would refuse every later job on this mirror.
         with contextlib.ExitStack() as opened:
-            self.store = open_store(root)
+            if isinstance(root, (str, os.PathLike)):
+                self.store = MirrorStore(Path(root))
+            else:  # an object store: its client (obstore) is imported only for one
+                from airsync.objstore.mirror import open_store
+
+                self.store = open_store(root)
             opened.callback(self.store.close)
             self.state = StateDB(self.store.state_path)
             opened.callback(self.state.close)
