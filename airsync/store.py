@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
+import hashlib
 import os
 import threading
 import time
@@ -104,6 +105,13 @@ def replace_durably(path: Path, data: bytes, mode: int = 0o644, tmp_suffix: str 
     fill(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), data, fsync=True)
     os.replace(tmp, path)
     fsync_dir(path.parent)
+
+
+def sha256_hex(path: Path) -> str:
+    """The SHA-256 of the file at ``path`` (followed if a symlink; a medium's files are read
+    without following, by ``carry.medium.sha256_file``)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def pid_alive(pid: int) -> bool:

@@ -38,7 +38,7 @@ from airsync.carry import accepted, bundle, rollback
 from airsync.carry.manifest import Manifest, ManifestError, open_manifest
 from airsync.carry.medium import BLOCK, MANIFEST, MANIFEST_MAX
 from airsync.carry.verify import ImportRefused, ImportResult, Report, check_tree, import_checked, inside_state
-from airsync.store import Flusher, MirrorStore, makedirs, replace_durably, write_all
+from airsync.store import Flusher, MirrorStore, makedirs, replace_durably, sha256_hex, write_all
 from airsync.trust import note
 
 __all__ = ["is_bundle", "Bundle", "open_bundle", "verify_bundle", "import_bundle", "read_sbom", "write_receipt"]
@@ -144,9 +144,11 @@ def open_bundle(paths: list[Path], verifier: note.Verifier) -> tuple[Bundle, lis
 def _other_part(f: Path, size: int, part, m: Manifest) -> int | None:
     """The number of the other part whose bytes the file given for ``part`` holds, if any."""
     same = [i for i, q in enumerate(m.parts, 1) if q.size == size and q is not part]
-    if not same or size == part.size and _sha256(f) == part.sha256:
+    if not same:
         return None
-    sha = _sha256(f)
+    sha = sha256_hex(f)
+    if size == part.size and sha == part.sha256:
+        return None
     return next((i for i in same if m.parts[i - 1].sha256 == sha), None)
 
 
@@ -166,14 +168,6 @@ class _HashReader:
         while self.read(BLOCK):
             pass
         return self.n, self.h.hexdigest()
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(BLOCK):
-            h.update(block)
-    return h.hexdigest()
 
 
 class _Flat:
@@ -230,7 +224,7 @@ def _unpack(b: Bundle, dest: _Flat) -> list[tuple[str, str]]:
                         k += 1
             except tarfile.TarError as e:
                 why = f"not a readable tar archive ({e})"
-            size, sha = reader.finish() if why is None else (path.stat().st_size, _sha256(path))
+            size, sha = reader.finish() if why is None else (path.stat().st_size, sha256_hex(path))
         if (size, sha) != (part.size, part.sha256):
             problems.append((part.name, "altered: its sha256 differs from the manifest (another bundle's, or changed)"))
             break

@@ -21,7 +21,7 @@ from pathlib import Path
 import xxhash
 
 from airsync.carry import bundle, manifest, sbom
-from airsync.carry.medium import BLOCK, overlap
+from airsync.carry.medium import BLOCK, overlap, sha256_file
 from airsync.carry.signatures import SignatureCache, make_manifest, tree_signatures
 from airsync.errors import ConfigError
 from airsync.goproxy import modpath
@@ -63,14 +63,6 @@ def read_since(path: Path, verifier: note.Verifier) -> tuple[manifest.Manifest, 
 
 def _atomic(path: Path, data: bytes) -> None:
     replace_durably(path, data, tmp_suffix=".partial")
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(BLOCK):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _write_part(mirror: Path, out: Path, part: bundle.PartPlan, done: Callable[[int], None]) -> str:
@@ -183,7 +175,7 @@ def _write(mirror: Path, out: Path, signer, p: bundle.Plan, full: manifest.Manif
     for part in p.parts:
         final = out / part.name
         if final.is_file() and final.stat().st_size == part.size:
-            sha = _sha256_file(final)  # named, so complete: fsynced before its rename
+            sha = sha256_file(final)[1]  # named, so complete: fsynced before its rename
             done(part.size)
         else:
             sha = _write_part(mirror, out, part, done)

@@ -33,7 +33,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import errno
-import hashlib
 import json
 import os
 import random
@@ -50,7 +49,7 @@ from airsync.goproxy import modpath, query, semver
 from airsync.objstore.client import Bucket, Conflict, ObjectStoreError
 from airsync.objstore import url as url_mod
 from airsync.objstore.url import StoreTarget
-from airsync.store import WORKDIR, MirrorStore, StoreError, fsync_path, pid_alive, write_plain
+from airsync.store import WORKDIR, MirrorStore, StoreError, fsync_path, pid_alive, sha256_hex, write_plain
 
 log = structlog.get_logger("airsync.objstore")
 
@@ -68,14 +67,6 @@ def default_state_dir(target: StoreTarget, env: dict[str, str] | None = None) ->
     ident = xxhash.xxh3_64_hexdigest(f"{target.settings.endpoint}\0{target.url.bucket}\0{target.url.prefix}".encode())
     name = (target.url.prefix.replace("/", "_") or "_") + f"-{ident[:12]}"
     return base / "airsync" / "stores" / target.url.bucket / name
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def merge_versions(text: bytes | None, versions: tuple[str, ...]) -> bytes | None:
@@ -383,10 +374,10 @@ class ObjectMirrorStore:
 
     def _same_or_raise(self, partial: Path, relpath: str, key: str) -> None:
         """The key exists: fine if it holds these bytes (a rerun, or another writer, put them)."""
-        ours = _sha256_file(partial)
+        ours = sha256_hex(partial)
         tmp = partial.with_name(partial.name + ".theirs")
         try:
-            if self.bucket.get_to(key, tmp) and _sha256_file(tmp) == ours:
+            if self.bucket.get_to(key, tmp) and sha256_hex(tmp) == ours:
                 return
             theirs = tmp.stat().st_size if tmp.exists() else 0
         finally:
@@ -402,7 +393,7 @@ class ObjectMirrorStore:
         if relpath not in self._keys:
             return None
         with self.local_copy(relpath) as path:
-            return ("file", path.stat().st_size, _sha256_file(path))
+            return ("file", path.stat().st_size, sha256_hex(path))
 
     def copy_tree(self, relpath: str, dest: Path) -> int:
         """Download every object under ``relpath/`` into ``dest/relpath``; how many."""
