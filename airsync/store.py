@@ -19,7 +19,6 @@ Directories created on the way are fsynced into their parents for the same reaso
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
 import hashlib
 import os
@@ -31,7 +30,7 @@ from typing import NamedTuple
 import xxhash
 
 from airsync.errors import AirsyncError
-from airsync.goproxy import modpath, query, semver
+from airsync.goproxy import modpath, semver
 
 WORKDIR = ".airsync"
 
@@ -287,6 +286,8 @@ class MirrorStore:
                 list_text = (root / modpath.list_file(module_path)).read_text("utf-8")
             except (FileNotFoundError, UnicodeDecodeError):
                 return None
+        from airsync.goproxy import query  # with go.mod's parser: only the commands that publish need it
+
         version = query.latest_of_list(list_text)
         if version is None:
             return None
@@ -370,6 +371,8 @@ SYNCFS_TYPES = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "vfat"
 
 
 def _libc_syncfs():
+    import ctypes  # only where files are flushed: a no-op sync never loads it
+
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         return libc.syncfs
@@ -399,6 +402,8 @@ class Flusher:
         fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
         try:
             if self._syncfs(fd) != 0:
+                import ctypes  # loaded already by _libc_syncfs
+
                 err = ctypes.get_errno()
                 raise OSError(err, os.strerror(err), str(self.root))
         finally:

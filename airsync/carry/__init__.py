@@ -2,8 +2,8 @@
 
 Pure: ``chunks`` (content-defined chunk signatures and delta plans), ``manifest`` (the signed
 manifest of a medium or bundle and the diff of two; it also reads and writes key files),
-``bundle`` (a bundle's tar parts planned), ``rollback`` (which manifests anti-rollback accepts)
-and ``sbom`` (the CycloneDX SBOM of what crosses).
+``bundle`` (a bundle's tar parts planned), ``rollback`` (which manifests anti-rollback accepts),
+``sbom`` (the CycloneDX SBOM of what crosses) and ``syncstamp`` (a resync's quick check).
 I/O: ``medium`` (what a medium holds, hashed from disk), ``signatures`` (each mirror file's
 signature, kept in a cache), ``sequence`` (the signer's manifest counter), ``accepted`` (the
 inside's record of accepted manifests), ``sync`` (copying the mirror to a directory, durably),

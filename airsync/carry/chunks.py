@@ -53,11 +53,14 @@ import stat
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pyfastcdc
 import xxhash
 
 from airsync.errors import AirsyncError, ConfigError
+
+if TYPE_CHECKING:
+    import pyfastcdc
 
 __all__ = [
     "CHUNK_MIN",
@@ -181,6 +184,9 @@ Piece = Copy | Fetch
 
 def _chunker() -> pyfastcdc.FastCDC:
     # A FastCDC object is cheap and not safe to share between threads: make one per call.
+    # Imported here: a no-op sync or a mirror's start-up never cuts anything.
+    import pyfastcdc
+
     return pyfastcdc.FastCDC(
         CHUNK_AVG, min_size=CHUNK_MIN, max_size=CHUNK_MAX, normalized_chunking=NORMALIZATION
     )

@@ -60,19 +60,28 @@ def tree_files(root: Path) -> TreeScan:
     files: dict[str, os.stat_result] = {}
     sidecars: dict[str, os.stat_result] = {}
     odd: list[tuple[str, str]] = []
+    top = os.fspath(root)
     stack = [""]
     while stack:
         rel_dir = stack.pop()
-        with os.scandir(root / rel_dir if rel_dir else root) as it:
+        with os.scandir(f"{top}/{rel_dir}" if rel_dir else top) as it:
             for entry in it:
                 if entry.name.startswith("."):
                     continue
                 rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-                st = entry.stat(follow_symlinks=False)
-                if stat.S_ISLNK(st.st_mode):
+                # The type comes with the directory entry (d_type) where the file system gives
+                # it: only regular files, whose size and time matter, cost a stat.
+                if entry.is_symlink():
                     odd.append((rel, "symlink"))
-                elif stat.S_ISDIR(st.st_mode):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
                     stack.append(rel)
+                    continue
+                st = entry.stat(follow_symlinks=False)
+                if stat.S_ISDIR(st.st_mode):  # made between the listing and the stat
+                    stack.append(rel)
+                elif stat.S_ISLNK(st.st_mode):
+                    odd.append((rel, "symlink"))
                 elif stat.S_ISREG(st.st_mode):
                     if rel.endswith(SIDECAR_SUFFIX):
                         sidecars[rel] = st

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from airsync.carry import chunks
-from airsync.carry.medium import SIDECAR_SUFFIX, tree_files
+from airsync.carry.medium import SIDECAR_SUFFIX, TreeScan, tree_files
 from airsync.errors import AirsyncError
 from airsync.goproxy import dirhash, modpath, modzip
 from airsync.trust import sumdb
@@ -215,7 +215,11 @@ def make_manifest(root: Path, sources: dict[str, SignedFile]) -> Manifest:
     )
 
 
-def tree_signatures(root: Path, cache: SignatureCache, only: str = "") -> dict[str, SignedFile]:
-    """Signatures of every file of the tree at ``root`` that ``only`` selects, sorted by path."""
-    scan = tree_files(root)
+def tree_signatures(
+    root: Path, cache: SignatureCache, only: str = "", scan: TreeScan | None = None
+) -> dict[str, SignedFile]:
+    """Signatures of every file of the tree at ``root`` that ``only`` selects, sorted by path
+    (``scan``: the tree's ``tree_files``, if the caller has it already)."""
+    if scan is None:
+        scan = tree_files(root)
     return cache.get_many(root, {rel: st for rel, st in sorted(scan.files.items()) if selected(rel, only)})

@@ -37,26 +37,21 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import xxhash
 
-from airsync.carry import manifest, sbom
+from airsync.carry import syncstamp
 from airsync.carry.medium import (
     MANIFEST,
     MANIFEST_MAX,
     SBOM,
     SIDECAR_SUFFIX,
     STAGING,
+    TreeScan,
     overlap,
     sha256_file,
     tree_files,
-)
-from airsync.carry.signatures import (
-    SIDECAR_MIN,
-    SignatureCache,
-    SignedFile,
-    make_manifest,
-    tree_signatures,
 )
 from airsync.errors import AirsyncError, ConfigError
 from airsync.store import (
@@ -68,6 +63,9 @@ from airsync.store import (
     fsync_dir,
     makedirs,
 )
+
+if TYPE_CHECKING:
+    from airsync.carry.signatures import SignatureCache, SignedFile
 
 FAT_MAX_FILE = (4 << 30) - 1
 
@@ -259,9 +257,20 @@ def sync(
     cache = None
     lock = -1
     try:
-        cache = SignatureCache(store.state_path)
         lock = _lock_medium(target)
-        return _sync(store, cache, target, signer, verify, _serialized(progress), only)
+        seen = _Seen(store, target, signer, only)
+        if not verify:
+            record = seen.record()
+            if record is not None:
+                return SyncResult(unchanged=record.files, unknown=list(record.unknown))
+        # Only a sync with something to look at needs the signatures, the manifest's keys and
+        # the SBOM: imported here, they cost a no-op resync nothing.
+        from airsync.carry.signatures import SignatureCache
+
+        cache = SignatureCache(store.state_path)
+        result, sources = _sync(store, cache, target, signer, verify, _serialized(progress), only, seen.mirror)
+        seen.remember(result, sources)
+        return result
     except OSError as e:
         # A pulled stick shows as EIO, ENOTCONN or even EPERM (a FUSE daemon gone), a full one
         # as ENOSPC, a FAT remounted read-only as EROFS: whatever it is, stop and say so.
@@ -300,11 +309,73 @@ def _lock_medium(target: Path) -> int:
     return fd
 
 
+class _Seen:
+    """The quick check (``syncstamp``): the stamp of the mirror, the target and the settings,
+    and its record in the mirror's state, one per target."""
+
+    def __init__(self, store: MirrorStore, target: Path, signer, only: str) -> None:
+        self.target = target
+        self.mirror = tree_files(store.root)  # the mirror cannot change: we hold its shared lock
+        self.settings = (f"only {only}", f"signer {signer.name}+{signer.key_hash:08x}")
+        name = hashlib.sha256(os.fsencode(os.path.realpath(target))).hexdigest()[:32]
+        self.path = store.work / "synced" / f"{name}.json"
+
+    def _stamp(self, there: TreeScan) -> str:
+        meta: dict[str, os.stat_result | None] = {}
+        for rel in (MANIFEST, SBOM):
+            try:
+                meta[rel] = os.lstat(self.target / rel)
+            except FileNotFoundError:
+                meta[rel] = None
+        return syncstamp.stamp(
+            [("mirror", self.mirror.files), ("mirror odd", dict.fromkeys(r for r, _ in self.mirror.odd)),
+             ("target", there.files), ("sidecars", there.sidecars),
+             ("target odd", dict.fromkeys(r for r, _ in there.odd)), ("meta", meta)],
+            self.settings,
+        )
+
+    def record(self) -> syncstamp.Record | None:
+        """The record of the last sync, if the mirror, the target and the settings are as it saw them."""
+        try:
+            with open(self.path, "rb") as f:
+                record = syncstamp.decode(f.read(1 << 20))
+        except OSError:
+            return None
+        if record is None or record.stamp != self._stamp(tree_files(self.target)):
+            return None
+        return record
+
+    def remember(self, result: SyncResult, sources: dict[str, SignedFile]) -> None:
+        """Record what the sync left, if the target now holds every source file at its size (a
+        hint: if the target changed meanwhile, the next sync takes the full path)."""
+        there = tree_files(self.target)
+        if there.odd or len(there.files) != len(sources) + sum(
+            1 for rel in result.unknown if not rel.endswith(SIDECAR_SUFFIX)
+        ):
+            return
+        for rel, sf in sources.items():
+            st = there.files.get(rel)
+            if st is None or st.st_size != sf.size:
+                return
+        data = syncstamp.encode(syncstamp.Record(self._stamp(there), len(sources), tuple(result.unknown)))
+        try:
+            self.path.parent.mkdir(exist_ok=True)
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, self.path)  # no fsync: a record lost in a crash only costs a full check
+        except OSError:
+            pass  # a read-only state directory: every sync takes the full path
+
+
 def _sync(
-    store: MirrorStore, cache: SignatureCache, target: Path, signer, verify: bool, say, only: str
-) -> SyncResult:
+    store: MirrorStore, cache: SignatureCache, target: Path, signer, verify: bool, say, only: str,
+    scan: TreeScan,
+) -> tuple[SyncResult, dict[str, SignedFile]]:
+    from airsync.carry import manifest, sbom
+    from airsync.carry.signatures import SIDECAR_MIN, make_manifest, tree_signatures
+
     result = SyncResult()
-    sources = tree_signatures(store.root, cache, only)
+    sources = tree_signatures(store.root, cache, only, scan)
     if only and not any("/@v/" in rel for rel in sources):
         raise ConfigError(f"--only {only!r} selects no module in {store.root}; the medium was left as it was")
 
@@ -396,7 +467,7 @@ def _sync(
     if not todo and not stale and not sidecars_todo and not sidecars_stale and old_manifest == current and previous == {
         rel: (sf.size, sf.sha256) for rel, sf in sources.items()
     }:
-        return result  # the medium already is the mirror, and its manifest says so
+        return result, sources  # the medium already is the mirror, and its manifest says so
 
     if current.exists():
         os.replace(current, aside)
@@ -483,4 +554,4 @@ def _sync(
     if aside.exists():
         aside.unlink()
     result.manifest_written = True
-    return result
+    return result, sources

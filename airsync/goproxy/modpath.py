@@ -143,6 +143,7 @@ def _check_general(path: str, kind: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=1 << 14)  # a go.sum or manifest names each path many times
 def _module_path_problem(path: str) -> str | None:
     why = _check_general(path, _MODULE)
     if why is not None:
@@ -250,6 +251,7 @@ def canonical_version(v: str) -> str:
     return cv
 
 
+@lru_cache(maxsize=1 << 14)
 def _version_problem(path: str, version: str) -> str | None:
     if not semver.is_valid(version):
         return "not a semantic version"

@@ -351,3 +351,81 @@ def test_a_goproxy_tree_made_by_other_means_can_be_synced(keys, tmp_path):
     sync(tree, usb, signer)
     same_tree(tree, usb)
     manifest.open_manifest((usb / MANIFEST).read_bytes(), verifier)
+
+
+def test_a_noop_resync_ends_at_the_quick_check_and_any_change_takes_the_full_path(keys, tmp_path, monkeypatch):
+    from airsync.carry import signatures
+
+    mirror, _ = mirror_from(tmp_path, [m for m in MODULES if m.path != sample.TOOLS])
+    signer, verifier = keys
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    first = sync(mirror, usb, signer)
+    records = list((mirror / ".airsync" / "synced").iterdir())
+    assert len(records) == 1
+    opened = []
+    real_cache = signatures.SignatureCache
+
+    def counting_cache(*a, **k):
+        opened.append(1)
+        return real_cache(*a, **k)
+
+    monkeypatch.setattr(signatures, "SignatureCache", counting_cache)
+
+    def resync(**kw):
+        before = len(opened)
+        r = sync(mirror, usb, kw.pop("key", signer), **kw)
+        return r, len(opened) > before  # True: the full path ran
+
+    r, full = resync()
+    assert not full and r.written == [] and r.unchanged == len(first.written) and not r.manifest_written
+
+    # Something not ours on the target: the full path notes it once, the quick check after it too.
+    (usb / "stray.txt").write_text("mine\n")
+    r, full = resync()
+    assert full and r.unknown == ["stray.txt"] and not r.manifest_written
+    r, full = resync()
+    assert not full and r.unknown == ["stray.txt"]
+
+    # A file of the target gone, or shortened: put back.
+    victim = usb / "example.com/lib/strs/@v/v1.1.0.zip"
+    victim.unlink()
+    r, full = resync()
+    assert full and r.written == ["example.com/lib/strs/@v/v1.1.0.zip"]
+    with open(victim, "r+b") as f:
+        f.truncate(10)
+    r, full = resync()
+    assert full and r.written == ["example.com/lib/strs/@v/v1.1.0.zip"]
+    assert victim.read_bytes() == (mirror / "example.com/lib/strs/@v/v1.1.0.zip").read_bytes()
+
+    # The manifest gone: written again.
+    (usb / MANIFEST).unlink()
+    r, full = resync()
+    assert full and r.manifest_written and (usb / MANIFEST).exists()
+
+    # A mirror file only touched: the full path runs and finds nothing to write.
+    touched = mirror / "example.com/lib/strs/@v/list"
+    os.utime(touched, ns=(touched.stat().st_mtime_ns + 10**9,) * 2)
+    r, full = resync()
+    assert full and r.written == [] and not r.manifest_written
+    r, full = resync()
+    assert not full
+
+    # Another key: the manifest is signed again with it.
+    other_key, other_pub = manifest.keygen(tmp_path / "other")
+    r, full = resync(key=manifest.load_signer(other_key))
+    assert full and r.manifest_written
+    manifest.open_manifest((usb / MANIFEST).read_bytes(), manifest.load_verifier(other_pub))
+
+    # --only: another selection is another stamp.
+    r, full = resync(key=manifest.load_signer(other_key), only=sample.STRS)
+    assert full and r.removed
+
+    # --verify never trusts the record; a damaged record is no record.
+    r, full = resync(key=manifest.load_signer(other_key), only=sample.STRS, verify=True)
+    assert full and r.written == []
+    records[0].write_bytes(b"{damaged")
+    r, full = resync(key=manifest.load_signer(other_key), only=sample.STRS)
+    assert full and r.written == [] and not r.manifest_written
+    r, full = resync(key=manifest.load_signer(other_key), only=sample.STRS)
+    assert not full
