@@ -523,6 +523,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--config", metavar="FILE", help="TOML config file ([mirror] table)")
     m.add_argument("--concurrency", type=int, help="files downloaded at once")
     m.add_argument("--per-host", type=int, help="requests in flight per upstream host")
+    m.add_argument("--per-host-max", type=int,
+                   help="most whole-file requests per host while latency is the limit (default 4 x --per-host)")
     m.add_argument("--chunk-size", help="parallel range size for large files (e.g. 8M)")
     m.add_argument("--split-threshold", help="files above this size are split into ranges")
     m.add_argument("--limit-rate", help="overall rate limit in bytes/s (e.g. 500k, 2M)")

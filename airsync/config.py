@@ -54,6 +54,8 @@ MIRROR_KEYS: dict[str, Key] = {
     "upstream": Key((str,), "GOPROXY-style list of upstream proxies"),
     "concurrency": Key((int,), "files downloaded at once"),
     "per_host": Key((int,), "requests in flight per upstream host"),
+    "per_host_max": Key((int,), "most whole-file requests in flight per host while latency is the limit "
+                                "(default 4 x per_host; per_host keeps the number fixed)"),
     "chunk_size": Key((str, int), "size of one parallel range of a large file"),
     "split_threshold": Key((str, int), "files larger than this are fetched in parallel ranges"),
     "limit_rate": Key((str, int), "overall download rate limit, bytes per second (e.g. 2M)"),
@@ -74,7 +76,7 @@ MIRROR_KEYS: dict[str, Key] = {
 
 # The largest sensible value of each integer key: TOML integers are unbounded in Python, and a
 # value past these is a typo that would only fail later, deep inside a job (or in SQLite).
-INT_MAX = {"concurrency": 10_000, "per_host": 10_000, "retries": 1_000, "history": 100_000}
+INT_MAX = {"concurrency": 10_000, "per_host": 10_000, "per_host_max": 10_000, "retries": 1_000, "history": 100_000}
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -222,9 +224,14 @@ def fetch_settings(table: dict[str, Any], args: argparse.Namespace | None = None
 
     d = FetchSettings()
     rate = pick("limit_rate", None)
+    per_host, per_host_max = int(pick("per_host", d.per_host)), pick("per_host_max", None)
+    if per_host_max is not None and int(per_host_max) < per_host:
+        raise ConfigError(f"per_host_max {per_host_max} is below per_host {per_host}: it must be at least as "
+                          "large (equal keeps the number of requests in flight fixed)")
     return FetchSettings(
         concurrency=int(pick("concurrency", d.concurrency)),
-        per_host=int(pick("per_host", d.per_host)),
+        per_host=per_host,
+        per_host_max=None if per_host_max is None else int(per_host_max),
         chunk_size=parse_size(pick("chunk_size", d.chunk_size), "chunk size"),
         split_threshold=parse_size(pick("split_threshold", d.split_threshold), "split threshold"),
         limit_rate=None if rate is None else parse_rate(str(rate)),

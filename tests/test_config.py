@@ -39,3 +39,10 @@ def test_missing_file(tmp_path):
 @pytest.mark.parametrize("text,value", [("8M", 8 << 20), ("512k", 512 << 10), (4096, 4096), ("1.5MiB", 3 << 19)])
 def test_parse_size(text, value):
     assert config.parse_size(text) == value
+
+
+def test_per_host_max_defaults_to_growth_and_may_not_be_below_per_host():
+    assert config.fetch_settings({}, environ={}).per_host_max is None  # 4 x per_host
+    assert config.fetch_settings({"per_host": 8, "per_host_max": 8}, environ={}).per_host_max == 8
+    with pytest.raises(ConfigError, match="per_host_max 4 is below per_host 8"):
+        config.fetch_settings({"per_host": 8, "per_host_max": 4}, environ={})

@@ -1,7 +1,8 @@
 """Fetching files from an upstream GOPROXY: resumable, ranged, retried, rate-limited.
 
 Pure: ``rangeplan`` (which byte ranges to ask for, and whether an answer may be spliced in),
-``retry`` (which answers to retry, and how long to wait), ``ratelimit`` (a token bucket).
+``retry`` (which answers to retry, and how long to wait), ``ratelimit`` (a token bucket),
+``concurrency`` (how many requests a host gets, grown while latency is the limit).
 I/O: ``slots`` (request slots per host, each with a keep-alive connection) and ``fetcher`` (one
 file into memory or a partial file, its progress recorded for resume), on trio and httpx.
 

@@ -53,6 +53,7 @@ log = structlog.get_logger("airsync.fetch")
 class FetchSettings:
     concurrency: int = 64  # files in flight
     per_host: int = 16  # whole-file requests in flight per upstream host (+ half as many for ranges)
+    per_host_max: int | None = None  # ... growing up to this while latency is the limit (None: 4 x)
     chunk_size: int = 8 << 20
     split_threshold: int = 16 << 20
     probe_size: int = 1 << 20

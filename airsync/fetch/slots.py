@@ -4,6 +4,9 @@ A job bounds the requests in flight to one host, in two lanes: ``per_host`` slot
 files and first requests (most module files fit in one), and half as many for the further
 ranges of large files. With one shared lane, whichever group queued first took every slot,
 and hundreds of small files waited for the large ones to finish (or the other way round).
+The whole-file lane grows up to ``per_host_max`` while latency, not the host, is what its
+requests wait on (``fetch.concurrency``): each answer's time to its headers is measured by
+the client's event hooks.
 Each slot owns an httpx client
 whose pool holds one connection, so a request reuses the connection of its slot. One shared
 pool would do the same work with more bookkeeping: httpcore walks every pooled connection, and
@@ -23,6 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 import trio
 
+from airsync.fetch.concurrency import LatencyLimit
 from airsync.goproxy.goenv import Credentials, host_matches
 
 USER_AGENT = "airsync/0.1 (+Go module mirror)"
@@ -59,6 +63,7 @@ class ClientSlots:
         self,
         per_host: int,
         *,
+        per_host_max: int | None = None,
         connect_timeout: float = 15.0,
         read_timeout: float = 30.0,
         http2: bool = False,
@@ -66,6 +71,7 @@ class ClientSlots:
         insecure: str = "",
     ) -> None:
         self.per_host = per_host
+        self.per_host_max = per_host_max
         # The system's certificate store (and SSL_CERT_FILE / SSL_CERT_DIR), as the go command
         # uses: a site's own CA, added where the operating system keeps them, is trusted here too.
         self._ssl = ssl.create_default_context()
@@ -74,10 +80,30 @@ class ClientSlots:
         self._timeout = httpx.Timeout(connect=connect_timeout, read=read_timeout, write=30.0, pool=None)
         self._http2 = http2
         self._limits: dict[tuple[str, str], trio.CapacityLimiter] = {}
+        self._latency: dict[tuple[str, str], LatencyLimit] = {}  # the whole-file lanes'
         self._free: dict[tuple[str, str], list[httpx.AsyncClient]] = {}
         self._all: list[httpx.AsyncClient] = []
 
-    def _new_client(self, url: str) -> httpx.AsyncClient:
+    def _new_client(self, url: str, key: tuple[str, str]) -> httpx.AsyncClient:
+        hooks: dict[str, list] = {"request": [], "response": []}
+        if self._credentials.by_prefix:
+            hooks["request"].append(self._authorize)
+        latency = self._latency.get(key)
+        if latency is not None:
+            # One request at a time per client (its slot): one start time is enough.
+            started = [0.0]
+
+            async def on_request(_request: httpx.Request) -> None:
+                started[0] = trio.current_time()
+
+            async def on_response(_response: httpx.Response) -> None:
+                limiter = self._limits[key]
+                new = latency.observe(trio.current_time() - started[0], limiter.statistics().tasks_waiting > 0)
+                if new is not None:
+                    limiter.total_tokens = new
+
+            hooks["request"].append(on_request)
+            hooks["response"].append(on_response)
         client = _Client(
             # GOINSECURE hosts: no certificate checks (a private proxy with its own certificate).
             verify=False if host_matches(self._insecure, url) else self._ssl,
@@ -87,7 +113,7 @@ class ClientSlots:
             headers={"User-Agent": USER_AGENT},
             # One connection, plus room for a redirect to another origin.
             limits=httpx.Limits(max_connections=2, max_keepalive_connections=1),
-            event_hooks={"request": [self._authorize]} if self._credentials.by_prefix else None,
+            event_hooks=hooks if hooks["request"] else None,
         )
         self._all.append(client)
         return client
@@ -110,9 +136,11 @@ class ClientSlots:
             size = self.per_host if lane == FILE_LANE else max(1, self.per_host // 2)
             limiter = self._limits[key] = trio.CapacityLimiter(size)
             self._free[key] = []
+            if lane == FILE_LANE and (self.per_host_max is None or self.per_host_max > size):
+                self._latency[key] = LatencyLimit(size, self.per_host_max)
         async with limiter:
             free = self._free[key]
-            client = free.pop() if free else self._new_client(url)
+            client = free.pop() if free else self._new_client(url, key)
             try:
                 yield client
             finally:

@@ -191,6 +191,7 @@ class MirrorJob:
         self.upstreams = [auth.take_userinfo(up, credentials) for up in self.upstreams]
         slots = ClientSlots(
             self.settings.per_host,
+            per_host_max=self.settings.per_host_max,
             connect_timeout=self.settings.connect_timeout,
             read_timeout=self.settings.read_timeout,
             http2=self.settings.http2,

@@ -45,3 +45,51 @@ def test_a_set_cookie_is_never_sent_back() -> None:
         server.shutdown()
         server.server_close()
     assert _CookieSetter.seen == [None, None, None]
+
+
+def _in_flight_through(per_host: int, per_host_max: int | None, requests: int = 160) -> tuple[int, int]:
+    """Fetch ``requests`` files through a server 30 ms away (each answer delayed, none queued),
+    all asked for at once; the most requests that were in flight together, and how many failed."""
+    import pathlib
+    import tempfile
+
+    from tests.helpers.faultserver import FOREVER, Fault, FaultServer
+
+    with tempfile.TemporaryDirectory() as d:
+        root = pathlib.Path(d)
+        for i in range(requests):
+            (root / f"f{i}").write_bytes(b"x" * 100)
+        with FaultServer(root) as srv:
+            srv.add_fault("*", Fault(delay=0.03, times=FOREVER))
+            now = most = failed = 0
+
+            async def one(slots: ClientSlots, i: int) -> None:
+                nonlocal now, most, failed
+                url = f"{srv.url}/f{i}"
+                async with slots.slot(url) as client:
+                    now += 1
+                    most = max(most, now)
+                    try:
+                        r = await client.get(url)
+                        failed += r.status_code != 200
+                    finally:
+                        now -= 1
+
+            async def main() -> None:
+                async with ClientSlots(per_host, per_host_max=per_host_max) as slots, trio.open_nursery() as n:
+                    for i in range(requests):
+                        n.start_soon(one, slots, i)
+
+            trio.run(main)
+    return most, failed
+
+
+def test_more_requests_are_in_flight_to_a_far_host_up_to_per_host_max() -> None:
+    most, failed = _in_flight_through(4, 16)
+    assert failed == 0
+    assert 4 < most <= 16
+
+
+def test_per_host_max_equal_to_per_host_keeps_the_number_fixed() -> None:
+    most, failed = _in_flight_through(4, 4)
+    assert failed == 0 and most == 4
