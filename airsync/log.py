@@ -11,6 +11,8 @@ import logging
 import os
 import sys
 
+from airsync.imports import hidden
+
 _PRIORITY = {"critical": 2, "error": 3, "warning": 4, "info": 6, "debug": 7}
 
 
@@ -23,16 +25,8 @@ def _import_structlog():  # noqa: ANN202
     start-up, a fifth of a small mirror job's. Hidden only while structlog is first imported
     (structlog falls back to plain tracebacks); the progress display still imports rich itself.
     """
-    if "structlog" in sys.modules:
-        return sys.modules["structlog"]
-    hide = "rich" not in sys.modules
-    if hide:
-        sys.modules["rich"] = None  # type: ignore[assignment]  # `import rich` raises ImportError
-    try:
+    with hidden("rich"):
         import structlog
-    finally:
-        if hide and "rich" in sys.modules and sys.modules["rich"] is None:
-            del sys.modules["rich"]
     return structlog
 
 

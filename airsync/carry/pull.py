@@ -43,7 +43,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import trio
 import xxhash
 
@@ -64,12 +63,18 @@ from airsync.carry.verify import (
     vulndb_decision, vulndb_index_rank,
 )
 from airsync.errors import AirsyncError
+from airsync.imports import hidden
 from airsync.state import StateDB
 from airsync.store import MirrorStore
 from airsync.trust import note
 from airsync.units import count, human_bytes
 from airsync.vulndb import db as vulndb_db
 from airsync.vulndb.ondisk import read_small
+
+# httpx imports its own command line (click, rich, pygments) whenever click is installed: ~30 ms of
+# every start-up, for nothing airsync uses (see airsync.imports).
+with hidden("click"):
+    import httpx
 
 __all__ = ["PullError", "PullRefused", "PullResult", "pull", "DEFAULT_CONCURRENCY"]
 

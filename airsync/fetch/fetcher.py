@@ -32,7 +32,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import structlog
 import trio
 import xxhash
@@ -43,8 +42,14 @@ from airsync.fetch.rangeplan import Span
 from airsync.fetch.ratelimit import TokenBucket
 from airsync.fetch.slots import FILE_LANE, RANGE_LANE, ClientSlots
 from airsync.goproxy.upstream import Upstream
+from airsync.imports import hidden
 from airsync.state import SpanRecord, StateDB
 from airsync.store import MirrorStore
+
+# httpx imports its own command line (click, rich, pygments) whenever click is installed: ~30 ms of
+# every start-up, for nothing airsync uses (see airsync.imports).
+with hidden("click"):
+    import httpx
 
 log = structlog.get_logger("airsync.fetch")
 

@@ -23,11 +23,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
-import httpx
 import trio
 
 from airsync.fetch.concurrency import LatencyLimit
 from airsync.goproxy.goenv import Credentials, host_matches
+from airsync.imports import hidden
+
+# httpx imports its own command line (click, rich, pygments) whenever click is installed: ~30 ms of
+# every start-up, for nothing airsync uses (see airsync.imports).
+with hidden("click"):
+    import httpx
 
 USER_AGENT = "airsync/0.1 (+Go module mirror)"
 FILE_LANE = "file"

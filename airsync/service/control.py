@@ -29,7 +29,6 @@ import socket
 from pathlib import Path
 from typing import Any
 
-import httpx
 import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve as hypercorn_serve
@@ -40,8 +39,14 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from airsync.errors import AirsyncError, ConfigError
+from airsync.imports import hidden
 from airsync.service.jobs import JobError, json_safe
 from airsync.service.marker import MarkerError
+
+# httpx imports its own command line (click, rich, pygments) whenever click is installed: ~30 ms of
+# every start-up, for nothing airsync uses (see airsync.imports).
+with hidden("click"):
+    import httpx
 
 API = "/v1"
 INSPECT_TIMEOUT = 30.0  # seconds a medium may take to show its marker before usb-attach gives up

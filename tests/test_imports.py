@@ -1,0 +1,45 @@
+"""airsync.imports.hidden: an optional extra stays out while a library is imported, and is
+importable again right after; httpx and structlog come without their command line and rich."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from airsync.imports import hidden
+
+
+def test_a_hidden_module_cannot_be_imported_in_the_block_and_can_after():
+    sys.modules.pop("colorsys", None)
+    with hidden("colorsys"):
+        with pytest.raises(ImportError):
+            import colorsys  # noqa: F401
+    import colorsys
+
+    assert colorsys.rgb_to_hsv(1, 0, 0)[0] == 0
+
+
+def test_a_module_already_imported_is_left_alone():
+    import json
+
+    with hidden("json"):
+        import json as again
+    assert again is json and sys.modules["json"] is json
+
+
+def test_httpx_and_structlog_come_without_click_and_rich_which_stay_importable():
+    # In the order of the command line: logging set up first, then the commands' modules. click
+    # is installed in the test environment (with import-linter), so its hiding is tested.
+    code = (
+        "import sys\n"
+        "import airsync.log\n"
+        "airsync.log.setup('info', 'json')\n"
+        "import airsync.fetch.fetcher, airsync.carry.pull\n"
+        "assert 'click' not in sys.modules and 'rich' not in sys.modules, sorted(sys.modules)\n"
+        "import click, rich, httpx\n"
+        "print('ok')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
