@@ -6,14 +6,14 @@ ranges of large files. With one shared lane, whichever group queued first took e
 and hundreds of small files waited for the large ones to finish (or the other way round).
 The whole-file lane grows up to ``per_host_max`` while latency, not the host, is what its
 requests wait on (``fetch.concurrency``): each answer's time to its headers is measured by
-the client's event hooks.
-Each slot owns an httpx client
-whose pool holds one connection, so a request reuses the connection of its slot. One shared
-pool would do the same work with more bookkeeping: httpcore walks every pooled connection, and
-polls each idle one, at the start and end of every request, which for thousands of small files
-costs more than the requests themselves. All clients share one SSL context. Credentials (from
-GOAUTH: netrc, helper commands) are added to each request for its URL; proxies come from the
-environment (HTTPS_PROXY, HTTP_PROXY, NO_PROXY), which httpx reads.
+the client's hooks.
+
+Each slot owns a client with one keep-alive connection, so a request reuses the connection of
+its slot (one shared pool would do the same work with more bookkeeping). The client is the lean
+HTTP/1.1 one on h11 (``fetch.h11client``, a quarter of httpx's cost per request on the event
+loop), or httpx where the job asks for HTTP/2 or the environment names a proxy for the URL
+(HTTPS_PROXY, HTTP_PROXY, ALL_PROXY; httpx also applies NO_PROXY). All clients share one SSL
+context. Credentials (from GOAUTH: netrc, helper commands) are added to each request for its URL.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import trio
 
 from airsync.fetch.concurrency import LatencyLimit
+from airsync.fetch.h11client import H11Client
 from airsync.goproxy.goenv import Credentials, host_matches
 from airsync.imports import hidden
 
@@ -63,6 +64,15 @@ class _Client(httpx.AsyncClient):
 _NO_COOKIES = _NoCookies()
 
 
+def _proxied(url: str) -> bool:
+    """Does the environment name a proxy for ``url``'s scheme (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY)?
+    Such requests go through httpx, which also applies NO_PROXY."""
+    import urllib.request
+
+    proxies = urllib.request.getproxies()
+    return bool(proxies.get(urlsplit(url).scheme) or proxies.get("all"))
+
+
 class ClientSlots:
     def __init__(
         self,
@@ -80,60 +90,84 @@ class ClientSlots:
         # The system's certificate store (and SSL_CERT_FILE / SSL_CERT_DIR), as the go command
         # uses: a site's own CA, added where the operating system keeps them, is trusted here too.
         self._ssl = ssl.create_default_context()
+        self._unverified: ssl.SSLContext | None = None
         self._credentials = credentials or Credentials()
         self._insecure = insecure
         self._timeout = httpx.Timeout(connect=connect_timeout, read=read_timeout, write=30.0, pool=None)
         self._http2 = http2
         self._limits: dict[tuple[str, str], trio.CapacityLimiter] = {}
         self._latency: dict[tuple[str, str], LatencyLimit] = {}  # the whole-file lanes'
-        self._free: dict[tuple[str, str], list[httpx.AsyncClient]] = {}
-        self._all: list[httpx.AsyncClient] = []
+        self._free: dict[tuple[str, str], list[httpx.AsyncClient | H11Client]] = {}
+        self._all: list[httpx.AsyncClient | H11Client] = []
 
-    def _new_client(self, url: str, key: tuple[str, str]) -> httpx.AsyncClient:
-        hooks: dict[str, list] = {"request": [], "response": []}
-        if self._credentials.by_prefix:
-            hooks["request"].append(self._authorize)
+    def _new_client(self, url: str, key: tuple[str, str]) -> httpx.AsyncClient | H11Client:
         latency = self._latency.get(key)
-        if latency is not None:
-            # One request at a time per client (its slot): one start time is enough.
-            started = [0.0]
+        started = [0.0]  # one request at a time per client (its slot): one start time is enough
 
-            async def on_request(_request: httpx.Request) -> None:
-                started[0] = trio.current_time()
+        def on_request() -> None:
+            started[0] = trio.current_time()
 
-            async def on_response(_response: httpx.Response) -> None:
-                limiter = self._limits[key]
-                new = latency.observe(trio.current_time() - started[0], limiter.statistics().tasks_waiting > 0)
-                if new is not None:
-                    limiter.total_tokens = new
+        def on_response() -> None:
+            limiter = self._limits[key]
+            new = latency.observe(trio.current_time() - started[0], limiter.statistics().tasks_waiting > 0)
+            if new is not None:
+                limiter.total_tokens = new
 
-            hooks["request"].append(on_request)
-            hooks["response"].append(on_response)
+        if not self._http2 and not _proxied(url):
+            client: httpx.AsyncClient | H11Client = H11Client(
+                ssl_for=self._ssl_for,
+                timeout=self._timeout,
+                user_agent=USER_AGENT,
+                authorize=self._add_credentials if self._credentials.by_prefix else None,
+                on_request=on_request if latency is not None else None,
+                on_response=on_response if latency is not None else None,
+            )
+            self._all.append(client)
+            return client
+
+        async def request_hook(request: httpx.Request) -> None:
+            if self._credentials.by_prefix:
+                self._add_credentials(str(request.url), request.headers)
+            if latency is not None:
+                on_request()
+
+        async def response_hook(_response: httpx.Response) -> None:
+            on_response()
+
         client = _Client(
-            # GOINSECURE hosts: no certificate checks (a private proxy with its own certificate).
-            verify=False if host_matches(self._insecure, url) else self._ssl,
+            verify=self._ssl_for(url),
             http2=self._http2,
             timeout=self._timeout,
             follow_redirects=True,
             headers={"User-Agent": USER_AGENT},
             # One connection, plus room for a redirect to another origin.
             limits=httpx.Limits(max_connections=2, max_keepalive_connections=1),
-            event_hooks=hooks if hooks["request"] else None,
+            event_hooks={"request": [request_hook], "response": [response_hook] if latency is not None else []},
         )
         self._all.append(client)
         return client
 
-    async def _authorize(self, request: httpx.Request) -> None:
+    def _ssl_for(self, url: str) -> ssl.SSLContext:
+        """GOINSECURE hosts: no certificate checks (a private proxy with its own certificate)."""
+        if not host_matches(self._insecure, url):
+            return self._ssl
+        if self._unverified is None:
+            self._unverified = ssl.create_default_context()
+            self._unverified.check_hostname = False
+            self._unverified.verify_mode = ssl.CERT_NONE
+        return self._unverified
+
+    def _add_credentials(self, url: str, headers) -> None:  # noqa: ANN001 (a dict or httpx.Headers)
         """Credentials for this URL (also after a redirect): over HTTPS, as the go command sends
         them, or over plain HTTP to a host the user named in GOINSECURE."""
-        url = str(request.url)
-        if request.url.scheme == "https" or host_matches(self._insecure, url):
+        if url.startswith("https:") or host_matches(self._insecure, url):
+            present = {k.lower() for k in headers}
             for name, value in self._credentials.headers_for(url):
-                if name not in request.headers:
-                    request.headers[name] = value
+                if name.lower() not in present:
+                    headers[name] = value
 
     @asynccontextmanager
-    async def slot(self, url: str, lane: str = FILE_LANE) -> AsyncIterator[httpx.AsyncClient]:
+    async def slot(self, url: str, lane: str = FILE_LANE) -> AsyncIterator[httpx.AsyncClient | H11Client]:
         """Wait for a free slot of ``url``'s host in ``lane`` and lend its client."""
         key = (urlsplit(url).netloc, lane)
         limiter = self._limits.get(key)

@@ -312,10 +312,12 @@ def _parse_range(header: str, size: int):  # noqa: ANN202
 
 
 class FaultServer:
-    def __init__(self, root: Path | str, auth: str | None = None) -> None:
-        """``auth``: the Authorization header every request must carry (else 401), e.g. a private proxy."""
+    def __init__(self, root: Path | str, auth: str | None = None, tls=None) -> None:  # noqa: ANN001
+        """``auth``: the Authorization header every request must carry (else 401), e.g. a private proxy.
+        ``tls``: an ``ssl.SSLContext`` (server side) to serve HTTPS instead (``srv.url`` says https)."""
         self.root = Path(root).resolve()
         self.auth = auth
+        self.tls = tls
         self._lock = threading.Lock()
         self._requests: list[Request] = []
         self._bytes: dict[str, int] = {}
@@ -332,9 +334,11 @@ class FaultServer:
     def start(self) -> FaultServer:
         httpd = _Server(("127.0.0.1", 0), _Handler)
         httpd.owner = self
+        if self.tls is not None:
+            httpd.socket = self.tls.wrap_socket(httpd.socket, server_side=True)
         self._httpd = httpd
         self.port = httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if self.tls is not None else 'http'}://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"faultserver:{self.port}", daemon=True)
         self._thread.start()

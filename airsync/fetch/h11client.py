@@ -1,0 +1,286 @@
+"""A lean HTTP/1.1 client for the fetcher's GET requests: h11 over trio streams.
+
+On loopback the event loop's thread is what limits a mirror job, and httpx (over httpcore and
+h11) spends it on layers the fetcher never uses: URL and header models, a pool per client, the
+transport stack, each body chunk passed through four async iterators. Measured side by side on
+this machine (nginx on 127.0.0.1, 16 connections), 900 small GETs took 0.29 s of CPU through
+httpx and 0.07 s through h11 directly, 134 MB of ranges 0.17 s and 0.09 s. This client does only
+what the fetcher asks: a GET with a few headers over one keep-alive connection (plain TCP, or TLS
+with the job's SSL context), redirects followed as the go command follows them (at most 10, to
+any origin), credentials added per URL by the caller's callback, connect, read and write
+timeouts. h11 does the protocol (framing, chunked bodies, keep-alive rules); the errors raised
+are httpx's exception types, so the fetcher's retry logic is one for both clients. A proxy from
+the environment or HTTP/2 stays with httpx (``fetch.slots`` chooses).
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from urllib.parse import quote, urljoin, urlsplit
+
+import h11
+import trio
+
+from airsync.imports import hidden
+
+with hidden("click"):  # see airsync.imports: httpx's own command line, never used
+    import httpx
+
+#: Bytes asked of the socket per read (httpcore's size: larger reads were measured no cheaper).
+READ_SIZE = 64 << 10
+#: Redirects followed per request, as the go command's client (net/http) follows.
+MAX_REDIRECTS = 10
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# Characters kept as they are in a request target; anything else is percent-encoded, as httpx does.
+_SAFE = "/:@!$&'()*+,;=-._~%"
+
+
+class Response:
+    """What the fetcher reads of a response: status, headers (``get`` by any case), the body."""
+
+    __slots__ = ("status_code", "reason_phrase", "url", "_headers", "_conn", "_read_timeout", "_done")
+
+    def __init__(self, status: int, reason: str, headers: dict[str, str], url: str, conn: _Conn,
+                 read_timeout: float) -> None:
+        self.status_code = status
+        self.reason_phrase = reason
+        self.url = url
+        self._headers = headers
+        self._conn = conn
+        self._read_timeout = read_timeout
+        self._done = False
+
+    @property
+    def headers(self) -> Response:
+        return self  # ``resp.headers.get(name)``, as with httpx
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        return self._headers.get(name.lower(), default)
+
+    def __contains__(self, name: str) -> bool:
+        return name.lower() in self._headers
+
+    async def aiter_raw(self) -> AsyncIterator[bytes]:
+        """The body as it arrives (no decoding: the fetcher asks for identity)."""
+        while not self._done:
+            event = await self._conn.next_event(self._read_timeout)
+            if isinstance(event, h11.Data):
+                yield event.data
+            elif isinstance(event, h11.EndOfMessage):
+                self._done = True
+            else:
+                raise httpx.RemoteProtocolError(f"unexpected {type(event).__name__} in a response body")
+
+    async def aclose(self) -> None:
+        """Done with the response: the connection is kept for the next request only if the body was read whole."""
+        self._conn.finish(self._done)
+
+
+class _Conn:
+    """One connection and its h11 state."""
+
+    def __init__(self, stream: trio.abc.Stream, origin: tuple[str, str, int]) -> None:
+        self.stream = stream
+        self.origin = origin
+        self.h11 = h11.Connection(h11.CLIENT)
+        self.usable = True
+
+    async def send(self, data: bytes, write_timeout: float) -> None:
+        try:
+            with trio.fail_after(write_timeout):
+                await self.stream.send_all(data)
+        except trio.TooSlowError:
+            self.usable = False
+            raise httpx.WriteTimeout(f"no progress sending the request for {write_timeout:g} s") from None
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as e:
+            self.usable = False
+            raise httpx.WriteError(_why(e)) from None
+
+    async def next_event(self, read_timeout: float):  # noqa: ANN201 (an h11 event)
+        try:
+            while True:
+                event = self.h11.next_event()
+                if event is not h11.NEED_DATA:
+                    return event
+                with trio.fail_after(read_timeout):
+                    data = await self.stream.receive_some(READ_SIZE)
+                self.h11.receive_data(data)  # b"": the peer closed; h11 says whether that was early
+        except trio.TooSlowError:
+            self.usable = False
+            raise httpx.ReadTimeout(f"nothing received for {read_timeout:g} s") from None
+        except h11.RemoteProtocolError as e:
+            self.usable = False
+            raise httpx.RemoteProtocolError(str(e) or "the server broke the HTTP/1.1 protocol") from None
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as e:
+            self.usable = False
+            raise httpx.ReadError(_why(e)) from None
+
+    def finish(self, complete: bool) -> None:
+        if not complete or not self.usable:
+            self.usable = False
+            return
+        if self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE:
+            self.h11.start_next_cycle()
+        else:  # the server closes after this response (Connection: close, HTTP/1.0)
+            self.usable = False
+
+    async def aclose(self) -> None:
+        self.usable = False
+        with trio.CancelScope(shield=True):
+            try:
+                await self.stream.aclose()
+            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+
+
+class H11Client:
+    """GET over HTTP/1.1 with keep-alive: the connection to the origin in use, plus the one a
+    redirect last led to (a proxy that sends zips to another host)."""
+
+    def __init__(
+        self,
+        *,
+        ssl_for: Callable[[str], ssl.SSLContext],
+        timeout: httpx.Timeout,
+        user_agent: str,
+        authorize: Callable[[str, dict[str, str]], None] | None = None,
+        on_request: Callable[[], None] | None = None,
+        on_response: Callable[[], None] | None = None,
+    ) -> None:
+        self._ssl_for = ssl_for
+        self._connect_timeout = timeout.connect if timeout.connect is not None else 15.0
+        self._read_timeout = timeout.read if timeout.read is not None else 30.0
+        self._write_timeout = timeout.write if timeout.write is not None else 30.0
+        self._user_agent = user_agent
+        self._authorize = authorize
+        self._on_request = on_request
+        self._on_response = on_response
+        self._conns: list[_Conn] = []  # at most two, most recently used first
+
+    @asynccontextmanager
+    async def stream(self, method: str, url: str, headers: dict[str, str] | None = None) -> AsyncIterator[Response]:
+        for _ in range(MAX_REDIRECTS + 1):
+            resp = await self._send(method, url, dict(headers or {}))
+            location = resp.get("location")
+            if resp.status_code in _REDIRECTS and location:
+                try:
+                    async for _chunk in resp.aiter_raw():  # a redirect's body is small: read it, keep the connection
+                        pass
+                finally:
+                    await resp.aclose()
+                url = urljoin(url, location)
+                if method != "HEAD" and resp.status_code == 303:
+                    method = "GET"
+                continue
+            try:
+                yield resp
+            finally:
+                await resp.aclose()
+            return
+        raise httpx.TooManyRedirects(f"more than {MAX_REDIRECTS} redirects")
+
+    async def _send(self, method: str, url: str, headers: dict[str, str]) -> Response:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise httpx.UnsupportedProtocol(f"cannot fetch {url!r}: not an http or https URL")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        origin = (parts.scheme, parts.hostname, port)
+        target = quote(parts.path or "/", safe=_SAFE) + (f"?{parts.query}" if parts.query else "")
+        default_port = port == (443 if parts.scheme == "https" else 80)
+        host = parts.hostname if default_port else f"{parts.hostname}:{port}"
+        if ":" in parts.hostname:  # an IPv6 literal
+            host = f"[{parts.hostname}]" if default_port else f"[{parts.hostname}]:{port}"
+        if self._authorize is not None:
+            self._authorize(url, headers)
+        fields = [("Host", host), ("User-Agent", self._user_agent), ("Accept", "*/*")]
+        fields += [(k, v) for k, v in headers.items() if k.lower() not in ("host", "user-agent")]
+        try:
+            request = h11.Request(method=method, target=target, headers=fields)
+        except h11.LocalProtocolError as e:
+            raise httpx.LocalProtocolError(f"cannot send this request: {e}") from None
+        conn, reused = await self._connection(origin)
+        if self._on_request is not None:
+            self._on_request()
+        while True:
+            try:
+                data = conn.h11.send(request) + (conn.h11.send(h11.EndOfMessage()) or b"")
+                await conn.send(data, self._write_timeout)
+                event = await conn.next_event(self._read_timeout)
+                while isinstance(event, h11.InformationalResponse):
+                    event = await conn.next_event(self._read_timeout)
+                if isinstance(event, h11.ConnectionClosed):
+                    conn.usable = False
+                    raise httpx.RemoteProtocolError("the server closed the connection without answering")
+                break
+            except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
+                await self._drop(conn)
+                if not reused:
+                    raise
+                # A kept-alive connection the server had closed meanwhile (its idle timeout): a GET
+                # is asked again once, on a new connection, as httpcore and net/http do.
+                conn, reused = await self._connection(origin)
+            except BaseException:
+                await self._drop(conn)
+                raise
+        if not isinstance(event, h11.Response):
+            await self._drop(conn)
+            raise httpx.RemoteProtocolError(f"unexpected {type(event).__name__} instead of a response")
+        if self._on_response is not None:
+            self._on_response()
+        got: dict[str, str] = {}
+        for name, value in event.headers:
+            k, v = name.decode("latin-1"), value.decode("latin-1")
+            got[k] = f"{got[k]}, {v}" if k in got else v
+        return Response(event.status_code, event.reason.decode("latin-1"), got, url, conn, self._read_timeout)
+
+    async def _connection(self, origin: tuple[str, str, int]) -> tuple[_Conn, bool]:
+        """A connection to ``origin``, and whether it was kept from an earlier request."""
+        for conn in list(self._conns):
+            if not conn.usable:
+                await self._drop(conn)
+            elif conn.origin == origin:
+                self._conns.remove(conn)
+                self._conns.insert(0, conn)
+                return conn, True
+        scheme, host, port = origin
+        try:
+            with trio.fail_after(self._connect_timeout):
+                stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
+                if scheme == "https":
+                    tls = trio.SSLStream(stream, self._ssl_for(f"https://{host}:{port}/"), server_hostname=host,
+                                         https_compatible=True)
+                    try:
+                        await tls.do_handshake()
+                    except BaseException:
+                        await trio.aclose_forcefully(stream)
+                        raise
+                    stream = tls
+        except trio.TooSlowError:
+            raise httpx.ConnectTimeout(f"no connection to {host}:{port} within {self._connect_timeout:g} s") from None
+        except (OSError, trio.BrokenResourceError) as e:
+            raise httpx.ConnectError(f"cannot connect to {host}:{port}: {_why(e)}") from None
+        conn = _Conn(stream, origin)
+        self._conns.insert(0, conn)
+        while len(self._conns) > 2:
+            await self._drop(self._conns[-1])
+        return conn, False
+
+    async def _drop(self, conn: _Conn) -> None:
+        if conn in self._conns:
+            self._conns.remove(conn)
+        await conn.aclose()
+
+    async def aclose(self) -> None:
+        for conn in list(self._conns):
+            await self._drop(conn)
+
+
+def _why(e: BaseException) -> str:
+    cause = e.__cause__ if isinstance(e, trio.BrokenResourceError) and e.__cause__ is not None else e
+    if isinstance(cause, ssl.SSLError):
+        return f"TLS: {cause.reason or cause}"
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror
+    return str(cause) or type(cause).__name__
