@@ -1,4 +1,5 @@
-"""Downloading one upstream file, resumably, into a partial file or memory (trio + httpx).
+"""Downloading one upstream file, resumably, into a partial file or memory (trio, and the HTTP
+clients of ``fetch.slots``).
 
 The first request for a file is ranged (``bytes=0-<probe>``): a 206 tells the size and the
 validator (strong ETag or Last-Modified) that every later request sends as ``If-Range``, so a
@@ -31,6 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 import trio
@@ -40,15 +42,13 @@ from airsync.errors import NotFoundError, UpstreamError
 from airsync.fetch import rangeplan, retry
 from airsync.fetch.rangeplan import Span
 from airsync.fetch.ratelimit import TokenBucket
+from airsync.fetch import slots as _slots
 from airsync.fetch.slots import FILE_LANE, RANGE_LANE, ClientSlots
 from airsync.goproxy.upstream import Upstream
-from airsync.imports import hidden
 from airsync.state import SpanRecord, StateDB
 from airsync.store import MirrorStore
 
-# httpx imports its own command line (click, rich, pygments) whenever click is installed: ~30 ms of
-# every start-up, for nothing airsync uses (see airsync.imports).
-with hidden("click"):
+if TYPE_CHECKING:
     import httpx
 
 log = structlog.get_logger("airsync.fetch")
@@ -285,8 +285,8 @@ class Fetcher:
                     _policy.reset(token)
             except NotFoundError:
                 tried.append(f"{up.url}: not found")
-            except (UpstreamError, httpx.HTTPError) as e:
-                if isinstance(e, httpx.HTTPError):  # e.g. too many redirects, a bad redirect URL
+            except (UpstreamError, *_slots.HTTP_ERRORS) as e:
+                if not isinstance(e, UpstreamError):  # e.g. too many redirects, a bad redirect URL
                     e = UpstreamError(f"{up.url}/{relpath}: {_describe(e)}")
                 if not up.next_on_any_error or last:
                     raise e from None
@@ -384,7 +384,7 @@ class Fetcher:
             if wait > 0:
                 await trio.sleep(wait)
 
-    async def _backoff(self, attempt: int, url: str, err: _Retryable | httpx.TransportError) -> None:
+    async def _backoff(self, attempt: int, url: str, err: Exception) -> None:
         policy = _policy.get(self.settings.retry)
         if policy.gives_up(attempt):
             raise UpstreamError(f"{url}: giving up after {attempt} attempts: {_describe(err)}")
@@ -431,7 +431,7 @@ class Fetcher:
                                 return 0, None, b""
                             raise UpstreamError(f"{url}: HTTP 416 for the first bytes of the file ({cr!r})")
                         self._raise_for_status(url, resp)
-            except (_Retryable, httpx.TransportError) as e:
+            except (_Retryable, *_slots.TRANSPORT_ERRORS) as e:
                 attempt += 1
                 await self._backoff(attempt, url, e)
 
@@ -495,7 +495,7 @@ class Fetcher:
                         if validator and rangeplan.is_strong_etag(validator) and etag and etag != validator:
                             raise FileChanged(f"ETag changed from {validator} to {etag}")
                         await self._read_body(url, resp, writer, s, got.end)
-            except (_Retryable, httpx.TransportError) as e:
+            except (_Retryable, *_slots.TRANSPORT_ERRORS) as e:
                 attempt = 1 if s.end > before else attempt + 1  # progress resets the budget
                 await self._backoff(attempt, url, e)
 

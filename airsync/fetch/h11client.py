@@ -8,9 +8,10 @@ httpx and 0.07 s through h11 directly, 134 MB of ranges 0.17 s and 0.09 s. This 
 what the fetcher asks: a GET with a few headers over one keep-alive connection (plain TCP, or TLS
 with the job's SSL context), redirects followed as the go command follows them (at most 10, to
 any origin), credentials added per URL by the caller's callback, connect, read and write
-timeouts. h11 does the protocol (framing, chunked bodies, keep-alive rules); the errors raised
-are httpx's exception types, so the fetcher's retry logic is one for both clients. A proxy from
-the environment or HTTP/2 stays with httpx (``fetch.slots`` chooses).
+timeouts. h11 does the protocol (framing, chunked bodies, keep-alive rules). Its errors mirror
+httpx's (same names and hierarchy: ``TransportError`` is what the fetcher retries), so that a job
+that never needs httpx never imports it. A proxy from the environment or HTTP/2 stays with httpx
+(``fetch.slots`` chooses).
 """
 
 from __future__ import annotations
@@ -18,15 +19,11 @@ from __future__ import annotations
 import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from urllib.parse import quote, urljoin, urlsplit
 
 import h11
 import trio
-
-from airsync.imports import hidden
-
-with hidden("click"):  # see airsync.imports: httpx's own command line, never used
-    import httpx
 
 #: Bytes asked of the socket per read (httpcore's size: larger reads were measured no cheaper).
 READ_SIZE = 64 << 10
@@ -35,6 +32,61 @@ MAX_REDIRECTS = 10
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 # Characters kept as they are in a request target; anything else is percent-encoded, as httpx does.
 _SAFE = "/:@!$&'()*+,;=-._~%"
+
+
+class HTTPError(Exception):
+    """A request that got no usable answer (HTTPError's counterpart)."""
+
+
+class TransportError(HTTPError):
+    """The connection failed or broke the protocol: worth trying again."""
+
+
+class ConnectError(TransportError):
+    pass
+
+
+class ConnectTimeout(TransportError):
+    pass
+
+
+class ReadError(TransportError):
+    pass
+
+
+class ReadTimeout(TransportError):
+    pass
+
+
+class WriteError(TransportError):
+    pass
+
+
+class WriteTimeout(TransportError):
+    pass
+
+
+class RemoteProtocolError(TransportError):
+    pass
+
+
+class LocalProtocolError(TransportError):
+    pass
+
+
+class UnsupportedProtocol(TransportError):
+    pass
+
+
+class TooManyRedirects(HTTPError):
+    pass
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 15.0
+    read: float = 30.0  # per read: a stalled body fails after this long
+    write: float = 30.0
 
 
 class Response:
@@ -71,7 +123,7 @@ class Response:
             elif isinstance(event, h11.EndOfMessage):
                 self._done = True
             else:
-                raise httpx.RemoteProtocolError(f"unexpected {type(event).__name__} in a response body")
+                raise RemoteProtocolError(f"unexpected {type(event).__name__} in a response body")
 
     async def aclose(self) -> None:
         """Done with the response: the connection is kept for the next request only if the body was read whole."""
@@ -93,10 +145,10 @@ class _Conn:
                 await self.stream.send_all(data)
         except trio.TooSlowError:
             self.usable = False
-            raise httpx.WriteTimeout(f"no progress sending the request for {write_timeout:g} s") from None
+            raise WriteTimeout(f"no progress sending the request for {write_timeout:g} s") from None
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as e:
             self.usable = False
-            raise httpx.WriteError(_why(e)) from None
+            raise WriteError(_why(e)) from None
 
     async def next_event(self, read_timeout: float):  # noqa: ANN201 (an h11 event)
         try:
@@ -109,13 +161,13 @@ class _Conn:
                 self.h11.receive_data(data)  # b"": the peer closed; h11 says whether that was early
         except trio.TooSlowError:
             self.usable = False
-            raise httpx.ReadTimeout(f"nothing received for {read_timeout:g} s") from None
+            raise ReadTimeout(f"nothing received for {read_timeout:g} s") from None
         except h11.RemoteProtocolError as e:
             self.usable = False
-            raise httpx.RemoteProtocolError(str(e) or "the server broke the HTTP/1.1 protocol") from None
+            raise RemoteProtocolError(str(e) or "the server broke the HTTP/1.1 protocol") from None
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as e:
             self.usable = False
-            raise httpx.ReadError(_why(e)) from None
+            raise ReadError(_why(e)) from None
 
     def finish(self, complete: bool) -> None:
         if not complete or not self.usable:
@@ -143,16 +195,16 @@ class H11Client:
         self,
         *,
         ssl_for: Callable[[str], ssl.SSLContext],
-        timeout: httpx.Timeout,
+        timeout: Timeouts,
         user_agent: str,
         authorize: Callable[[str, dict[str, str]], None] | None = None,
         on_request: Callable[[], None] | None = None,
         on_response: Callable[[], None] | None = None,
     ) -> None:
         self._ssl_for = ssl_for
-        self._connect_timeout = timeout.connect if timeout.connect is not None else 15.0
-        self._read_timeout = timeout.read if timeout.read is not None else 30.0
-        self._write_timeout = timeout.write if timeout.write is not None else 30.0
+        self._connect_timeout = timeout.connect
+        self._read_timeout = timeout.read
+        self._write_timeout = timeout.write
         self._user_agent = user_agent
         self._authorize = authorize
         self._on_request = on_request
@@ -179,12 +231,12 @@ class H11Client:
             finally:
                 await resp.aclose()
             return
-        raise httpx.TooManyRedirects(f"more than {MAX_REDIRECTS} redirects")
+        raise TooManyRedirects(f"more than {MAX_REDIRECTS} redirects")
 
     async def _send(self, method: str, url: str, headers: dict[str, str]) -> Response:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise httpx.UnsupportedProtocol(f"cannot fetch {url!r}: not an http or https URL")
+            raise UnsupportedProtocol(f"cannot fetch {url!r}: not an http or https URL")
         port = parts.port or (443 if parts.scheme == "https" else 80)
         origin = (parts.scheme, parts.hostname, port)
         target = quote(parts.path or "/", safe=_SAFE) + (f"?{parts.query}" if parts.query else "")
@@ -199,7 +251,7 @@ class H11Client:
         try:
             request = h11.Request(method=method, target=target, headers=fields)
         except h11.LocalProtocolError as e:
-            raise httpx.LocalProtocolError(f"cannot send this request: {e}") from None
+            raise LocalProtocolError(f"cannot send this request: {e}") from None
         conn, reused = await self._connection(origin)
         if self._on_request is not None:
             self._on_request()
@@ -212,9 +264,9 @@ class H11Client:
                     event = await conn.next_event(self._read_timeout)
                 if isinstance(event, h11.ConnectionClosed):
                     conn.usable = False
-                    raise httpx.RemoteProtocolError("the server closed the connection without answering")
+                    raise RemoteProtocolError("the server closed the connection without answering")
                 break
-            except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
+            except (ReadError, WriteError, RemoteProtocolError):
                 await self._drop(conn)
                 if not reused:
                     raise
@@ -226,7 +278,7 @@ class H11Client:
                 raise
         if not isinstance(event, h11.Response):
             await self._drop(conn)
-            raise httpx.RemoteProtocolError(f"unexpected {type(event).__name__} instead of a response")
+            raise RemoteProtocolError(f"unexpected {type(event).__name__} instead of a response")
         if self._on_response is not None:
             self._on_response()
         got: dict[str, str] = {}
@@ -258,9 +310,9 @@ class H11Client:
                         raise
                     stream = tls
         except trio.TooSlowError:
-            raise httpx.ConnectTimeout(f"no connection to {host}:{port} within {self._connect_timeout:g} s") from None
+            raise ConnectTimeout(f"no connection to {host}:{port} within {self._connect_timeout:g} s") from None
         except (OSError, trio.BrokenResourceError) as e:
-            raise httpx.ConnectError(f"cannot connect to {host}:{port}: {_why(e)}") from None
+            raise ConnectError(f"cannot connect to {host}:{port}: {_why(e)}") from None
         conn = _Conn(stream, origin)
         self._conns.insert(0, conn)
         while len(self._conns) > 2:

@@ -21,47 +21,66 @@ from __future__ import annotations
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import trio
 
+from airsync.fetch import h11client
 from airsync.fetch.concurrency import LatencyLimit
-from airsync.fetch.h11client import H11Client
+from airsync.fetch.h11client import H11Client, Timeouts
 from airsync.goproxy.goenv import Credentials, host_matches
 from airsync.imports import hidden
 
-# httpx imports its own command line (click, rich, pygments) whenever click is installed: ~30 ms of
-# every start-up, for nothing airsync uses (see airsync.imports).
-with hidden("click"):
+if TYPE_CHECKING:
     import httpx
+
+#: What a request through any client raises when it got no usable answer (``HTTP_ERRORS``), and
+#: the part of those worth retrying (``TRANSPORT_ERRORS``). httpx's join them once an httpx client
+#: exists: a job that needs none never imports httpx (about 20 ms of start-up).
+HTTP_ERRORS: tuple[type[Exception], ...] = (h11client.HTTPError,)
+TRANSPORT_ERRORS: tuple[type[Exception], ...] = (h11client.TransportError,)
 
 USER_AGENT = "airsync/0.1 (+Go module mirror)"
 FILE_LANE = "file"
 RANGE_LANE = "range"
 
 
-class _NoCookies(httpx.Cookies):
-    """A cookie jar that keeps nothing: the GOPROXY protocol has no sessions, and the go
-    command's client keeps no cookies either. httpx's jar parsed every response through
-    urllib's cookie machinery, a twentieth of the event loop's time on thousands of small files."""
+def _httpx_client_class():  # noqa: ANN202
+    """httpx's client without a cookie jar, imported and made on first use.
 
-    def extract_cookies(self, response: httpx.Response) -> None:
-        pass
+    The GOPROXY protocol has no sessions, and the go command's client keeps no cookies either;
+    httpx's jar parsed every response through urllib's cookie machinery, a twentieth of the
+    event loop's time on thousands of small files. httpx comes without its own command line
+    (click, rich, pygments: ~30 ms, see airsync.imports)."""
+    global HTTP_ERRORS, TRANSPORT_ERRORS, _HTTPX_CLIENT
+    if _HTTPX_CLIENT is not None:
+        return _HTTPX_CLIENT
+    with hidden("click"):
+        import httpx
+
+    class NoCookies(httpx.Cookies):
+        def extract_cookies(self, response: httpx.Response) -> None:
+            pass
+
+    no_cookies = NoCookies()
+
+    class Client(httpx.AsyncClient):
+        @property
+        def cookies(self) -> httpx.Cookies:
+            return no_cookies
+
+        @cookies.setter
+        def cookies(self, _value: object) -> None:
+            pass
+
+    HTTP_ERRORS = (*HTTP_ERRORS, httpx.HTTPError)
+    TRANSPORT_ERRORS = (*TRANSPORT_ERRORS, httpx.TransportError)
+    _HTTPX_CLIENT = Client
+    return Client
 
 
-class _Client(httpx.AsyncClient):
-    """httpx's client, without a cookie jar (see ``_NoCookies``)."""
-
-    @property
-    def cookies(self) -> httpx.Cookies:
-        return _NO_COOKIES
-
-    @cookies.setter
-    def cookies(self, _value: object) -> None:
-        pass
-
-
-_NO_COOKIES = _NoCookies()
+_HTTPX_CLIENT = None
 
 
 def _proxied(url: str) -> bool:
@@ -93,7 +112,7 @@ class ClientSlots:
         self._unverified: ssl.SSLContext | None = None
         self._credentials = credentials or Credentials()
         self._insecure = insecure
-        self._timeout = httpx.Timeout(connect=connect_timeout, read=read_timeout, write=30.0, pool=None)
+        self._timeouts = Timeouts(connect=connect_timeout, read=read_timeout, write=30.0)
         self._http2 = http2
         self._limits: dict[tuple[str, str], trio.CapacityLimiter] = {}
         self._latency: dict[tuple[str, str], LatencyLimit] = {}  # the whole-file lanes'
@@ -116,7 +135,7 @@ class ClientSlots:
         if not self._http2 and not _proxied(url):
             client: httpx.AsyncClient | H11Client = H11Client(
                 ssl_for=self._ssl_for,
-                timeout=self._timeout,
+                timeout=self._timeouts,
                 user_agent=USER_AGENT,
                 authorize=self._add_credentials if self._credentials.by_prefix else None,
                 on_request=on_request if latency is not None else None,
@@ -134,10 +153,14 @@ class ClientSlots:
         async def response_hook(_response: httpx.Response) -> None:
             on_response()
 
-        client = _Client(
+        client_class = _httpx_client_class()
+        import httpx  # imported by _httpx_client_class
+
+        client = client_class(
             verify=self._ssl_for(url),
             http2=self._http2,
-            timeout=self._timeout,
+            timeout=httpx.Timeout(connect=self._timeouts.connect, read=self._timeouts.read,
+                                  write=self._timeouts.write, pool=None),
             follow_redirects=True,
             headers={"User-Agent": USER_AGENT},
             # One connection, plus room for a redirect to another origin.

@@ -6,6 +6,7 @@ suite quick. Every test checks the published bytes against the upstream's, byte 
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from pathlib import Path
@@ -109,11 +110,13 @@ def test_second_run_makes_no_requests(upstream, tmp_path):
     ],
     ids=["reset", "truncate", "500", "503", "502"],
 )
-def test_transient_faults_are_retried(upstream, tmp_path, fault):
+# Both clients: h11's, and httpx's (here for http2, which over http:// speaks HTTP/1.1).
+@pytest.mark.parametrize("http2", [False, True], ids=["h11", "httpx"])
+def test_transient_faults_are_retried(upstream, tmp_path, fault, http2):
     plan = plan_for()
     with FaultServer(upstream) as srv:
         rule = srv.add_fault(BIG_ZIP, fault)
-        s = run_job(tmp_path / "m", srv.url, plan)
+        s = run_job(tmp_path / "m", srv.url, plan, dataclasses.replace(FAST, http2=http2))
     assert rule.hits == fault.times
     assert s.ok, s.failures
     assert s.retries >= fault.times

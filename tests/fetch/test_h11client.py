@@ -1,7 +1,7 @@
 """H11Client, the fetcher's HTTP/1.1 client on h11: keep-alive, redirects to other origins,
 TLS with the system's trust (a site CA through SSL_CERT_FILE) or none for GOINSECURE hosts, a
 kept-alive connection the server closed, and every fault mapped to the httpx error the fetcher
-retries (resets, truncation, stalls, refused connections)."""
+retries (resets, truncation, stalls, refused connections); httpx itself is never imported."""
 
 from __future__ import annotations
 
@@ -10,18 +10,18 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import httpx
 import pytest
 import trio
 
-from airsync.fetch.h11client import MAX_REDIRECTS, H11Client
+from airsync.fetch import h11client as hc
+from airsync.fetch.h11client import MAX_REDIRECTS, H11Client, Timeouts
 from tests.helpers.faultserver import FOREVER, Fault, FaultServer
 from tests.helpers.tlscerts import make_tls
 
-TIMEOUT = httpx.Timeout(connect=5.0, read=5.0, write=5.0, pool=None)
+TIMEOUT = Timeouts(connect=5.0, read=5.0, write=5.0)
 
 
-def client(ctx: ssl.SSLContext | None = None, timeout: httpx.Timeout = TIMEOUT, **kw) -> H11Client:
+def client(ctx: ssl.SSLContext | None = None, timeout: Timeouts = TIMEOUT, **kw) -> H11Client:
     context = ctx or ssl.create_default_context()
     return H11Client(ssl_for=lambda _url: context, timeout=timeout, user_agent="airsync-test", **kw)
 
@@ -91,7 +91,7 @@ def test_redirects_are_followed_to_another_origin_up_to_the_limit(files: Path) -
                 c = client()
                 status, body, r = await get(c, f"{base}/hop/3")
                 assert (status, body) == (200, b'{"Version":"v1.0.0"}') and r.url.startswith(srv.url)
-                with pytest.raises(httpx.TooManyRedirects):
+                with pytest.raises(hc.TooManyRedirects):
                     await get(c, f"{base}/hop/{MAX_REDIRECTS + 1}")
                 await c.aclose()
 
@@ -141,19 +141,19 @@ def test_a_kept_connection_the_server_closed_is_replaced_without_an_error() -> N
 
 
 @pytest.mark.parametrize("fault,error", [
-    (Fault(reset_after=1000), httpx.ReadError),
-    (Fault(truncate_after=1000), httpx.RemoteProtocolError),
-    (Fault(stall_after=1000, stall_seconds=3.0), httpx.ReadTimeout),
+    (Fault(reset_after=1000), hc.ReadError),
+    (Fault(truncate_after=1000), hc.RemoteProtocolError),
+    (Fault(stall_after=1000, stall_seconds=3.0), hc.ReadTimeout),
 ])
 def test_faults_in_a_body_are_httpx_transport_errors(files: Path, fault: Fault, error: type) -> None:
     with FaultServer(files) as srv:
         srv.add_fault("m/@v/big.zip", fault)
 
         async def main() -> None:
-            c = client(timeout=httpx.Timeout(connect=5.0, read=0.5, write=5.0, pool=None))
+            c = client(timeout=Timeouts(connect=5.0, read=0.5, write=5.0))
             with pytest.raises(error):
                 await get(c, f"{srv.url}/m/@v/big.zip")
-            assert isinstance(error("x"), httpx.TransportError)
+            assert isinstance(error("x"), hc.TransportError)
             # The connection is not used again; the next request gets a new one and its bytes.
             assert (await get(c, f"{srv.url}/m/@v/v1.0.1.info"))[:2] == (200, b'{"Version":"v1.0.1"}')
             await c.aclose()
@@ -185,7 +185,7 @@ def test_a_refused_connection_is_a_connect_error() -> None:
     sock.close()
 
     async def main() -> None:
-        with pytest.raises(httpx.ConnectError, match=f"127.0.0.1:{port}"):
+        with pytest.raises(hc.ConnectError, match=f"127.0.0.1:{port}"):
             await get(client(), f"http://127.0.0.1:{port}/x")
 
     trio.run(main)
@@ -203,7 +203,7 @@ def test_https_with_a_site_ca_and_refused_without_it(files: Path, tmp_path: Path
             status, body, _ = await get(c, f"{srv.url}/m/@v/big.zip")
             assert status == 200 and len(body) == 1 << 20
             await c.aclose()
-            with pytest.raises(httpx.ConnectError, match="TLS|certificate"):
+            with pytest.raises(hc.ConnectError, match="TLS|certificate"):
                 await get(client(ssl.create_default_context()), f"{srv.url}/m/@v/v1.0.4.info")
 
         trio.run(main)
@@ -238,3 +238,27 @@ def test_a_request_cancelled_mid_body_leaves_the_client_usable(files: Path) -> N
             await c.aclose()
 
         trio.run(main)
+
+
+def test_a_mirror_job_over_plain_http_never_imports_httpx(files: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, trio\n"
+        "from airsync.fetch.slots import ClientSlots\n"
+        "async def main():\n"
+        "    async with ClientSlots(2) as s:\n"
+        "        async with s.slot(sys.argv[1]) as c:\n"
+        "            async with c.stream('GET', sys.argv[1]) as r:\n"
+        "                assert r.status_code == 200, r.status_code\n"
+        "                [x async for x in r.aiter_raw()]\n"
+        "trio.run(main)\n"
+        "assert 'httpx' not in sys.modules and 'httpcore' not in sys.modules\n"
+        "print('ok')\n"
+    )
+    with FaultServer(files) as srv:
+        r = subprocess.run([sys.executable, "-c", code, f"{srv.url}/m/@v/v1.0.0.info"], capture_output=True,
+                           text=True, timeout=60, env={k: v for k, v in __import__("os").environ.items()
+                                                       if "proxy" not in k.lower()})
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
