@@ -340,6 +340,18 @@ def rmtree(path: Path) -> None:
     shutil.rmtree(path, onerror=onerror)
 
 
+def retire(path: Path, work: Path) -> None:
+    """Set a finished run's files aside, deleted with the whole work directory at the end.
+
+    Deleting them between runs made the next run pay for it: on an ext4 without a journal (this
+    machine's), creating a file skips every inode deleted in the last ~30 s, reading each one's
+    inode block (``recently_deleted`` was a third of a mix run's CPU samples right after a
+    deletion), and ``go mod download`` leaves thousands of files to delete. A rename frees nothing."""
+    dest = work / "retired"
+    dest.mkdir(exist_ok=True)
+    os.rename(path, dest / path.name)
+
+
 def tool_version(cmd: list[str]) -> str:
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=20,
@@ -833,7 +845,7 @@ def measure_download(b: Bench, scenario: str, tool: str, rnd: int, fs: FileSet, 
         note = (note + "; " if note else "") + f"exit {r.rc}: {(r.stdout + r.stderr).strip()[-300:]}"
     if expect_proto and protos != expect_proto:
         note = (note + "; " if note else "") + f"expected every request over {expect_proto}, nginx logged {protos}"
-    rmtree(tmp)
+    retire(tmp, b.work)
     m = Measure(scenario, tool, rnd, r.wall, r.rss_kb * 1024 / MB, served, reqs, fs.count, fs.bytes,
                 r.rc, sync, r.utime + r.stime, note, busy, overlap(rows) if fs is b.mix else None,
                 len({x[6] for x in rows}), protos)
@@ -863,7 +875,7 @@ def run_go(b: Bench, scenario: str, rnd: int, url: str) -> Measure:
     note = "" if len(zips) == b.closure_zips else f"{len(zips)} zips in GOMODCACHE, expected {b.closure_zips}"
     if r.rc != 0:
         note = (note + "; " if note else "") + f"exit {r.rc}: {(r.stdout + r.stderr).strip()[-300:]}"
-    rmtree(tmp)
+    retire(tmp, b.work)
     fs = b.closure
     m = Measure(scenario, "go", rnd, r.wall, r.rss_kb * 1024 / MB, served, reqs, fs.count, fs.bytes,
                 r.rc, sync, r.utime + r.stime, note, busy, None, len({x[6] for x in rows}), protocols_of(rows))
@@ -901,7 +913,7 @@ def measure_floor(b: Bench) -> None:
         r = run_measured([sys.executable, str(REPO / "scripts" / "cpu_floor.py"), str(b.upstream), str(tmp / "out"), str(listing)],
                          base_env(tmp), cwd=REPO, timeout=b.args.run_timeout)
         sync = timed_sync()
-        rmtree(tmp)
+        retire(tmp, b.work)
         if r.rc != 0:
             raise RuntimeError(f"cpu_floor.py failed: {r.stderr[-2000:]}")
         b.floor.append(r.utime + r.stime)
@@ -1101,7 +1113,7 @@ def scenario_kill(b: Bench, airsync_wall: float, seed: int) -> None:
             f"verified sha256: {rec['verified']} {rec['problem']}; leftover in .airsync/partial: {leftovers[:5]}")
         if r2.rc != 0:
             log("    rerun output: " + (r2.stdout + r2.stderr).strip()[-500:])
-        rmtree(tmp)
+        retire(tmp, b.work)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1260,7 +1272,9 @@ def markdown(b: Bench, info: dict, started: str, elapsed: float, table: list[str
          f"Python {info['python']}; {info['aria2c']}; {info['go']}; {info['nginx']}; airsync {info['airsync']}. "
          f"The machine was shared with other work during the run: {info['load']}.", "",
          "Method: one nginx (sendfile, keep-alive, 127.0.0.1 only) serves a generated GOPROXY tree from the page "
-         "cache; every run writes into a fresh directory on the same disk. Tools alternate A B A B for "
+         "cache; every run writes into a fresh directory on the same disk, set aside (not deleted) until the "
+         "benchmark ends: on this ext4 without a journal, files created soon after thousands were deleted cost "
+         "a scan of the recently deleted inodes, which fell on whichever tool ran next. Tools alternate A B A B for "
          f"{a.rounds} round(s). Wall time is Python's `time.monotonic()` around the child, peak RSS is `ru_maxrss` "
          "from `os.wait4` (each tool is spawned by a small launcher interpreter, because Linux folds the "
          f"forking process's RSS into the child's ru_maxrss; the floor this leaves, /bin/true's reported peak, "
@@ -1448,7 +1462,7 @@ def main(argv=None) -> int:
         r = run_measured([shutil.which("go"), "mod", "tidy"], go_env(gtmp, nginx.url), cwd=app_dir, timeout=300)
         if r.rc != 0:
             raise RuntimeError(f"go mod tidy failed: {r.stderr[-2000:]}")
-        rmtree(gtmp)
+        retire(gtmp, work)
         gosum = (app_dir / "go.sum").read_text()
         expect = app_gosum(dep_mods, app_reqs)
         zip_keys, mod_only = [], []

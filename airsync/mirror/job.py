@@ -231,6 +231,10 @@ class MirrorJob:
             except OSError as e:
                 self.summary.fatal = self.summary.fatal or f"mirror disk error on {self.state.path}: {e.strerror}"
         finally:
+            try:
+                self.signatures.flush()
+            except SignatureCacheError as e:  # only a cache: sync or pull signs the files again
+                log.warning("signatures not recorded", error=str(e))
             self.signatures.close()
             self.state.close()
             self.store.close()
@@ -477,7 +481,7 @@ class MirrorJob:
             if (st := self.store.stat(rel)) is not None:
                 signed.append((rel, st, sigs[ext], h1[ext]))
         try:
-            self.signatures.put_many(signed)
+            self.signatures.put_soon(signed)
         except SignatureCacheError as e:  # only a cache: sync or pull signs the files again
             log.warning("signatures not recorded", module=str(mv), error=str(e))
         if listing is not None:

@@ -92,3 +92,33 @@ def test_get_many_answers_as_get_does_with_chunks_decoded_on_demand(tmp_path):
         assert many["b"].size == len(b"changed")
     finally:
         cache.close()
+
+
+def test_put_soon_batches_rows_and_close_writes_the_rest(tmp_path, monkeypatch):
+    from airsync.carry import signatures
+
+    monkeypatch.setattr(signatures, "SOON_ROWS", 3)
+    monkeypatch.setattr(signatures, "SOON_SECONDS", 3600.0)
+    rows = []
+    for i in range(4):
+        p = tmp_path / f"f{i}"
+        p.write_bytes(b"%d" % i * 1000)
+        rows.append((f"f{i}", os.lstat(p), chunks.signature_of_file(p), None))
+    db = tmp_path / "state.db"
+
+    def stored() -> set[str]:
+        reader = SignatureCache(db)
+        try:
+            return {r[0] for r in reader._db.execute("SELECT relpath FROM signatures")}
+        finally:
+            reader.close()
+
+    cache = SignatureCache(db)
+    cache.put_soon(rows[:2])
+    assert stored() == set()  # held: fewer than SOON_ROWS
+    cache.put_soon(rows[2:3])
+    assert stored() == {"f0", "f1", "f2"}  # written together
+    cache.put_soon(rows[3:])
+    assert stored() == {"f0", "f1", "f2"}
+    cache.close()
+    assert stored() == {"f0", "f1", "f2", "f3"}  # close writes what was held
