@@ -48,6 +48,7 @@ from bench_mirror import (  # noqa: E402  (stdlib-only helpers shared with the m
     log,
     machine_info,
     med,
+    retire,
     rmtree,
     run_measured,
     source_digest,
@@ -188,7 +189,7 @@ def main(argv=None) -> int:
         t = work / "cold"
         b.run("cold", "airsync", 0, t)
         b.check(t, "cold airsync")
-        rmtree(t)
+        retire(t, work)  # deleted at the end: see bench_mirror.retire
         timed_sync()
 
         extra_files: list[str] = []
@@ -212,7 +213,7 @@ def main(argv=None) -> int:
                 os.unlink(mirror / rel)
             sample.build_proxy_tree(mirror, base)  # restores b00's @v/list
             for tool in order:
-                rmtree(tg[tool])
+                retire(tg[tool], work)
             timed_sync()
             if tree(mirror) != base_tree:
                 raise RuntimeError("the mirror was not restored after the round")
