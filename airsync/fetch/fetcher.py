@@ -174,6 +174,10 @@ class SpanWriter:
         self._unsynced = 0
         self._noted.clear()  # the durable record will cover what was written so far
         self._unnoted = 0
+        if record and self.resumable:
+            # Noted first: a kill -9 during the fsync, which under load takes long enough for
+            # another megabyte per stream to arrive, would otherwise lose these bytes too.
+            self.state.note_written(self.relpath, snap)
         self._syncing = True
         try:
             await trio.to_thread.run_sync(os.fsync, self.fd)
