@@ -447,7 +447,7 @@ class Fetcher:
             got += len(chunk)
             if got > end:
                 raise _Retryable(f"body runs past byte {end} that its Content-Range announced")
-            parts.append(chunk)
+            parts.append(bytes(chunk))  # a piece is valid until the next one (fetch.h11client)
             self.stats.bytes_received += len(chunk)
             await self._throttle(len(chunk))
         if got < end:

@@ -262,3 +262,40 @@ def test_a_mirror_job_over_plain_http_never_imports_httpx(files: Path) -> None:
                            text=True, timeout=60, env={k: v for k, v in __import__("os").environ.items()
                                                        if "proxy" not in k.lower()})
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_a_large_body_is_read_past_h11_and_the_connection_still_serves(files: Path, tmp_path: Path) -> None:
+    whole = (files / "m/@v/big.zip").read_bytes()
+
+    async def pieces(c: H11Client, url: str, headers: dict[str, str] | None = None) -> tuple[bytes, set]:
+        kinds, body = set(), bytearray()
+        async with c.stream("GET", url, headers=headers) as r:
+            async for x in r.aiter_raw():
+                kinds.add(type(x))
+                body += x
+        return bytes(body), kinds
+
+    with FaultServer(files) as srv:
+        async def main() -> None:
+            c = client()
+            for _ in range(2):
+                body, kinds = await pieces(c, f"{srv.url}/m/@v/big.zip")
+                assert body == whole and memoryview in kinds  # straight from the socket
+            body, _ = await pieces(c, f"{srv.url}/m/@v/big.zip", {"Range": "bytes=100-300099"})
+            assert body == whole[100:300100]
+            assert (await get(c, f"{srv.url}/m/@v/v1.0.2.info"))[:2] == (200, b'{"Version":"v1.0.2"}')
+            assert len(c._conns) == 1 and c._conns[0].usable  # all on one kept-alive connection
+            await c.aclose()
+
+        trio.run(main)
+        assert len(srv.requests) == 4
+
+    tls = make_tls(tmp_path / "tls")
+    with FaultServer(files, tls=tls.server_context()) as srv:
+        async def over_tls() -> None:
+            c = client(ssl.create_default_context(cafile=str(tls.ca)))
+            body, kinds = await pieces(c, f"{srv.url}/m/@v/big.zip")
+            assert body == whole and memoryview not in kinds  # TLS: through h11
+            await c.aclose()
+
+        trio.run(over_tls)

@@ -41,7 +41,7 @@ def test_a_set_cookie_is_never_sent_back(http2: bool) -> None:
                 async with slots.slot(url) as client:
                     assert isinstance(client, httpx.AsyncClient) == http2
                     async with client.stream("GET", url) as r:
-                        body = b"".join([c async for c in r.aiter_raw()])
+                        body = b"".join([bytes(c) async for c in r.aiter_raw()])
                     assert r.status_code == 200 and r.headers.get("set-cookie").startswith("session=")
                     assert body == b"ok"
 
