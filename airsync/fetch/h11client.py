@@ -121,9 +121,9 @@ class Response:
         On a plain TCP connection, a body of known length is read past h11 once h11 has handed
         over what it buffered with the head: straight from the socket into one reused buffer, in
         pieces no longer than what is left of it, so that nothing of the next response is read.
-        h11 copies every piece twice (into its buffer, out of it); for the bulk of a large file
-        those copies were a tenth of the event loop's time. The connection then starts over with
-        a fresh h11 state, as it would after the message."""
+        h11 copies every piece twice (into its buffer, out of it): receiving 128 MiB of ranges took
+        0.146 s of CPU through h11, 0.117 s past it. The connection then starts over with a fresh
+        h11 state, as it would after the message."""
         conn = self._conn
         left = conn.direct_length(self.status_code, self._headers)
         while not self._done:
