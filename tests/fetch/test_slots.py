@@ -101,3 +101,20 @@ def test_more_requests_are_in_flight_to_a_far_host_up_to_per_host_max() -> None:
 def test_per_host_max_equal_to_per_host_keeps_the_number_fixed() -> None:
     most, failed = _in_flight_through(4, 4)
     assert failed == 0 and most == 4
+
+
+def test_a_proxy_from_the_environment_goes_through_httpx(monkeypatch) -> None:
+    from airsync.fetch.h11client import H11Client
+
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # never dialled: no request is made
+
+    async def main() -> None:
+        async with ClientSlots(2) as slots:
+            async with slots.slot("https://proxy.example/m/@v/list") as client:
+                assert isinstance(client, httpx.AsyncClient)  # httpx applies the proxy and NO_PROXY
+            async with slots.slot("http://127.0.0.1:1/m/@v/list") as client:
+                assert isinstance(client, H11Client)  # no proxy named for http
+
+    trio.run(main)
