@@ -268,7 +268,8 @@ def sync(
         from airsync.carry.signatures import SignatureCache
 
         cache = SignatureCache(store.state_path)
-        result, sources = _sync(store, cache, target, signer, verify, _serialized(progress), only, seen.mirror)
+        result, sources = _sync(store, cache, target, signer, verify, _serialized(progress), only, seen.mirror,
+                                seen.before)
         seen.remember(result, sources)
         return result
     except OSError as e:
@@ -319,6 +320,7 @@ class _Seen:
         self.settings = (f"only {only}", f"signer {signer.name}+{signer.key_hash:08x}")
         name = hashlib.sha256(os.fsencode(os.path.realpath(target))).hexdigest()[:32]
         self.path = store.work / "synced" / f"{name}.json"
+        self.before: TreeScan | None = None  # the target as ``record`` scanned it, for the full path
 
     def _stamp(self, there: TreeScan) -> str:
         meta: dict[str, os.stat_result | None] = {}
@@ -341,7 +343,10 @@ class _Seen:
                 record = syncstamp.decode(f.read(1 << 20))
         except OSError:
             return None
-        if record is None or record.stamp != self._stamp(tree_files(self.target)):
+        if record is None:
+            return None
+        self.before = tree_files(self.target)
+        if record.stamp != self._stamp(self.before):
             return None
         return record
 
@@ -369,8 +374,10 @@ class _Seen:
 
 def _sync(
     store: MirrorStore, cache: SignatureCache, target: Path, signer, verify: bool, say, only: str,
-    scan: TreeScan,
+    scan: TreeScan, there: TreeScan | None = None,
 ) -> tuple[SyncResult, dict[str, SignedFile]]:
+    """``scan``: the mirror's ``tree_files``; ``there``: the target's, if the quick check made it
+    (under the same locks, nothing written since)."""
     from airsync.carry import manifest, sbom
     from airsync.carry.signatures import SIDECAR_MIN, make_manifest, tree_signatures
 
@@ -396,7 +403,8 @@ def _sync(
         except AirsyncError as e:
             say(SyncEvent("note", f"previous manifest not used ({e}); comparing file contents instead"))
 
-    there = tree_files(target)
+    if there is None:
+        there = tree_files(target)
     if there.odd:
         raise SyncError("unexpected entries on the target, not followed: " + ", ".join(f"{p} ({w})" for p, w in there.odd))
     todo: list[SignedFile] = []
