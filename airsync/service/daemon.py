@@ -284,13 +284,10 @@ class Daemon:
 
 def vulndb_modified(mirror: Path) -> float | None:
     """The time (epoch seconds) of the mirror's vulnerability database, None when it has none."""
-    from airsync.vulndb import db, ondisk
+    from airsync.vulndb import ondisk
 
-    try:
-        meta = db.parse_db(ondisk.read_small(mirror / ondisk.VULNDB / db.DB_FILE, 4096))
-    except (OSError, db.VulnDBError):
-        return None
-    return meta.modified / 1e9
+    meta = ondisk.read_db(mirror / ondisk.VULNDB)
+    return None if meta is None else meta.modified / 1e9
 
 
 def run(conf: DaemonConfig) -> int:

@@ -32,6 +32,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 from airsync.errors import AirsyncError, ConfigError
 
@@ -185,11 +186,20 @@ class Index:
     vulns: tuple[VulnMeta, ...]
 
     def modified(self) -> dict[str, int]:
-        """id -> modified time, from vulns.json."""
-        return {v.id: v.modified for v in self.vulns}
+        """id -> modified time, from vulns.json (made once per index: read it, never change it)."""
+        return self._modified
 
     def modules_of(self) -> dict[str, set[str]]:
-        """id -> the module paths modules.json lists it under."""
+        """id -> the module paths modules.json lists it under (made once per index, as above)."""
+        return self._modules_of
+
+    # Cached: every entry's check looks its id up in both, thousands of times per database.
+    @cached_property
+    def _modified(self) -> dict[str, int]:
+        return {v.id: v.modified for v in self.vulns}
+
+    @cached_property
+    def _modules_of(self) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {}
         for m in self.modules:
             for v in m.vulns:
@@ -379,21 +389,19 @@ def parse_entry(data: bytes, where: str) -> Entry:
                  tuple(_affected(a, f"{where}: affected #{i + 1}") for i, a in enumerate(affected)))
 
 
-def check_entry(entry: Entry, vid: str, index: Index | None = None, where: str = "",
-                modules_of: Mapping[str, set[str]] | None = None) -> str | None:
+def check_entry(entry: Entry, vid: str, index: Index | None = None, where: str = "") -> str | None:
     """What is wrong with ``entry`` as the file of ``vid`` in ``index``; None when nothing."""
     where = where or entry_path(vid)
     if entry.id != vid:
         return f"{where}: holds the entry {entry.id}, not {vid}"
     if index is None:
         return None
-    modified = {v.id: v for v in index.vulns}.get(vid)
+    modified = index.modified().get(vid)
     if modified is None:
         return f"{where}: {vid} is not in {VULNS_FILE}"
-    if modified.modified != entry.modified:
-        return (f"{where}: modified {format_time(entry.modified)} differs from the index's "
-                f"{format_time(modified.modified)}")
-    listed = (modules_of if modules_of is not None else index.modules_of()).get(vid, set())
+    if modified != entry.modified:
+        return f"{where}: modified {format_time(entry.modified)} differs from the index's {format_time(modified)}"
+    listed = index.modules_of().get(vid, set())
     affected = {a.module for a in entry.affected}
     if listed != affected:
         return (f"{where}: affects {', '.join(sorted(affected)) or 'no module'} but {MODULES_FILE} lists it under "

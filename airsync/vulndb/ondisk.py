@@ -71,8 +71,16 @@ def read_index(root: Path, where: str | None = None) -> db.Index | None:
     where = where or str(root)
     if not (root / db.DB_FILE).exists():
         return None
-    files = _dir_files(root)
+    files = {rel: root / rel for rel in db.INDEX_FILES}  # not the entries: a listing of ID/ is thousands
     return db.parse_index(*(_read(files, rel, where, db.MAX_INDEX) for rel in db.INDEX_FILES), prefix=where + "/")
+
+
+def read_db(root: Path) -> db.DbMeta | None:
+    """``index/db.json`` of the database at ``root``; None when it is missing or unreadable."""
+    try:
+        return db.parse_db(read_small(root / db.DB_FILE, db.MAX_INDEX), str(root / db.DB_FILE))
+    except (OSError, db.VulnDBError):
+        return None
 
 
 def present_ids(root: Path) -> set[str]:
@@ -96,7 +104,6 @@ def check(files: Mapping[str, Path], where: str = VULNDB) -> list[tuple[str, str
             path = f"{where}/{path}"
         return [(path, why or msg)]
     problems = []
-    modules_of = index.modules_of()
     for v in index.vulns:
         rel = db.entry_path(v.id)
         at = f"{where}/{rel}"
@@ -106,7 +113,7 @@ def check(files: Mapping[str, Path], where: str = VULNDB) -> list[tuple[str, str
             why = str(e).removeprefix(f"{at}: ")
             problems.append((at, why if why != "missing" else f"missing: {db.VULNS_FILE} names {v.id}"))
             continue
-        problem = db.check_entry(entry, v.id, index, at, modules_of)
+        problem = db.check_entry(entry, v.id, index, at)
         if problem:
             problems.append((at, problem.removeprefix(f"{at}: ")))
     return problems
@@ -156,7 +163,6 @@ def find(path: Path) -> Path | None:
 
 def reader(root: Path, index: db.Index):
     """A function reading (and checking) the entry of an id in the database at ``root``."""
-    modules_of = index.modules_of()
 
     def read(vid: str) -> db.Entry:
         where = f"{root}/{db.entry_path(vid)}"
@@ -167,7 +173,7 @@ def reader(root: Path, index: db.Index):
         except OSError as e:
             raise db.VulnDBError(f"{where}: cannot read: {e.strerror or e}") from None
         entry = db.parse_entry(data, where)
-        problem = db.check_entry(entry, vid, index, where, modules_of)
+        problem = db.check_entry(entry, vid, index, where)
         if problem:
             raise db.VulnDBError(problem)
         return entry

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import trio
 
-from airsync.errors import UpstreamError
+from airsync.errors import UpstreamError, first_of
 from airsync.fetch.fetcher import FetchSettings
 from airsync.fetch.retry import Outcome, classify_status, parse_retry_after
 from airsync.fetch.slots import USER_AGENT
@@ -39,10 +39,8 @@ from airsync.vulndb import db, ondisk
 with hidden("click"):
     import httpx
 
-__all__ = ["DEFAULT_URL", "Result", "update", "parse_setting"]
+__all__ = ["Result", "update"]
 
-DEFAULT_URL = db.DEFAULT_URL
-parse_setting = db.parse_setting
 CONCURRENCY = 16
 
 
@@ -151,7 +149,7 @@ async def update(store: MirrorStore, url: str, settings: FetchSettings | None = 
         old = await trio.to_thread.run_sync(ondisk.read_index, root)
     except db.VulnDBError:
         old = None  # a damaged copy is replaced whole (its db.json alone still guards rollback)
-    old_db = old.db if old else await trio.to_thread.run_sync(_db_only, root)
+    old_db = old.db if old else await trio.to_thread.run_sync(ondisk.read_db, root)
     timeout = httpx.Timeout(connect=settings.connect_timeout, read=settings.read_timeout, write=30.0, pool=None)
     async with httpx.AsyncClient(timeout=timeout, headers={"User-Agent": USER_AGENT}, follow_redirects=True,
                                  verify=ssl.create_default_context(),
@@ -176,7 +174,6 @@ async def update(store: MirrorStore, url: str, settings: FetchSettings | None = 
         index = db.parse_index(index_bytes[db.DB_FILE], index_bytes[db.MODULES_FILE], index_bytes[db.VULNS_FILE],
                                prefix=url + "/")
         plan = db.plan_update(index, old, present)
-        modules_of = index.modules_of()
         entries: dict[str, bytes] = {}
         limiter = trio.CapacityLimiter(concurrency)
 
@@ -184,7 +181,7 @@ async def update(store: MirrorStore, url: str, settings: FetchSettings | None = 
             async with limiter:
                 data = await c.get(db.entry_path(vid), db.MAX_ENTRY)
             where = f"{url}/{db.entry_path(vid)}"
-            problem = db.check_entry(db.parse_entry(data, where), vid, index, where, modules_of)
+            problem = db.check_entry(db.parse_entry(data, where), vid, index, where)
             if problem:
                 raise db.VulnDBError(problem)
             entries[vid] = data
@@ -202,25 +199,10 @@ async def update(store: MirrorStore, url: str, settings: FetchSettings | None = 
 
 def _first(g: BaseExceptionGroup) -> BaseException:
     """The error to report of several concurrent failures: a database fault before a network one."""
-    flat: list[BaseException] = []
-
-    def walk(e: BaseException) -> None:
-        if isinstance(e, BaseExceptionGroup):
-            for x in e.exceptions:
-                walk(x)
-        else:
-            flat.append(e)
-
-    walk(g)
-    for kind in (db.VulnDBError, UpstreamError):
-        for e in flat:
-            if isinstance(e, kind):
-                return e
-    return flat[0]
-
-
-def _db_only(root) -> db.DbMeta | None:
-    try:
-        return db.parse_db(ondisk.read_small(root / db.DB_FILE, db.MAX_INDEX), str(root / db.DB_FILE))
-    except (OSError, db.VulnDBError):
-        return None
+    found = first_of(g, db.VulnDBError) or first_of(g, UpstreamError)
+    if found is not None:
+        return found
+    e: BaseException = g
+    while isinstance(e, BaseExceptionGroup):
+        e = e.exceptions[0]
+    return e
