@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import random
 import ssl
+import time
 import zlib
 from dataclasses import dataclass
 
@@ -106,7 +107,7 @@ class _Client:
                         raise _Missing()
                     if outcome is not Outcome.RETRY:
                         raise UpstreamError(f"{url}: HTTP {r.status_code}")
-                    retry_after = parse_retry_after(r.headers.get("retry-after"), trio.current_time())
+                    retry_after = parse_retry_after(r.headers.get("retry-after"), time.time())  # a Unix time
                     why = f"HTTP {r.status_code}"
             except (httpx.TransportError, httpx.DecodingError) as e:
                 why = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__

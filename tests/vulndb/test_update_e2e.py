@@ -143,3 +143,33 @@ def test_a_crash_between_entries_and_indexes_converges(upstream, tmp_path):
     assert r.returncode == 0, r.stderr
     assert _tree(mirror / "vulndb") == _served(root)
     assert ondisk.check_dir(mirror / "vulndb") == []
+
+
+def test_a_retry_after_date_is_waited_for_from_now(tmp_path, monkeypatch):
+    # Retry-After as an HTTP date means "until then": 30 s from now, not the longest wait allowed.
+    import email.utils
+    import time
+
+    import trio
+
+    from airsync.fetch.fetcher import FetchSettings
+    from airsync.store import MirrorStore
+    from airsync.vulndb import update
+
+    root = vulndbserver.build(tmp_path / "upstream", vulndbserver.load(IDS[:1]), gz=False)
+    waits = []
+    real_sleep = trio.sleep
+
+    async def sleep(seconds):
+        waits.append(seconds)
+        await real_sleep(0)
+
+    monkeypatch.setattr(trio, "sleep", sleep)
+    with vulndbserver.serve(root) as srv:
+        srv.add_fault("/index/*", Fault(status=503, retry_after=email.utils.formatdate(time.time() + 30, usegmt=True)))
+        store = MirrorStore(tmp_path / "m")
+        try:
+            trio.run(update.update, store, srv.url, FetchSettings())
+        finally:
+            store.close()
+    assert waits and 20 <= waits[0] <= 60, waits
