@@ -24,6 +24,7 @@ starting with a dot is private (404) and only GET and HEAD are answered.
 
 from __future__ import annotations
 
+import errno
 import re
 import time
 from collections import OrderedDict
@@ -109,7 +110,12 @@ class StoreApp:
             await waiting.wait()  # another request is reading it: take its answer
         done = self._inflight[rel] = trio.Event()
         try:
-            return await trio.to_thread.run_sync(self._read, rel)
+            found = await trio.to_thread.run_sync(self._read, rel)
+            # Cached here, on the event loop's thread: reads for other paths run in other worker
+            # threads at the same time, and the cache and its byte count are not theirs to change.
+            if isinstance(found, _Entry) and (found.body is None or len(found.body) <= self.max_cached):
+                self._put(rel, found)
+            return found
         finally:
             del self._inflight[rel]
             done.set()
@@ -123,10 +129,7 @@ class StoreApp:
                 return head[0]
         got = self.bucket.get(key)
         ttl = float("inf") if immutable and got is not None else self.opts.list_ttl
-        entry = _Entry(got[0] if got else None, (got[1] or "").encode() if got else b"", time.monotonic() + ttl)
-        if entry.body is None or len(entry.body) <= self.max_cached:
-            self._put(rel, entry)
-        return entry
+        return _Entry(got[0] if got else None, (got[1] or "").encode() if got else b"", time.monotonic() + ttl)
 
     def _presigned(self, rel: str) -> str:
         now = time.monotonic()
@@ -141,11 +144,9 @@ class StoreApp:
 
     # -- answers -----------------------------------------------------------------------------
 
-    async def answer(self, method: str, path: str, if_none_match: bytes | None):
-        """(status, headers, body) for a request; body is bytes, or an int: the size of an object
-        to stream from the store (``stream``)."""
-        if method not in ("GET", "HEAD"):
-            return 405, [(b"allow", b"GET, HEAD"), *httploop.TEXT], b"method not allowed\n"
+    async def answer(self, path: str, if_none_match: bytes | None):
+        """(status, headers, body) for a GET or HEAD (``http1`` refuses other methods); body is
+        bytes, or an int: the size of an object to stream from the store (``stream``)."""
         rel = path.lstrip("/")
         parts = rel.split("/")
         if not rel or rel.endswith("/") or any(
@@ -174,14 +175,15 @@ class StoreApp:
         return 200, headers, found.body
 
     async def respond(self, req: http1.Request):
-        return await self.answer(req.method, req.path, req.headers.get(b"if-none-match"))
+        return await self.answer(req.path, req.headers.get(b"if-none-match"))
 
     async def stream(self, stream: trio.abc.Stream, rel: str) -> None:
-        """Copy a large object from the store to ``stream``, a chunk at a time."""
-        import obstore
-
-        result = await trio.to_thread.run_sync(obstore.get, self.bucket.store, self.bucket.url.key(rel))
-        chunks = iter(result)
+        """Copy a large object from the store to ``stream``, a chunk at a time. A store failure
+        is an OSError (``ObjectStoreError``), which ends this connection only."""
+        key = self.bucket.url.key(rel)
+        chunks = await trio.to_thread.run_sync(self.bucket.get_chunks, key)
+        if chunks is None:
+            raise FileNotFoundError(errno.ENOENT, f"{key}: gone from the store after it was looked up")
         while (chunk := await trio.to_thread.run_sync(next, chunks, None)) is not None:
             await stream.send_all(bytes(chunk))
 

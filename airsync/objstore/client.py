@@ -163,14 +163,28 @@ class Bucket:
 
     def get_to(self, key: str, dest: Path) -> bool:
         """Stream the object into ``dest``; False when there is none."""
+        chunks = self.get_chunks(key)
+        if chunks is None:
+            return False
+        with open(dest, "wb") as f:
+            for chunk in chunks:
+                f.write(chunk)
+        return True
+
+    def get_chunks(self, key: str) -> Iterator[bytes] | None:
+        """The object's bytes as they arrive, a chunk at a time; None when there is none. A
+        failure, also after the first chunk, is an ``ObjectStoreError``."""
         try:
             r = obstore.get(self.store, key)
-            with open(dest, "wb") as f:
-                for chunk in r:
-                    f.write(chunk)
-            return True
         except _MISSING:
-            return False
+            return None
+        except _FAILED as e:
+            raise self._error(e, key, "reading") from None
+        return self._chunks(r, key)
+
+    def _chunks(self, r, key: str) -> Iterator[bytes]:  # noqa: ANN001 (obstore's GetResult)
+        try:
+            yield from r
         except _FAILED as e:
             raise self._error(e, key, "reading") from None
 
