@@ -16,7 +16,6 @@ from pathlib import Path
 from airsync import __version__, config, log
 from airsync.errors import AirsyncError, ConfigError, first_of
 from airsync.goproxy.upstream import DEFAULT_GOPROXY
-from airsync.vulndb import db as vulndb_db
 
 # trio, httpx and structlog (which pulls in rich) are imported by the commands that use them,
 # so that a sync, verify or import starts quickly.
@@ -24,6 +23,10 @@ from airsync.vulndb import db as vulndb_db
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # Commands that report only on stdout/stderr, never through structlog: they skip its set-up.
 QUIET_COMMANDS = {"sync", "verify", "import", "keygen", "audit", "bundle", "sbom"}
+
+#: vulndb.db.DEFAULT_URL (a test holds them equal), written here because importing vulndb.db cost
+#: every command, --help included, 8 ms of start-up.
+VULNDB_URL = "https://vuln.go.dev"
 
 
 def _target(value: str, config_file: str | None = None):
@@ -66,6 +69,8 @@ def cmd_mirror(args: argparse.Namespace) -> int:
         v = getattr(settings, name, None) if name != "retries" else settings.retry.attempts
         if v < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
+
+    from airsync.vulndb import db as vulndb_db
 
     vulndb = vulndb_db.parse_setting(args.vulndb if args.vulndb is not None else conf.get("vulndb"))
     inputs = read_inputs(args.go_sum, args.go_mod, args.modules_file, args.module, args.toolchain)
@@ -478,7 +483,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
         print(f"airsync: {p}", file=sys.stderr)
     index = ondisk.read_index(root)
     findings = audit.match(versions, index, ondisk.reader(root, index))
-    modified = vulndb_db.format_time(index.db.modified)
+    from airsync.vulndb.db import format_time
+
+    modified = format_time(index.db.modified)
     if args.json:
         print(json.dumps({"database": str(root), "modified": modified, "checked": len(versions),
                           "vulnerabilities": [f.as_json() for f in findings]}, indent=2))
@@ -544,9 +551,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated globs of module paths never looked up in the database "
         "(default: $GONOSUMDB or $GOPRIVATE)",
     )
-    m.add_argument("--vulndb", nargs="?", const=vulndb_db.DEFAULT_URL, metavar="URL",
+    m.add_argument("--vulndb", nargs="?", const=VULNDB_URL, metavar="URL",
                    help="also mirror the Go vulnerability database into MIRROR/vulndb/ (URL default: "
-                   "https://vuln.go.dev; off unless given here or as mirror.vulndb); alone, only the database")
+                   f"{VULNDB_URL}; off unless given here or as mirror.vulndb); alone, only the database")
     m.add_argument("--prove-heads", metavar="FILE",
                    help="heads from 'airsync sumdb-heads' inside: prove them consistent and carry the tiles for them")
     m.add_argument(

@@ -166,3 +166,10 @@ def test_media_that_are_not_there_are_usage_errors(tmp_path):
         r = run(*args)
         no_traceback(r)
         assert r.returncode == 2, (args, r.stderr)
+
+
+def test_the_command_lines_vulndb_default_is_the_databases():
+    from airsync import cli
+    from airsync.vulndb import db
+
+    assert cli.VULNDB_URL == db.DEFAULT_URL
