@@ -147,19 +147,20 @@ class SignatureCache:
                 self._db.close()
 
     def put(self, rel: str, st: os.stat_result, sig: chunks.FileSignature, h1: str | None) -> SignedFile:
-        self.put_many([(rel, st, sig, h1)])
-        return SignedFile.of(rel, sig, h1)
+        sf = SignedFile.of(rel, sig, h1)
+        self._insert([(rel, st.st_size, st.st_mtime_ns, h1, sf.encoded)])
+        return sf
 
     def put_many(self, rows: list[tuple[str, os.stat_result, chunks.FileSignature, str | None]]) -> None:
         """Record several files' signatures in one transaction."""
         if not rows:
             return
+        self._insert([(rel, st.st_size, st.st_mtime_ns, h1, chunks.encode(sig)) for rel, st, sig, h1 in rows])
+
+    def _insert(self, rows: list[tuple[str, int, int, str | None, bytes]]) -> None:
         with self._sql(rows[0][0]), self._db:  # one transaction (committed, or rolled back on error)
             self._db.execute("BEGIN")
-            self._db.executemany(
-                "INSERT OR REPLACE INTO signatures VALUES (?, ?, ?, ?, ?)",
-                [(rel, st.st_size, st.st_mtime_ns, h1, chunks.encode(sig)) for rel, st, sig, h1 in rows],
-            )
+            self._db.executemany("INSERT OR REPLACE INTO signatures VALUES (?, ?, ?, ?, ?)", rows)
 
     def put_soon(self, rows: list[tuple[str, os.stat_result, chunks.FileSignature, str | None]]) -> None:
         """``put_many``, batched with other calls': written once ``SOON_ROWS`` rows or

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from airsync.goproxy import dirhash, modpath, semver
 from airsync.goproxy.wants import ModuleWant
-from airsync.store import fsync_dir, write_plain
+from airsync.store import replace_durably
 
 
 def lines(root: Path, plan: list[ModuleWant]) -> list[str]:
@@ -34,8 +34,5 @@ def lines(root: Path, plan: list[ModuleWant]) -> list[str]:
 def write(path: Path, root: Path, plan: list[ModuleWant]) -> int:
     """Write the go.sum of ``plan`` to ``path`` durably; returns the number of lines."""
     text = lines(root, plan)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write_plain(tmp, "".join(line + "\n" for line in text).encode(), fsync=True)
-    os.replace(tmp, path)
-    fsync_dir(path.parent.absolute())
+    replace_durably(path, "".join(line + "\n" for line in text).encode(), tmp_suffix=f".{os.getpid()}.tmp")
     return len(text)
