@@ -17,8 +17,8 @@ that never needs httpx never imports it. A proxy from the environment or HTTP/2 
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -175,7 +175,7 @@ class _Conn:
         if self._buffer is None:
             self._buffer = memoryview(bytearray(READ_SIZE))
         buf, sock = self._buffer, self.stream.socket
-        try:
+        with self._failures(ReadTimeout, "nothing received", read_timeout, ReadError):
             while left > 0:
                 with trio.fail_after(read_timeout):
                     n = await sock.recv_into(buf, min(READ_SIZE, left))
@@ -184,27 +184,15 @@ class _Conn:
                     raise RemoteProtocolError("peer closed connection without sending complete message body")
                 left -= n
                 yield buf[:n]
-        except trio.TooSlowError:
-            self.usable = False
-            raise ReadTimeout(f"nothing received for {read_timeout:g} s") from None
-        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as e:
-            self.usable = False
-            raise ReadError(_why(e)) from None
         self.h11 = h11.Connection(h11.CLIENT)  # the message is over: a new cycle on the same socket
 
     async def send(self, data: bytes, write_timeout: float) -> None:
-        try:
+        with self._failures(WriteTimeout, "no progress sending the request", write_timeout, WriteError):
             with trio.fail_after(write_timeout):
                 await self.stream.send_all(data)
-        except trio.TooSlowError:
-            self.usable = False
-            raise WriteTimeout(f"no progress sending the request for {write_timeout:g} s") from None
-        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as e:
-            self.usable = False
-            raise WriteError(_why(e)) from None
 
     async def next_event(self, read_timeout: float):  # noqa: ANN201 (an h11 event)
-        try:
+        with self._failures(ReadTimeout, "nothing received", read_timeout, ReadError):
             while True:
                 event = self.h11.next_event()
                 if event is not h11.NEED_DATA:
@@ -212,15 +200,24 @@ class _Conn:
                 with trio.fail_after(read_timeout):
                     data = await self.stream.receive_some(READ_SIZE)
                 self.h11.receive_data(data)  # b"": the peer closed; h11 says whether that was early
+
+    @contextmanager
+    def _failures(self, timeout: type[TransportError], what: str, seconds: float,
+                  broken: type[TransportError]) -> Iterator[None]:
+        """The socket's and h11's failures as this module's errors (``timeout``: "``what`` for
+        ``seconds`` s"; ``broken``: a failed socket); a connection that failed is not used again.
+        The messages are made only on failure: this wraps every read."""
+        try:
+            yield
         except trio.TooSlowError:
             self.usable = False
-            raise ReadTimeout(f"nothing received for {read_timeout:g} s") from None
+            raise timeout(f"{what} for {seconds:g} s") from None
         except h11.RemoteProtocolError as e:
             self.usable = False
             raise RemoteProtocolError(str(e) or "the server broke the HTTP/1.1 protocol") from None
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as e:
             self.usable = False
-            raise ReadError(_why(e)) from None
+            raise broken(_why(e)) from None
 
     def finish(self, complete: bool) -> None:
         if not complete or not self.usable:
