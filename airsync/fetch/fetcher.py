@@ -15,7 +15,7 @@ then records each stream's progress ``[start, end)`` with the xxh3-64 of those b
 database. After a kill -9 the recorded spans are re-hashed (a torn write is dropped) and only the
 gaps are fetched. Within one run, a retried stream continues from the last byte it wrote.
 
-Failure policy (retry.py): connection errors, truncated bodies, read stalls (httpx's per-read
+Failure policy (retry.py): connection errors, truncated bodies, read stalls (the clients' per-read
 timeout), 5xx and 429 (Retry-After honoured) are retried with jittered exponential backoff;
 404/410 mean "not at this upstream" and move on down the GOPROXY list; a per-file deadline
 bounds everything, so a stalled server cannot hang a job.

@@ -111,9 +111,6 @@ class Response:
     def get(self, name: str, default: str | None = None) -> str | None:
         return self._headers.get(name.lower(), default)
 
-    def __contains__(self, name: str) -> bool:
-        return name.lower() in self._headers
-
     async def aiter_raw(self) -> AsyncIterator[bytes | memoryview]:
         """The body as it arrives (no decoding: the fetcher asks for identity). A piece is valid
         until the next one is asked for: whoever keeps it copies it.
