@@ -54,6 +54,33 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+def private(rel: str) -> bool:
+    """Does ``rel`` have an element a mirror never serves: one starting with a dot (its state and
+    staging; module paths never have one), or one no file can have (a NUL, over 255 bytes)?"""
+    return any(p.startswith(".") or "\0" in p or len(p.encode("utf-8", "surrogateescape")) > 255 for p in rel.split("/"))
+
+
+def open_regular(real_root: str, rel: str) -> tuple[int, str, os.stat_result] | None:
+    """An open descriptor (and its path and stat) of the regular file ``rel`` inside the tree
+    whose real path is ``real_root``, reached through no symlink and by its normal name, else
+    None. The kernel's name for the opened file (``/proc/self/fd``) must be the one asked for:
+    one readlink instead of realpath's lstat of every component, which cost a third of a request."""
+    path = os.path.join(real_root, rel)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (OSError, ValueError):
+        return None
+    try:
+        if os.readlink(f"/proc/self/fd/{fd}") == path:
+            st = os.fstat(fd)
+            if stat.S_ISREG(st.st_mode):
+                return fd, path, st
+    except OSError:
+        pass
+    os.close(fd)
+    return None
+
+
 class _HidePrivate:
     """404 for any path element starting with a dot (module paths never have one), and for
     paths no file can have (a NUL, an element over 255 bytes) before they reach a syscall."""
@@ -62,8 +89,7 @@ class _HidePrivate:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        parts = [p for p in scope["path"].split("/") if p] if scope["type"] == "http" else []
-        if any(p.startswith(".") or "\0" in p or len(p.encode("utf-8", "surrogateescape")) > 255 for p in parts):
+        if scope["type"] == "http" and private(scope["path"]):
             await PlainTextResponse("not found\n", status_code=404)(scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -76,16 +102,16 @@ class _Carry:
         self.app = app
         self.root = root
         self.signer = signer
+        self.real = os.path.realpath(root)
         self.cache = SignatureCache.for_tree(root)
         self._lock = trio.Lock()  # one manifest build at a time; the cache makes repeats cheap
 
     def _regular(self, rel: str) -> bool:
         """Is ``rel`` a regular file inside the tree, reached through no symlink?"""
-        path = self.root / rel
-        try:
-            return os.path.realpath(path) == os.path.join(os.path.realpath(self.root), rel) and path.is_file()
-        except (OSError, ValueError):
-            return False
+        found = open_regular(self.real, rel)
+        if found is not None:
+            os.close(found[0])
+        return found is not None
 
     def _manifest(self) -> bytes:
         return manifest.sign_manifest(make_manifest(self.root, tree_signatures(self.root, self.cache)), self.signer)
@@ -132,18 +158,15 @@ class _VulnGzip:
     def __init__(self, app: ASGIApp, root: Path) -> None:
         self.app = app
         self.root = root
+        self.real = os.path.realpath(root)
         self.cache: dict[tuple[str, int, int], bytes] = {}
 
     def _gzip(self, rel: str) -> bytes | None:
-        path = self.root / rel
-        try:
-            if os.path.realpath(path) != os.path.join(os.path.realpath(self.root), rel):
-                return None  # reached through a symlink: never followed
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        except (OSError, ValueError):
+        found = open_regular(self.real, rel)  # never through a symlink
+        if found is None:
             return None
+        fd, _, st = found
         with os.fdopen(fd, "rb") as f:
-            st = os.fstat(f.fileno())
             key = (rel, st.st_size, st.st_mtime_ns)
             if key not in self.cache:
                 if len(self.cache) >= self.CACHE:
@@ -200,36 +223,15 @@ class _Fast:
         self.real = os.path.realpath(root)
         self.app = app
 
-    def _open(self, rel: str) -> tuple[int, str, os.stat_result] | None:
-        """An open descriptor of the regular file ``rel`` inside the tree, reached through no
-        symlink and by its normal name, else None. The kernel's name for the opened file
-        (``/proc/self/fd``) must be the one asked for: one readlink instead of realpath's lstat of
-        every component, which cost a third of a request."""
-        path = os.path.join(self.real, rel)
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        except (OSError, ValueError):
-            return None
-        try:
-            if os.readlink(f"/proc/self/fd/{fd}") == path:
-                st = os.fstat(fd)
-                if stat.S_ISREG(st.st_mode):
-                    return fd, path, st
-        except OSError:
-            pass
-        os.close(fd)
-        return None
-
     async def respond(self, req):
         h = req.headers
         rel = req.path.lstrip("/")
-        parts = rel.split("/")
-        if any(p.startswith(".") or "\0" in p or len(p.encode("utf-8", "surrogateescape")) > 255 for p in parts):
+        if private(rel):
             return 404, list(httploop.TEXT), b"not found\n"
         found = None
         if (rel and b"range" not in h and b"if-range" not in h and rel != MANIFEST
                 and not rel.endswith(SIDECAR_SUFFIX) and not rel.startswith("vulndb/")):
-            found = self._open(rel)
+            found = open_regular(self.real, rel)
         if found is None:
             return await _asgi(self.app, req)
         fd, path, st = found

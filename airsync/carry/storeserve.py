@@ -35,7 +35,7 @@ import structlog
 import trio
 
 from airsync.carry import http1, httploop
-from airsync.carry.serve import parse_listen
+from airsync.carry.serve import parse_listen, private
 from airsync.objstore.client import Bucket, ObjectStoreError
 from airsync.objstore.url import StoreTarget
 
@@ -148,10 +148,7 @@ class StoreApp:
         """(status, headers, body) for a GET or HEAD (``http1`` refuses other methods); body is
         bytes, or an int: the size of an object to stream from the store (``stream``)."""
         rel = path.lstrip("/")
-        parts = rel.split("/")
-        if not rel or rel.endswith("/") or any(
-            not p or p.startswith(".") or "\0" in p or len(p.encode("utf-8", "surrogateescape")) > 255 for p in parts
-        ):
+        if not rel or "" in rel.split("/") or private(rel):  # no directories, no empty elements
             return 404, list(httploop.TEXT), b"not found\n"
         try:
             if self.opts.redirect_zips and rel.endswith(".zip"):
