@@ -24,6 +24,7 @@ import hashlib
 import os
 import threading
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -129,6 +130,31 @@ class StagedList(NamedTuple):
     staged: Path
     final: Path
     text: str
+
+
+def merged_list(text: str, versions: Iterable[str]) -> str | None:
+    """The ``@v/list`` ``text`` with ``versions`` added, in semver order; None when all were there."""
+    listed = {line.split()[0] for line in text.splitlines() if line.strip()}
+    if listed.issuperset(versions):
+        return None
+    listed.update(versions)
+    return "".join(v + "\n" for v in sorted(listed, key=semver.sort_key))
+
+
+def latest_info(list_text: str, info_of: Callable[[str], bytes]) -> bytes | None:
+    """What ``@latest`` holds for the ``@v/list`` ``list_text``: the ``.info`` (``info_of``) of
+    the version the go command takes as latest (the highest release, else prerelease, else newest
+    pseudo-version); None when the list has none, or that ``.info`` is missing (a version listed
+    without its .info was never written by airsync, and is left alone)."""
+    from airsync.goproxy import query  # with go.mod's parser: only the commands that publish need it
+
+    version = query.latest_of_list(list_text)
+    if version is None:
+        return None
+    try:
+        return info_of(version)
+    except FileNotFoundError:
+        return None
 
 
 class MirrorStore:
@@ -257,14 +283,11 @@ class MirrorStore:
         """
         path = self.root / list_relpath
         try:
-            lines = path.read_text("utf-8").splitlines()
+            text = merged_list(path.read_text("utf-8"), versions)
         except FileNotFoundError:
-            lines = []
-        listed = {line.split()[0] for line in lines if line.strip()}
-        if listed.issuperset(versions):
+            text = merged_list("", versions)
+        if text is None:
             return None
-        listed.update(versions)
-        text = "".join(v + "\n" for v in sorted(listed, key=semver.sort_key))
         tmp = self.partial_dir / f"{xxhash.xxh3_64_hexdigest(list_relpath.encode())}.list.tmp"
         write_plain(tmp, text.encode())
         return StagedList(tmp, path, text)
@@ -286,17 +309,16 @@ class MirrorStore:
                 list_text = (root / modpath.list_file(module_path)).read_text("utf-8")
             except (FileNotFoundError, UnicodeDecodeError):
                 return None
-        from airsync.goproxy import query  # with go.mod's parser: only the commands that publish need it
 
-        version = query.latest_of_list(list_text)
-        if version is None:
-            return None
-        info = (infos or {}).get(version)
+        def info_of(version: str) -> bytes:
+            info = (infos or {}).get(version)
+            if info is not None:
+                return info
+            return (root / modpath.proxy_file(modpath.ModuleVersion(module_path, version), "info")).read_bytes()
+
+        info = latest_info(list_text, info_of)
         if info is None:
-            try:
-                info = (root / modpath.proxy_file(modpath.ModuleVersion(module_path, version), "info")).read_bytes()
-            except FileNotFoundError:
-                return None  # listed without its .info: never written by airsync; left alone
+            return None
         final = root / modpath.latest_file(module_path)
         try:
             if final.read_bytes() == info:

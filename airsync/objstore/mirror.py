@@ -45,11 +45,21 @@ from typing import Iterator
 import structlog
 import xxhash
 
-from airsync.goproxy import modpath, query, semver
+from airsync.goproxy import modpath
 from airsync.objstore.client import Bucket, Conflict, ObjectStoreError
 from airsync.objstore import url as url_mod
 from airsync.objstore.url import StoreTarget
-from airsync.store import WORKDIR, MirrorStore, StoreError, fsync_path, pid_alive, sha256_hex, write_plain
+from airsync.store import (
+    WORKDIR,
+    MirrorStore,
+    StoreError,
+    fsync_path,
+    latest_info,
+    merged_list,
+    pid_alive,
+    sha256_hex,
+    write_plain,
+)
 
 log = structlog.get_logger("airsync.objstore")
 
@@ -70,13 +80,9 @@ def default_state_dir(target: StoreTarget, env: dict[str, str] | None = None) ->
 
 
 def merge_versions(text: bytes | None, versions: tuple[str, ...]) -> bytes | None:
-    """A ``@v/list`` with ``versions`` added, in semver order; None when all were there."""
-    lines = text.decode("utf-8", "replace").splitlines() if text else []
-    listed = {line.split()[0] for line in lines if line.strip()}
-    if listed.issuperset(versions):
-        return None
-    listed.update(versions)
-    return "".join(v + "\n" for v in sorted(listed, key=semver.sort_key)).encode()
+    """A ``@v/list`` object with ``versions`` added (``store.merged_list``); None when all were there."""
+    merged = merged_list(text.decode("utf-8", "replace") if text else "", versions)
+    return None if merged is None else merged.encode()
 
 
 class _NoFlush:
@@ -478,14 +484,10 @@ class ObjectMirrorStore:
                 text = self.read_bytes(modpath.list_file(module_path)).decode("utf-8")
             except (FileNotFoundError, UnicodeDecodeError):
                 return None
-            version = query.latest_of_list(text)
-            if version is None:
-                return None
-            try:
-                info = self.read_bytes(modpath.proxy_file(modpath.ModuleVersion(module_path, version), "info"))
-            except FileNotFoundError:
-                return None
-            return None if cur == info else info
+            info = latest_info(
+                text, lambda v: self.read_bytes(modpath.proxy_file(modpath.ModuleVersion(module_path, v), "info"))
+            )
+            return None if info is None or cur == info else info
 
         return self._swap(latest_rel, change)
 
