@@ -358,7 +358,7 @@ def _add_rollback_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from airsync.carry import accepted, bundleread, manifest, medium, verify
+    from airsync.carry import accepted, bundleread, verify
 
     _medium_dir(args.medium)
     policy = _policy(args)
@@ -366,10 +366,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if bundleread.is_bundle(Path(args.medium)):
         report, m = bundleread.verify_bundle([Path(args.medium)], verifier, args.sumdb or os.environ.get("GOSUMDB"))
     else:
-        report = verify.verify_medium(Path(args.medium), verifier, args.sumdb or os.environ.get("GOSUMDB"))
-        m = None
-        if report.ok and args.into:
-            m = manifest.open_manifest((Path(args.medium) / medium.MANIFEST).read_bytes(), verifier)
+        # The manifest the medium was verified against is the one the record of accepted manifests judges.
+        report, m = verify.verify_medium_manifest(Path(args.medium), verifier,
+                                                  args.sumdb or os.environ.get("GOSUMDB"))
     _print_report(report)
     if report.ok and args.into and m is not None:
         accepted.guard(Path(args.into), verifier, m, policy)

@@ -300,7 +300,7 @@ def verify_medium(root: Path, verifier: note.Verifier, gosumdb: str | None = Non
     ``gosumdb``: the GOSUMDB value the go command inside uses (the key its carried database must
     be signed with); None: the built-in key of a known database, else the one the border carried.
     """
-    return _verify(Path(root), verifier, gosumdb)[0]
+    return verify_medium_manifest(Path(root), verifier, gosumdb)[0]
 
 
 def _check_sumdb(root: Path, manifest: Manifest, gosumdb: str | None) -> list[tuple[str, str]]:
@@ -312,7 +312,10 @@ def _check_sumdb(root: Path, manifest: Manifest, gosumdb: str | None) -> list[tu
     return problems
 
 
-def _verify(root: Path, verifier: note.Verifier, gosumdb: str | None = None) -> tuple[Report, Manifest | None]:
+def verify_medium_manifest(
+    root: Path, verifier: note.Verifier, gosumdb: str | None = None
+) -> tuple[Report, Manifest | None]:
+    """``verify_medium``, and the manifest whose signature it checked (None when unusable)."""
     try:
         scan = tree_files(root)
     except OSError as e:
@@ -565,7 +568,7 @@ def import_medium(medium: Path, into: Path | StoreTarget, verifier: note.Verifie
     ``gosumdb`` as for ``verify_medium``."""
     medium = Path(medium)
     into = into if isinstance(into, StoreTarget) else Path(into)
-    report, manifest = _verify(medium, verifier, gosumdb)
+    report, manifest = verify_medium_manifest(medium, verifier, gosumdb)
     if not report.ok or manifest is None:
         raise ImportRefused(report, f"{medium}: the medium does not verify; nothing imported")
     if not isinstance(into, StoreTarget):
