@@ -332,30 +332,17 @@ class MirrorStore:
     def update_latest(self, module_path: str) -> bool:
         """Make ``@latest`` follow ``@v/list`` (see ``stage_latest``) durably, on its own; False
         when it already did. Callers serialize per module."""
-        return self.update_latests([module_path]) == 1
+        return self.update_latest_many([module_path], self.make_flusher()) == 1
 
-    def update_latests(self, module_paths: list[str], flusher: Flusher | None = None) -> int:
+    def update_latest_many(self, module_paths: list[str], flusher: Flusher) -> int:
         """``update_latest`` for many modules with one flush for all their files and one for
-        all their renames. Returns how many changed."""
+        all their renames (an object store does them side by side). Returns how many changed."""
         staged = [st for path in module_paths if (st := self.stage_latest(path)) is not None]
-        if flusher is None:
-            for tmp, _ in staged:
-                fsync_path(tmp)
-        else:
-            flusher.files([tmp for tmp, _ in staged])
+        flusher.files([tmp for tmp, _ in staged])
         for tmp, final in staged:
             os.replace(tmp, final)
-        dirs = {final.parent for _, final in staged}
-        if flusher is None:
-            self.sync_dirs(dirs)
-        else:
-            flusher.dirs(dirs)
+        flusher.dirs({final.parent for _, final in staged})
         return len(staged)
-
-    def update_latest_many(self, module_paths: list[str], flusher: Flusher | None = None) -> None:
-        """``update_latest`` of each module, with shared flushes (``update_latests``; an object
-        store does them side by side)."""
-        self.update_latests(module_paths, flusher or self.make_flusher())
 
     def add_to_list(self, list_relpath: str, *versions: str) -> bool:
         """Add ``versions`` to ``@v/list`` durably on their own; False when all were listed."""
