@@ -1351,7 +1351,7 @@ def markdown(b: Bench, info: dict, started: str, elapsed: float, table: list[str
 
 
 def write_section(path: Path, section: str, heading: str = "## Mirror") -> None:
-    """Replace (or append) the ``heading`` section of BENCHMARKS.md, leaving the others alone."""
+    """Replace (or append) the ``heading`` section of BENCHMARKS.md, leaving the others alone, and say so."""
     text = path.read_text() if path.exists() else "# Benchmarks\n"
     lines = text.splitlines(keepends=True)
     start = next((i for i, l in enumerate(lines) if l.rstrip() == heading), None)
@@ -1364,6 +1364,7 @@ def write_section(path: Path, section: str, heading: str = "## Mirror") -> None:
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     tmp.write_text(new)
     os.replace(tmp, path)
+    log(f"wrote the {heading} section of {path}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1584,7 +1585,6 @@ def main(argv=None) -> int:
                 "kills": b.kills, "machine": info, "args": args.argv}, indent=1, default=str))
         if not args.no_write:
             write_section(args.output, section)
-            log(f"wrote the ## Mirror section of {args.output}")
         return 0
     finally:
         if proxy:

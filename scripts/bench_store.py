@@ -588,7 +588,6 @@ def main(argv=None) -> int:
             print(section)
             if not args.no_write:
                 write_section(args.output, section, heading)
-                log(f"wrote the {heading} section of {args.output}")
     finally:
         for key in ("s3", "ngx"):
             if key in _STATE:

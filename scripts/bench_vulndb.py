@@ -138,7 +138,6 @@ def main(argv: list[str] | None = None) -> int:
         print(section)
         if not args.no_write:
             write_section(args.output, section, SECTION)
-            log(f"wrote the {SECTION} section of {args.output}")
         return 0
     finally:
         if args.keep:
