@@ -18,6 +18,7 @@ context. Credentials (from GOAUTH: netrc, helper commands) are added to each req
 
 from __future__ import annotations
 
+import os
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -86,6 +87,8 @@ _HTTPX_CLIENT = None
 def _proxied(url: str) -> bool:
     """Does the environment name a proxy for ``url``'s scheme (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY)?
     Such requests go through httpx, which also applies NO_PROXY."""
+    if not any(name[-6:].lower() == "_proxy" for name in os.environ):
+        return False  # the usual case, without importing urllib.request (~10 ms) to be told so
     import urllib.request
 
     proxies = urllib.request.getproxies()
@@ -106,9 +109,7 @@ class ClientSlots:
     ) -> None:
         self.per_host = per_host
         self.per_host_max = per_host_max
-        # The system's certificate store (and SSL_CERT_FILE / SSL_CERT_DIR), as the go command
-        # uses: a site's own CA, added where the operating system keeps them, is trusted here too.
-        self._ssl = ssl.create_default_context()
+        self._ssl: ssl.SSLContext | None = None  # made at the first HTTPS URL: loading costs ~17 ms
         self._unverified: ssl.SSLContext | None = None
         self._credentials = credentials or Credentials()
         self._insecure = insecure
@@ -173,6 +174,10 @@ class ClientSlots:
     def _ssl_for(self, url: str) -> ssl.SSLContext:
         """GOINSECURE hosts: no certificate checks (a private proxy with its own certificate)."""
         if not host_matches(self._insecure, url):
+            if self._ssl is None:
+                # The system's certificate store (and SSL_CERT_FILE / SSL_CERT_DIR), as the go command
+                # uses: a site's own CA, added where the operating system keeps them, is trusted too.
+                self._ssl = ssl.create_default_context()
             return self._ssl
         if self._unverified is None:
             self._unverified = ssl.create_default_context()
