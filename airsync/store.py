@@ -397,6 +397,10 @@ class Flusher:
     for one that *started* after its call (its writes happened before), starting one itself when
     none is running; so under load one syncfs makes many module versions durable at once, while
     a lone caller never waits for anything but its own flush.
+
+    Renames a caller may leave for later (``dirs_later``: nothing it records depends on them
+    surviving a power cut) ride on the next syncfs anyone starts, or on ``settle``, which the
+    owner calls before it reports the work done.
     """
 
     def __init__(self, root: Path) -> None:
@@ -406,6 +410,7 @@ class Flusher:
         self._cond = threading.Condition()
         self._started = self._done = 0
         self._running = False
+        self._owed: set[Path] = set()  # directories whose renames no flush has covered yet
 
     def _sync_all(self) -> None:
         fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
@@ -428,6 +433,7 @@ class Flusher:
                 self._running = True
                 self._started += 1
                 generation = self._started
+                owed, self._owed = self._owed, set()  # this syncfs starts after their renames
                 self._cond.release()
                 failed = True
                 try:
@@ -436,7 +442,9 @@ class Flusher:
                 finally:
                     self._cond.acquire()
                     self._running = False
-                    if not failed:
+                    if failed:
+                        self._owed |= owed
+                    else:
                         self._done = generation
                     self._cond.notify_all()
 
@@ -456,3 +464,24 @@ class Flusher:
             self._group_sync()
         else:
             MirrorStore.sync_dirs(dirs)
+
+    def dirs_later(self, dirs: set[Path]) -> None:
+        """Renames in ``dirs`` made durable by the next flush, at the latest by ``settle``."""
+        with self._cond:
+            self._owed |= dirs
+
+    def settle(self) -> None:
+        """Every rename left for later is durable when this returns."""
+        with self._cond:
+            owed, self._owed = self._owed, set()
+        if not owed:
+            return
+        try:
+            if self._syncfs is not None:
+                self._group_sync()
+            else:
+                MirrorStore.sync_dirs(owed)
+        except BaseException:
+            with self._cond:
+                self._owed |= owed
+            raise

@@ -118,3 +118,69 @@ def test_update_latest_follows_the_list(tmp_path):
     assert store.update_latest("example.com/a") and latest.read_text() == '{"Version":"v1.0.0"}'
     assert not store.update_latest("example.com/a")  # unchanged: not rewritten
     store.close()
+
+
+def _counted(flusher, fail=()):
+    """The flusher's syncfs replaced by a counter (the n-th calls in ``fail`` raise EIO)."""
+    calls = []
+
+    def sync_all():
+        calls.append(1)
+        if len(calls) in fail:
+            raise OSError(5, "Input/output error")
+
+    flusher._sync_all = sync_all
+    return calls
+
+
+def test_renames_left_for_later_ride_on_the_next_flush(tmp_path):
+    from airsync.store import Flusher
+
+    fl = Flusher(tmp_path)
+    assert fl._syncfs is not None  # the test's tmp file system takes syncfs
+    calls = _counted(fl)
+    fl.dirs_later({tmp_path / "a"})
+    fl.files([tmp_path / "f"])  # starts after the renames: covers them
+    assert len(calls) == 1
+    fl.settle()
+    assert len(calls) == 1  # nothing owed any more
+    fl.dirs_later({tmp_path / "b"})
+    fl.settle()
+    assert len(calls) == 2
+    fl.settle()
+    assert len(calls) == 2
+
+
+def test_a_failed_flush_leaves_the_renames_owed(tmp_path):
+    from airsync.store import Flusher
+
+    fl = Flusher(tmp_path)
+    calls = _counted(fl, fail=(1, 2))
+    fl.dirs_later({tmp_path / "a"})
+    with pytest.raises(OSError):
+        fl.files([tmp_path / "f"])
+    with pytest.raises(OSError):
+        fl.settle()
+    fl.settle()  # the third syncfs works: only now is nothing owed
+    assert len(calls) == 3
+    fl.settle()
+    assert len(calls) == 3
+
+
+def test_without_syncfs_settle_fsyncs_each_owed_directory(tmp_path, monkeypatch):
+    import airsync.store as store_mod
+    from airsync.store import Flusher
+
+    fl = Flusher(tmp_path)
+    fl._syncfs = None  # as on a FUSE or network file system
+    synced = []
+    monkeypatch.setattr(store_mod, "fsync_dir", synced.append)
+    (tmp_path / "a/b").mkdir(parents=True)
+    fl.dirs_later({tmp_path / "a"})
+    fl.dirs_later({tmp_path / "a/b"})
+    fl.files([])
+    assert synced == []
+    fl.settle()
+    assert synced == [tmp_path / "a/b", tmp_path / "a"]  # deepest first
+    fl.settle()
+    assert len(synced) == 2

@@ -225,6 +225,10 @@ class MirrorJob:
                         self.summary.fatal = str(e)
                 if not self.summary.fatal:
                     await self._update_latest(wants)
+                try:
+                    await trio.to_thread.run_sync(self.flusher.settle)
+                except OSError as e:
+                    self.summary.fatal = self.summary.fatal or f"mirror disk error making renames durable: {e.strerror}"
             try:
                 self.state.mark_unpinned(self._unpinned)
                 self.state.forget_unpinned(self._vouched)
@@ -428,12 +432,12 @@ class MirrorJob:
     def _land(self, want: ModuleWant, got: dict[str, Path | bytes], rest_present: bool) -> dict[str, AirsyncError | None]:
         """In a worker thread: verify a module version's new files and publish them together.
 
-        New files are written, verified, fsynced, renamed into the tree, and their directories
-        fsynced once; the version joins ``@v/list`` in the same pass when all its files are
-        there (``rest_present``: the ones not in ``got`` were already published). One worker
-        call and about two journal commits a module version: for thousands of small files the
-        thread hops and commits, not the bytes, are what costs. Bytes that fail verification
-        are set aside; the others are still published.
+        New files are written, verified, fsynced and renamed into the tree; the renames are
+        made durable by the next flush (``Flusher.dirs_later``). The version joins ``@v/list``
+        in the same pass when all its files are there (``rest_present``: the ones not in
+        ``got`` were already published). One worker call and about one shared syncfs a module
+        version: for thousands of small files the thread hops and flushes, not the bytes, are
+        what costs. Bytes that fail verification are set aside; the others are still published.
         """
         mv = want.module
         partials: dict[str, Path] = {}
@@ -489,7 +493,10 @@ class MirrorJob:
         if latest is not None:
             os.replace(*latest)
             dirs.add(latest[1].parent)
-        self.flusher.dirs(dirs)
+        # The renames ride on the next version's syncfs (one a version, not two); the job settles
+        # the rest before it reports. A power cut before then loses only renames: the files come
+        # back to their partial names, which a rerun fetches again.
+        self.flusher.dirs_later(dirs)
         return result
 
     def _disk_error(self, e: OSError, where: str) -> None:

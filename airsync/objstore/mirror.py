@@ -95,6 +95,12 @@ class _NoFlush:
     def dirs(self, dirs: set[Path]) -> None:
         pass
 
+    def dirs_later(self, dirs: set[Path]) -> None:
+        pass
+
+    def settle(self) -> None:
+        pass
+
 
 class ObjectMirrorStore:
     """The methods of ``store.MirrorStore`` over a bucket (see the module docstring)."""

@@ -476,3 +476,19 @@ def test_state_keeps_write_notes_apart_and_forgets_them(tmp_path):
         assert st.written("a") == [] and st.spans("a") == []
     finally:
         st.close()
+
+
+def test_the_job_makes_every_rename_durable_before_it_reports(upstream, tmp_path, monkeypatch):
+    import airsync.store as store_mod
+    from airsync.store import Flusher
+
+    log = []
+    later, sync_all, fsync_dir = Flusher.dirs_later, Flusher._sync_all, store_mod.fsync_dir
+    monkeypatch.setattr(Flusher, "dirs_later", lambda self, dirs: (log.append("renamed"), later(self, dirs)))
+    monkeypatch.setattr(Flusher, "_sync_all", lambda self: (log.append("synced"), sync_all(self)))
+    monkeypatch.setattr(store_mod, "fsync_dir", lambda d: (log.append("synced"), fsync_dir(d)))  # no syncfs here
+    plan = plan_for()
+    with FaultServer(upstream) as srv:
+        assert run_job(tmp_path / "m", srv.url, plan).ok
+    assert log.count("renamed") == len(plan)
+    assert log[-1] == "synced"
