@@ -17,6 +17,7 @@ EROFS) stops the whole job, since nothing else could be published either.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import errno
@@ -178,6 +179,7 @@ class MirrorJob:
         self._refused: dict[ModuleVersion, str] = {}  # why the database check refused a version
         self._prefetched: dict[str, bytes] = {}
         self._latest_done: set[str] = set()  # modules whose @latest was written as a version landed
+        self._signing: concurrent.futures.ThreadPoolExecutor | None = None  # for large files
 
     async def run(self, wants: list[ModuleWant] | Request) -> Summary:
         """Mirror a plan, or a request: its queries and module graphs are resolved first
@@ -235,6 +237,8 @@ class MirrorJob:
             except OSError as e:
                 self.summary.fatal = self.summary.fatal or f"mirror disk error on {self.state.path}: {e.strerror}"
         finally:
+            if self._signing is not None:
+                self._signing.shutdown()
             try:
                 self.signatures.flush()
             except SignatureCacheError as e:  # only a cache: sync or pull signs the files again
@@ -447,6 +451,11 @@ class MirrorJob:
                 write_plain(partials[ext], data)
             else:
                 partials[ext] = data  # a large download, already fsynced
+        # A large download is signed in another thread while this one verifies it (hashlib, zlib
+        # and the chunker release the GIL): the last big file's landing is the job's tail, and
+        # then two cores are free.
+        aside = {ext: self._signer().submit(chunks.signature_of_file, partials[ext])
+                 for ext, data in got.items() if isinstance(data, Path)}
         result: dict[str, AirsyncError | None] = {}
         h1: dict[str, str | None] = {}
         for ext, partial in partials.items():
@@ -472,9 +481,9 @@ class MirrorJob:
                            + ([listing[0]] if listing is not None else [])
                            + ([latest[0]] if latest is not None else []))
         # Signed now, while the bytes are in the page cache: sync, serve and pull need it later.
+        concurrent.futures.wait(aside.values())  # a rejected file's signature is not wanted
         sigs = {
-            ext: chunks.signature_of_bytes(got[ext]) if isinstance(got[ext], bytes)
-            else chunks.signature_of_file(partials[ext])
+            ext: chunks.signature_of_bytes(got[ext]) if isinstance(got[ext], bytes) else aside[ext].result()
             for ext in good
         }
         dirs: set[Path] = set()
@@ -498,6 +507,11 @@ class MirrorJob:
         # back to their partial names, which a rerun fetches again.
         self.flusher.dirs_later(dirs)
         return result
+
+    def _signer(self) -> concurrent.futures.ThreadPoolExecutor:
+        if self._signing is None:
+            self._signing = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="sign")
+        return self._signing
 
     def _disk_error(self, e: OSError, where: str) -> None:
         if e.errno in _FATAL_ERRNOS:
