@@ -16,6 +16,8 @@ that never needs httpx never imports it. A proxy from the environment or HTTP/2 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -172,19 +174,33 @@ class _Conn:
         if self._buffer is None:
             self._buffer = memoryview(bytearray(READ_SIZE))
         buf, sock = self._buffer, self.stream.socket
+        fd = sock.fileno()
         with self._failures(ReadTimeout, "nothing received", read_timeout, ReadError):
             while left > 0:
-                with trio.fail_after(read_timeout):
-                    n = await sock.recv_into(buf, min(READ_SIZE, left))
+                # Read first, and wait (under a timeout) only when nothing is there: mostly
+                # something is, and a timeout scope per read was a tenth of receiving's CPU.
+                try:
+                    n = os.readv(fd, [buf[:min(READ_SIZE, left)]])
+                except BlockingIOError:
+                    with trio.fail_after(read_timeout):
+                        await trio.lowlevel.wait_readable(sock)
+                    continue
                 if n == 0:
                     self.usable = False
                     raise RemoteProtocolError("peer closed connection without sending complete message body")
                 left -= n
                 yield buf[:n]
+                await trio.lowlevel.checkpoint()  # the others' turn, even while data keeps coming
         self.h11 = h11.Connection(h11.CLIENT)  # the message is over: a new cycle on the same socket
 
     async def send(self, data: bytes, write_timeout: float) -> None:
         with self._failures(WriteTimeout, "no progress sending the request", write_timeout, WriteError):
+            if isinstance(self.stream, trio.SocketStream):
+                # A request fits in the socket's buffer: written at once, without a timeout scope.
+                with contextlib.suppress(BlockingIOError):
+                    data = data[os.write(self.stream.socket.fileno(), data):]
+                if not data:
+                    return
             with trio.fail_after(write_timeout):
                 await self.stream.send_all(data)
 
