@@ -20,7 +20,7 @@ from pathlib import Path
 
 import xxhash
 
-from airsync.carry import bundle, manifest, sbom
+from airsync.carry import bundle, manifest
 from airsync.carry.medium import BLOCK, overlap, sha256_file
 from airsync.carry.signatures import SignatureCache, make_manifest, tree_signatures
 from airsync.errors import ConfigError
@@ -145,7 +145,7 @@ def write_bundle(mirror: Path, out: Path, signer: note.Signer, *, since: Path | 
                 found = bundle.BUNDLE_FILE.fullmatch(f.name.removeprefix(".airsync-").removesuffix(".partial"))
                 if found and found.group(1) != p.id:
                     f.unlink()
-        return _write(mirror, out, signer, p, full, progress)
+        return _write(mirror, out, signer, p, full, progress, cache)
     except OSError as e:
         what = "the disk is full" if e.errno in (errno.ENOSPC, errno.EDQUOT) else e.strerror
         raise bundle.BundleError(
@@ -158,7 +158,7 @@ def write_bundle(mirror: Path, out: Path, signer: note.Signer, *, since: Path | 
 
 
 def _write(mirror: Path, out: Path, signer, p: bundle.Plan, full: manifest.Manifest,
-           progress: Callable[[int, int], None] | None) -> BundleResult:
+           progress: Callable[[int, int], None] | None, cache: SignatureCache) -> BundleResult:
     total = p.bytes
     done_bytes = 0
 
@@ -186,7 +186,7 @@ def _write(mirror: Path, out: Path, signer, p: bundle.Plan, full: manifest.Manif
     gosum = tuple(line for line in full.gosum if _gosum_carried(line, carried_paths))
     m = replace(full, entries=p.carried, held=p.held, gosum=gosum, base=p.base, parts=tuple(parts))
     m = manifest.number(m, signer)
-    doc = sbom.make_sbom(m.entries, m.gosum, p.id, m.created)
+    doc = cache.sbom(m.entries, m.gosum, p.id, m.created)
     sbom_path = out / bundle.sbom_name(p.id)
     _atomic(sbom_path, doc)
     m = replace(m, sbom=manifest.Part(sbom_path.name, len(doc), hashlib.sha256(doc).hexdigest()))

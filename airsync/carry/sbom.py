@@ -9,6 +9,11 @@ and serialized by cyclonedx-python-lib, never by hand; its serial number and tim
 the manifest (``serial``, ``created``), so one carry has one SBOM text. Toolchain modules
 (``golang.org/toolchain``) are components like any other.
 
+Everything else in the text follows from the components and the library's version
+(``content_key``), so a carry of the same module versions as the last (another medium of the
+same mirror) takes the document the library built then with its own serial number and time
+(``restamp``): building costs about 0.25 ms a component, 0.07 s for 300, 1.1 s for 3,000.
+
 SPDX is not offered: no well-kept Python library builds SPDX 2.3/3.0 JSON as lightly as
 cyclonedx-python-lib builds CycloneDX (spdx-tools pulls a large tree and is geared to parsing);
 ``airsync sbom --format spdx-json`` says so.
@@ -17,6 +22,8 @@ cyclonedx-python-lib builds CycloneDX (spdx-tools pulls a large tree and is gear
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
+import json
 import uuid
 from collections.abc import Iterable
 
@@ -24,7 +31,7 @@ from airsync.carry.manifest import Entry
 from airsync.errors import AirsyncError
 from airsync.goproxy import modpath
 
-__all__ = ["FORMATS", "make_sbom", "validate", "components"]
+__all__ = ["FORMATS", "make_sbom", "validate", "components", "content_key", "restamp"]
 
 FORMATS = ("cyclonedx-json", "spdx-json")
 
@@ -67,9 +74,7 @@ def make_sbom(entries: Iterable[Entry], gosum: Iterable[str], serial: str, creat
     from cyclonedx.model.component import Component, ComponentType
     from cyclonedx.output.json import JsonV1Dot6
 
-    when = _dt.datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=_dt.timezone.utc)
-    bom = Bom(serial_number=uuid.uuid5(uuid.NAMESPACE_URL, f"airsync:{serial}"),
-              metadata=BomMetaData(timestamp=when))
+    bom = Bom(serial_number=_serial_number(serial), metadata=BomMetaData(timestamp=_timestamp(created)))
     _register_by_set(bom)
     for (path, version), info in sorted(components(entries, gosum).items()):
         purl = _purl(path, version)
@@ -78,6 +83,32 @@ def make_sbom(entries: Iterable[Entry], gosum: Iterable[str], serial: str, creat
         bom.components.add(Component(type=ComponentType.LIBRARY, name=path, version=version, purl=purl,
                                      bom_ref=purl.to_string(), hashes=hashes, properties=props))
     return (JsonV1Dot6(bom).output_as_string(indent=2) + "\n").encode("utf-8")
+
+
+def _serial_number(serial: str) -> uuid.UUID:
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"airsync:{serial}")
+
+
+def _timestamp(created: str) -> _dt.datetime:
+    return _dt.datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=_dt.timezone.utc)
+
+
+def content_key(entries: Iterable[Entry], gosum: Iterable[str]) -> str:
+    """What the text of ``make_sbom(entries, gosum, ...)`` depends on besides its serial number
+    and time: the components, and the version of the library that writes them."""
+    import cyclonedx  # the package's own __init__ only: its version
+
+    listed = sorted(components(entries, gosum).items())
+    return hashlib.sha256(json.dumps([cyclonedx.__version__, listed]).encode()).hexdigest()
+
+
+def restamp(doc: bytes, serial: str, created: str) -> bytes:
+    """``doc``, a ``make_sbom`` document, as ``make_sbom`` makes it for ``serial`` and ``created``
+    (the library writes JSON with ``json.dumps(indent=2)``; a test holds the two equal)."""
+    d = json.loads(doc)
+    d["serialNumber"] = _serial_number(serial).urn
+    d["metadata"]["timestamp"] = _timestamp(created).isoformat()
+    return (json.dumps(d, indent=2) + "\n").encode("utf-8")
 
 
 def _register_by_set(bom) -> None:  # noqa: ANN001 (a cyclonedx Bom, imported lazily)

@@ -11,12 +11,14 @@ changed since) is signed on first use. A row is valid while the file's size and 
 it was made from; anything else and the file is read again. Trees without an ``.airsync/``
 workspace (a medium served read-only) get a cache in memory. ``tree_signatures`` signs a whole
 tree (or the subset of modules ``selected`` picks) and ``make_manifest`` turns that into the
-manifest that sync writes on a medium and serve offers to a puller.
+manifest that sync writes on a medium and serve offers to a puller. The same database keeps the
+last SBOM built (``SignatureCache.sbom``), for the next carry of the same module versions.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import socket
 import sqlite3
@@ -27,14 +29,16 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from airsync.carry import chunks
+from airsync.carry import chunks, sbom
 from airsync.carry.medium import SIDECAR_SUFFIX, TreeScan, tree_files
 from airsync.errors import AirsyncError
 from airsync.goproxy import dirhash, modpath, modzip
 from airsync.trust import sumdb
 
 if TYPE_CHECKING:
-    from airsync.carry.manifest import Manifest
+    from collections.abc import Iterable
+
+    from airsync.carry.manifest import Entry, Manifest
 
 __all__ = ["SIDECAR_SUFFIX", "SIDECAR_MIN", "SignedFile", "SignatureCache", "SignatureCacheError", "module_file", "h1_of",
            "selected", "tree_signatures", "make_manifest"]
@@ -98,6 +102,7 @@ class SignatureCache:
 
     SCHEMA = """CREATE TABLE IF NOT EXISTS signatures (
         relpath TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, h1 TEXT, sig BLOB)"""
+    SBOM_SCHEMA = "CREATE TABLE IF NOT EXISTS sboms (key TEXT PRIMARY KEY, sha256 TEXT, doc BLOB)"
 
     def __init__(self, path: Path | str) -> None:
         # Worker threads of the mirror job record signatures as they publish: one connection,
@@ -119,6 +124,7 @@ class SignatureCache:
                     # need not wait for the disk (WAL still survives a killed process).
                     self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.execute(self.SCHEMA)
+                self._db.execute(self.SBOM_SCHEMA)
         except SignatureCacheError:
             self._db.close()
             raise
@@ -145,6 +151,28 @@ class SignatureCache:
         finally:
             with self._sql():
                 self._db.close()
+
+    def sbom(self, entries: Iterable[Entry], gosum: Iterable[str], serial: str, created: str) -> bytes:
+        """The SBOM of a carry (``carry.sbom.make_sbom``): when the last one built from this
+        mirror listed the same components (another medium of the same mirror), that one with
+        this carry's serial number and time; else built, and kept for the next."""
+        entries, gosum = list(entries), list(gosum)
+        key = sbom.content_key(entries, gosum)
+        try:
+            with self._sql():
+                row = self._db.execute("SELECT sha256, doc FROM sboms WHERE key = ?", (key,)).fetchone()
+        except SignatureCacheError:
+            row = None
+        if row is not None and hashlib.sha256(row[1]).hexdigest() == row[0]:  # a damaged row is none
+            return sbom.restamp(row[1], serial, created)
+        doc = sbom.make_sbom(entries, gosum, serial, created)
+        try:
+            with self._sql():
+                self._db.execute("DELETE FROM sboms")  # only the last is kept
+                self._db.execute("INSERT INTO sboms VALUES (?, ?, ?)", (key, hashlib.sha256(doc).hexdigest(), doc))
+        except SignatureCacheError:
+            pass  # a cache: the next carry builds it again
+        return doc
 
     def put(self, rel: str, st: os.stat_result, sig: chunks.FileSignature, h1: str | None) -> SignedFile:
         sf = SignedFile.of(rel, sig, h1)

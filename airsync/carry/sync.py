@@ -378,7 +378,7 @@ def _sync(
 ) -> tuple[SyncResult, dict[str, SignedFile]]:
     """``scan``: the mirror's ``tree_files``; ``there``: the target's, if the quick check made it
     (under the same locks, nothing written since)."""
-    from airsync.carry import manifest, sbom
+    from airsync.carry import manifest
     from airsync.carry.signatures import SIDECAR_MIN, make_manifest, tree_signatures
 
     result = SyncResult()
@@ -549,7 +549,7 @@ def _sync(
     flush.dirs({(target / rel).parent for rel in [*stale, *sidecars_stale]})
 
     m = manifest.number(make_manifest(store.root, sources), signer)
-    doc = sbom.make_sbom(m.entries, m.gosum, f"{signer.name}+{signer.key_hash:08x}/{m.sequence}", m.created)
+    doc = cache.sbom(m.entries, m.gosum, f"{signer.name}+{signer.key_hash:08x}/{m.sequence}", m.created)
     tmp = staging / "sbom.tmp"
     _write_staged(tmp, doc, fsync=True)
     os.replace(tmp, target / SBOM)

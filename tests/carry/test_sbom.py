@@ -31,3 +31,45 @@ def test_every_component_gets_one_empty_dependency_entry():
     doc = json.loads(sbom.make_sbom(*_carry(3), "carry-2", "2026-12-07T10:00:00Z"))
     assert [d for d in doc["dependencies"] if d.get("dependsOn")] == []
     assert len(doc["dependencies"]) == 3
+
+
+def test_restamp_gives_what_the_library_builds_for_another_serial_and_time():
+    entries, gosum = _carry(5)
+    first = sbom.make_sbom(entries, gosum, "alice+0000abcd/7", "2026-12-07T10:00:00Z")
+    later = sbom.make_sbom(entries, gosum, "alice+0000abcd/8", "2027-01-02T03:04:05Z")
+    assert first != later
+    assert sbom.restamp(first, "alice+0000abcd/8", "2027-01-02T03:04:05Z") == later
+
+
+def test_the_content_key_follows_the_components_only():
+    entries, gosum = _carry(5)
+    key = sbom.content_key(entries, gosum)
+    assert sbom.content_key(list(reversed(entries)), gosum) == key
+    assert sbom.content_key(entries[:-3], gosum) != key  # a module version fewer
+    assert sbom.content_key(entries, [g.replace("h1:z1=", "h1:other=") for g in gosum]) != key
+    assert sbom.content_key([*entries, Entry("example.com/m000/@v/v1.0.0.info", 9, "56" * 32, "78" * 16)], gosum) == key
+
+
+def test_the_cache_gives_the_last_sbom_restamped_and_builds_when_the_components_change(tmp_path, monkeypatch):
+    from airsync.carry.signatures import SignatureCache
+
+    entries, gosum = _carry(5)
+    built = []
+    make = sbom.make_sbom
+    monkeypatch.setattr(sbom, "make_sbom", lambda *a: built.append(a[2]) or make(*a))
+    cache = SignatureCache(tmp_path / "state.db")
+    try:
+        one = cache.sbom(entries, gosum, "s/1", "2026-12-07T10:00:00Z")
+        two = cache.sbom(entries, gosum, "s/2", "2026-12-07T11:00:00Z")
+        assert built == ["s/1"]  # the second was the first, restamped
+        assert two == make(entries, gosum, "s/2", "2026-12-07T11:00:00Z") and one != two
+        three = cache.sbom(entries[:4], gosum, "s/3", "2026-12-07T12:00:00Z")
+        assert built == ["s/1", "s/3"]
+        assert len(json.loads(three)["components"]) == 2
+        # a damaged row counts as none
+        with cache._sql():
+            cache._db.execute("UPDATE sboms SET doc = CAST(replace(CAST(doc AS TEXT), 'library', 'LIBRARY') AS BLOB)")
+        four = cache.sbom(entries[:4], gosum, "s/4", "2026-12-07T13:00:00Z")
+        assert built == ["s/1", "s/3", "s/4"] and b"LIBRARY" not in four
+    finally:
+        cache.close()
