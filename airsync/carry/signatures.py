@@ -102,7 +102,8 @@ class SignatureCache:
 
     SCHEMA = """CREATE TABLE IF NOT EXISTS signatures (
         relpath TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, h1 TEXT, sig BLOB)"""
-    SBOM_SCHEMA = "CREATE TABLE IF NOT EXISTS sboms (key TEXT PRIMARY KEY, sha256 TEXT, doc BLOB)"
+    SBOM_SCHEMA = "CREATE TABLE IF NOT EXISTS sbom_cache (key TEXT PRIMARY KEY, used INTEGER, sha256 TEXT, doc BLOB)"
+    SBOMS_KEPT = 4  # media for a few --only subsets, or the same mirror before and after an update
 
     def __init__(self, path: Path | str) -> None:
         # Worker threads of the mirror job record signatures as they publish: one connection,
@@ -153,23 +154,27 @@ class SignatureCache:
                 self._db.close()
 
     def sbom(self, entries: Iterable[Entry], gosum: Iterable[str], serial: str, created: str) -> bytes:
-        """The SBOM of a carry (``carry.sbom.make_sbom``): when the last one built from this
-        mirror listed the same components (another medium of the same mirror), that one with
-        this carry's serial number and time; else built, and kept for the next."""
+        """The SBOM of a carry (``carry.sbom.make_sbom``): when one of the last few built from
+        this mirror listed the same components (another medium of the same mirror), that one
+        with this carry's serial number and time; else built, and kept for the next."""
         entries, gosum = list(entries), list(gosum)
         key = sbom.content_key(entries, gosum)
         try:
             with self._sql():
-                row = self._db.execute("SELECT sha256, doc FROM sboms WHERE key = ?", (key,)).fetchone()
+                row = self._db.execute("SELECT sha256, doc FROM sbom_cache WHERE key = ?", (key,)).fetchone()
         except SignatureCacheError:
             row = None
-        if row is not None and hashlib.sha256(row[1]).hexdigest() == row[0]:  # a damaged row is none
-            return sbom.restamp(row[1], serial, created)
-        doc = sbom.make_sbom(entries, gosum, serial, created)
+        hit = row is not None and hashlib.sha256(row[1]).hexdigest() == row[0]  # a damaged row is none
+        doc = sbom.restamp(row[1], serial, created) if hit else sbom.make_sbom(entries, gosum, serial, created)
         try:
             with self._sql():
-                self._db.execute("DELETE FROM sboms")  # only the last is kept
-                self._db.execute("INSERT INTO sboms VALUES (?, ?, ?)", (key, hashlib.sha256(doc).hexdigest(), doc))
+                if hit:
+                    self._db.execute("UPDATE sbom_cache SET used = ? WHERE key = ?", (time.time_ns(), key))
+                else:
+                    self._db.execute("INSERT OR REPLACE INTO sbom_cache VALUES (?, ?, ?, ?)",
+                                     (key, time.time_ns(), hashlib.sha256(doc).hexdigest(), doc))
+                self._db.execute("DELETE FROM sbom_cache WHERE key NOT IN "
+                                 "(SELECT key FROM sbom_cache ORDER BY used DESC LIMIT ?)", (self.SBOMS_KEPT,))
         except SignatureCacheError:
             pass  # a cache: the next carry builds it again
         return doc

@@ -66,10 +66,17 @@ def test_the_cache_gives_the_last_sbom_restamped_and_builds_when_the_components_
         three = cache.sbom(entries[:4], gosum, "s/3", "2026-12-07T12:00:00Z")
         assert built == ["s/1", "s/3"]
         assert len(json.loads(three)["components"]) == 2
+        cache.sbom(entries, gosum, "s/4", "2026-12-07T13:00:00Z")  # the first set is still kept
+        assert built == ["s/1", "s/3"]
         # a damaged row counts as none
         with cache._sql():
-            cache._db.execute("UPDATE sboms SET doc = CAST(replace(CAST(doc AS TEXT), 'library', 'LIBRARY') AS BLOB)")
-        four = cache.sbom(entries[:4], gosum, "s/4", "2026-12-07T13:00:00Z")
-        assert built == ["s/1", "s/3", "s/4"] and b"LIBRARY" not in four
+            cache._db.execute("UPDATE sbom_cache SET doc = CAST(replace(CAST(doc AS TEXT), 'library', 'LIBRARY') AS BLOB)")
+        five = cache.sbom(entries[:4], gosum, "s/5", "2026-12-07T14:00:00Z")
+        assert built == ["s/1", "s/3", "s/5"] and b"LIBRARY" not in five
+        # only the last few component sets are kept
+        for n in range(1, 6):
+            cache.sbom(entries[:2 * n], gosum, f"t/{n}", "2026-12-07T15:00:00Z")
+        with cache._sql():
+            assert cache._db.execute("SELECT count(*) FROM sbom_cache").fetchone()[0] == cache.SBOMS_KEPT
     finally:
         cache.close()
