@@ -29,6 +29,9 @@ import trio
 
 #: Bytes asked of the socket per read (httpcore's size: larger reads were measured no cheaper).
 READ_SIZE = 64 << 10
+# Reads past h11 of a large body: a quarter of the system calls (each one a GIL release and
+# retake) took the event loop's thread 15% less CPU in a mix run than reads of READ_SIZE.
+DIRECT_READ_SIZE = 256 << 10
 #: Redirects followed per request, as the go command's client (net/http) follows.
 MAX_REDIRECTS = 10
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -171,8 +174,9 @@ class _Conn:
         return int(length)
 
     async def read_direct(self, left: int, read_timeout: float) -> AsyncIterator[memoryview]:
-        if self._buffer is None:
-            self._buffer = memoryview(bytearray(READ_SIZE))
+        size = DIRECT_READ_SIZE if left > READ_SIZE else READ_SIZE  # small files, small buffers
+        if self._buffer is None or len(self._buffer) < size:
+            self._buffer = memoryview(bytearray(size))
         buf, sock = self._buffer, self.stream.socket
         fd = sock.fileno()
         with self._failures(ReadTimeout, "nothing received", read_timeout, ReadError):
@@ -180,7 +184,7 @@ class _Conn:
                 # Read first, and wait (under a timeout) only when nothing is there: mostly
                 # something is, and a timeout scope per read was a tenth of receiving's CPU.
                 try:
-                    n = os.readv(fd, [buf[:min(READ_SIZE, left)]])
+                    n = os.readv(fd, [buf[:min(len(buf), left)]])
                 except BlockingIOError:
                     with trio.fail_after(read_timeout):
                         await trio.lowlevel.wait_readable(sock)
