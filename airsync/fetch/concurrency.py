@@ -7,11 +7,13 @@ many more in flight, or the job waits on the wire with the host idle. So the lim
 ``per_host`` and is probed upward, the way TCP Vegas grows a window: after each round of
 ``limit`` answered requests, while requests were waiting for a slot, compare the round's median
 time to the first byte with the least seen so far (the path's own latency). Close to it (within
-``GROW_WITHIN``): the host answers as fast with more in flight, so a quarter more. Far above it
-(beyond ``BACK_OFF_BEYOND``): the host, or our own event loop, queues what we add, so a quarter
-back, never below ``per_host``. The ceiling is ``CEILING_FACTOR`` times ``per_host``. A far host
-thus sees no more requests a second than the base limit sends to a near one; only the time
-each request spends in transit is made up for.
+``GROW_WITHIN``): the host answers as fast with more in flight, so more: twice as many while it
+has never been slower (TCP's slow start: a job that resolves a few hundred go.mods 50 ms away is
+over in a handful of rounds), a quarter more once it has. Far above it (beyond
+``BACK_OFF_BEYOND``): the host, or our own event loop, queues what we add, so a quarter back,
+never below ``per_host``. The ceiling is ``CEILING_FACTOR`` times ``per_host``. A far host thus
+sees no more requests a second than the base limit sends to a near one; only the time each
+request spends in transit is made up for.
 
 Pure: times in, limits out. ``fetch.slots`` applies the limit to its slots.
 """
@@ -38,6 +40,7 @@ class LatencyLimit:
         self.least = float("inf")
         self._round: list[float] = []
         self._waited = False
+        self._doubling = True  # until a round's answers come slower than GROW_WITHIN allows
 
     def observe(self, seconds: float, waiting: bool) -> int | None:
         """One answered request, and whether others were waiting for a slot meanwhile; the new
@@ -53,9 +56,12 @@ class LatencyLimit:
         self._round.clear()
         self._waited = False
         step = max(1, self.limit // 4)
-        if waited and typical <= self.least * GROW_WITHIN and self.limit < self.ceiling:
-            self.limit = min(self.ceiling, self.limit + step)
+        as_fast = typical <= self.least * GROW_WITHIN
+        if waited and as_fast and self.limit < self.ceiling:
+            self.limit = min(self.ceiling, self.limit + (self.limit if self._doubling else step))
             return self.limit
+        if not as_fast:
+            self._doubling = False
         if typical > self.least * BACK_OFF_BEYOND and self.limit > self.base:
             self.limit = max(self.base, self.limit - step)
             return self.limit

@@ -256,7 +256,11 @@ class MirrorJob:
     async def _plan(self, fetcher: Fetcher, request: Request) -> list[ModuleWant]:
         res = None
         if request.resolves:
-            res = await Resolver(lambda rel, size: self._get(fetcher, rel, size)).resolve(request)
+            # As many go.mods in flight as files in the downloads: the host's lane, which grows
+            # while latency is the limit, is what bounds them (with 32 here, resolving 303 go.mods
+            # 50 ms away took 0.6 s before the first download).
+            resolver = Resolver(lambda rel, size: self._get(fetcher, rel, size), self.settings.concurrency)
+            res = await resolver.resolve(request)
             self.summary.resolution = res
             self.summary.problems += res.problems
             for p in res.problems:

@@ -16,9 +16,17 @@ def drive(lim: LatencyLimit, rounds: int, latency, waiting: bool = True) -> list
     return seen
 
 
-def test_a_far_host_that_answers_as_fast_gets_up_to_the_ceiling_by_quarters():
+def test_a_far_host_that_answers_as_fast_gets_up_to_the_ceiling_by_doubling():
     lim = LatencyLimit(16)
-    assert drive(lim, 8, lambda _n: 0.050) == [16, 20, 25, 31, 38, 47, 58, 64, 64]
+    assert drive(lim, 4, lambda _n: 0.050) == [16, 32, 64, 64, 64]
+
+
+def test_once_answers_were_slower_it_grows_by_quarters():
+    lim = LatencyLimit(16, 128)
+    lim.observe(0.010, False)  # the path's own latency
+    slow = 0.010 * (GROW_WITHIN + BACK_OFF_BEYOND) / 2  # in the band: held, and the doubling is over
+    assert drive(lim, 2, lambda _n: slow) == [16, 16, 16]
+    assert drive(lim, 4, lambda _n: 0.010) == [16, 20, 25, 31, 38]
 
 
 def test_no_growth_while_nothing_waits_for_a_slot():
