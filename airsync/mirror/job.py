@@ -1,7 +1,10 @@
 """A mirror job: fetch, verify and publish every file a plan of module versions needs.
 
-Given a request rather than a plan, the job first resolves its version queries and module
-graphs (``resolve``) through the same upstreams, then mirrors what they need. For each wanted module version the job fetches the ``.mod``, ``.info`` and (when wanted) the
+Given a request rather than a plan, the job resolves its version queries and module graphs
+(``resolve``) through the same upstreams, then mirrors what they need. The module versions
+named exactly are certain before that, and their ``.info`` and ``.zip`` download while the
+graphs are resolved; their ``.mod`` is the one the resolver reads, handed over when it is done.
+For each wanted module version the job fetches the ``.mod``, ``.info`` and (when wanted) the
 ``.zip`` concurrently, bounded by a global limit on files in flight. A file already in the tree
 costs nothing: it was verified when it was published, so it is skipped without any request.
 Each downloaded file is verified before it becomes visible (``verify_file``): the ``.zip``
@@ -46,7 +49,9 @@ from airsync.fetch.slots import ClientSlots
 from airsync.goproxy import dirhash, gomod, modpath, modzip
 from airsync.goproxy.modpath import ModuleVersion
 from airsync.goproxy.upstream import Upstream
+from airsync.goproxy.query import is_query
 from airsync.goproxy.wants import ModuleWant, Request
+from airsync.goproxy.wants import plan as plan_wants
 from airsync.mirror.resolve import Resolution, Resolver, plan_for
 from airsync.state import StateDB
 from airsync.store import MirrorStore, StoreError, write_plain
@@ -122,6 +127,14 @@ def verify_file(ext: str, path: Path, want: ModuleWant) -> str | None:
             raise VerifyError(str(mv), f".info names version {got!r}, expected {mv.version!r}")
         return None
     raise ValueError(ext)
+
+
+def _certain(request: Request) -> list[ModuleWant]:
+    """The wants of a request that resolving cannot change: each module version named exactly
+    (not a query) is in the plan whatever its graph holds, with its zip, and pinned by go.sum
+    alone; ``resolve.plan_for`` gives it the same want (a test holds them equal)."""
+    named = {ModuleVersion(m.path, m.version): m.origin for m in request.modules if not is_query(m.version)}
+    return [w for w in plan_wants(request.sum_lines, [], list(named.items())) if w.module in named]
 
 
 @dataclass
@@ -213,20 +226,27 @@ class MirrorJob:
                         self.settings, self.stats,
                     )
                     self._checksums = Checksums(self.sumdb, db_fetcher, self.store, self.state)
-                if isinstance(wants, Request):
-                    wants = await self._plan(fetcher, wants)
-                self.summary.plan = wants
-                self.stats.files_total = sum(len(w.files()) for w in wants)
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
-                    await self._dispatch(nursery, fetcher, wants)
+                    dispatched: set[ModuleVersion] = set()
+                    if isinstance(wants, Request):
+                        request, resolved = wants, trio.Event()
+                        early = _certain(request) if request.resolves else []
+                        dispatched = {w.module for w in early}
+                        self.stats.files_total = sum(len(w.files()) for w in early)
+                        nursery.start_soon(self._dispatch, nursery, fetcher, early, resolved)
+                        wants = await self._plan(fetcher, request)
+                        resolved.set()
+                    self.summary.plan = wants
+                    self.stats.files_total = sum(len(w.files()) for w in wants)
+                    await self._dispatch(nursery, fetcher, [w for w in wants if w.module not in dispatched])
                 if self._checksums is not None and not self.summary.fatal:
                     try:
                         await self._checksums.finish()
                     except AirsyncError as e:
                         self.summary.fatal = str(e)
                 if not self.summary.fatal:
-                    await self._update_latest(wants)
+                    await self._update_latest(self.summary.plan)
                 try:
                     await trio.to_thread.run_sync(self.flusher.settle)
                 except OSError as e:
@@ -295,12 +315,15 @@ class MirrorJob:
             return data
         return got
 
-    async def _dispatch(self, nursery: trio.Nursery, fetcher: Fetcher, wants: list[ModuleWant]) -> None:
+    async def _dispatch(self, nursery: trio.Nursery, fetcher: Fetcher, wants: list[ModuleWant],
+                        resolved: trio.Event | None = None) -> None:
         """Start file downloads in plan order, each as soon as a file slot is free.
 
         trio runs new tasks in a deliberately shuffled order, so tasks that took their own
         slots would start in random order: large files could wait behind every small one.
         Each module version's task only waits for its files, then lands them together.
+        ``resolved``: wants dispatched while the request is resolved; their ``.mod`` waits for
+        it (the resolver may be reading that very file: one fetch, its bytes handed over).
         """
         for want in wants:
             run = _ModuleRun(want)
@@ -315,9 +338,19 @@ class MirrorJob:
             run.pending = len(todo)
             nursery.start_soon(self._module, run)
             for ext, relpath in todo:
+                if ext == "mod" and resolved is not None:
+                    nursery.start_soon(self._fetch_when, resolved, fetcher, run, ext, relpath)
+                    continue
                 ticket = object()
                 await self._files.acquire_on_behalf_of(ticket)
                 nursery.start_soon(self._fetch, fetcher, run, ext, relpath, ticket)
+
+    async def _fetch_when(self, resolved: trio.Event, fetcher: Fetcher, run: _ModuleRun, ext: str,
+                          relpath: str) -> None:
+        await resolved.wait()
+        ticket = object()
+        await self._files.acquire_on_behalf_of(ticket)
+        await self._fetch(fetcher, run, ext, relpath, ticket)
 
     async def _module(self, run: _ModuleRun) -> None:
         want = await self._vouch(run.want)  # while the files download

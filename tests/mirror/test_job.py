@@ -1,0 +1,78 @@
+"""The mirror job given a request: the module versions named exactly download while the module
+graphs are resolved, with the wants resolving would give them, and no file is fetched twice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import trio
+
+from airsync import sample
+from airsync.fetch.fetcher import FetchSettings
+from airsync.fetch.retry import RetryPolicy
+from airsync.goproxy import gosum, modpath
+from airsync.goproxy.modpath import ModuleVersion
+from airsync.goproxy.upstream import parse_goproxy
+from airsync.goproxy.wants import ModuleRequest, Request
+from airsync.mirror.job import MirrorJob, _certain
+from airsync.mirror.resolve import Resolution, plan_for
+from tests.helpers.faultserver import Fault, FaultServer
+
+FAST = FetchSettings(connect_timeout=5.0, read_timeout=5.0, retry=RetryPolicy(attempts=3, base=0.01, cap=0.05))
+APP, DEP, LEAF = "example.com/app", "example.com/dep", "example.com/leaf"
+
+
+def _modules() -> list[sample.SampleModule]:
+    return [
+        sample.library_module(LEAF, "v1.0.0"),
+        sample.library_module(DEP, "v1.0.0", [(LEAF, "v1.0.0")]),
+        sample.library_module(APP, "v1.0.0", [(DEP, "v1.0.0")]),
+        sample.library_module(APP, "v1.1.0", [(DEP, "v1.0.0")]),
+    ]
+
+
+def test_the_wants_known_before_resolving_are_those_resolving_gives():
+    mods = _modules()
+    lines, problems = gosum.parse_gosum(sample.gosum_lines([mods[2]]).encode(), "go.sum")
+    assert not problems
+    request = Request(sum_lines=tuple(lines), modules=(
+        ModuleRequest(APP, "v1.0.0", "modules.txt:1"),  # pinned by go.sum
+        ModuleRequest(APP, "v1.1.0", "modules.txt:2"),  # not pinned
+        ModuleRequest(LEAF, "latest", "modules.txt:3"),  # a query: not known before resolving
+    ))
+    early = _certain(request)
+    assert [str(w.module) for w in early] == [f"{APP}@v1.0.0", f"{APP}@v1.1.0"]
+    assert early[0].pinned and early[0].zip_h1 and not early[1].pinned
+    # As the resolver leaves it: the named versions selected under their own origin, their
+    # graphs' versions beside them, one of them also read for its go.mod alone.
+    res = Resolution()
+    res.answers[f"{LEAF}@latest"] = "v1.0.0"
+    for m in request.modules:
+        res.selected.setdefault(ModuleVersion(m.path, res.answers.get(f"{m.path}@{m.version}", m.version)), m.origin)
+    res.selected[ModuleVersion(DEP, "v1.0.0")] = "modules.txt:1 (example.com/app@v1.0.0)"
+    res.gomod_only[ModuleVersion(APP, "v1.0.0")] = "modules.txt:2 (example.com/app@v1.1.0)"
+    final = {w.module: w for w in plan_for(request, res)}
+    assert all(final[w.module] == w for w in early)
+
+
+def test_named_versions_download_while_the_graph_is_resolved(tmp_path: Path):
+    upstream = tmp_path / "upstream"
+    sample.build_proxy_tree(upstream, _modules())
+    app_zip = "/" + modpath.proxy_file(ModuleVersion(APP, "v1.1.0"), "zip")
+    dep_mod = "/" + modpath.proxy_file(ModuleVersion(DEP, "v1.0.0"), "mod")
+    request = Request(modules=(ModuleRequest(APP, "v1.1.0", "test"),))
+    with FaultServer(upstream) as srv:
+        # The go.mod of the named version's requirement, which the resolver must read, answers
+        # late: the named version's own files come meanwhile.
+        srv.add_fault(dep_mod.lstrip("/"), Fault(delay=1.0))
+        job = MirrorJob(tmp_path / "m", parse_goproxy(srv.url), FAST)
+        summary = trio.run(job.run, request)
+        order = [r.path for r in srv.requests]
+    assert summary.ok, summary.failures
+    assert order.index(app_zip) < order.index(dep_mod)
+    assert len(order) == len(set(order))  # each file once: the resolver's go.mods handed over
+    got = {w.module for w in summary.plan}
+    assert got == {ModuleVersion(p, "v1.0.0") for p in (DEP, LEAF)} | {ModuleVersion(APP, "v1.1.0")}
+    for w in summary.plan:
+        for _ext, rel in w.files():
+            assert (tmp_path / "m" / rel).read_bytes() == (upstream / rel).read_bytes(), rel
