@@ -48,8 +48,8 @@ from airsync.fetch.fetcher import Fetcher, FetchSettings, Stats
 from airsync.fetch.slots import ClientSlots
 from airsync.goproxy import dirhash, gomod, modpath, modzip
 from airsync.goproxy.modpath import ModuleVersion
-from airsync.goproxy.upstream import Upstream
 from airsync.goproxy.query import is_query
+from airsync.goproxy.upstream import Upstream
 from airsync.goproxy.wants import ModuleWant, Request
 from airsync.goproxy.wants import plan as plan_wants
 from airsync.mirror.resolve import Resolution, Resolver, plan_for
@@ -192,7 +192,8 @@ class MirrorJob:
         self._refused: dict[ModuleVersion, str] = {}  # why the database check refused a version
         self._prefetched: dict[str, bytes] = {}
         self._latest_done: set[str] = set()  # modules whose @latest was written as a version landed
-        self._signing: concurrent.futures.ThreadPoolExecutor | None = None  # for large files
+        # Signs large files beside the landing threads; its threads start at the first one.
+        self._signing = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="sign")
 
     async def run(self, wants: list[ModuleWant] | Request) -> Summary:
         """Mirror a plan, or a request: its queries and module graphs are resolved first
@@ -257,8 +258,7 @@ class MirrorJob:
             except OSError as e:
                 self.summary.fatal = self.summary.fatal or f"mirror disk error on {self.state.path}: {e.strerror}"
         finally:
-            if self._signing is not None:
-                self._signing.shutdown()
+            self._signing.shutdown()
             try:
                 self.signatures.flush()
             except SignatureCacheError as e:  # only a cache: sync or pull signs the files again
@@ -491,7 +491,7 @@ class MirrorJob:
         # A large download is signed in another thread while this one verifies it (hashlib, zlib
         # and the chunker release the GIL): the last big file's landing is the job's tail, and
         # then two cores are free.
-        aside = {ext: self._signer().submit(chunks.signature_of_file, partials[ext])
+        aside = {ext: self._signing.submit(chunks.signature_of_file, partials[ext])
                  for ext, data in got.items() if isinstance(data, Path)}
         result: dict[str, AirsyncError | None] = {}
         h1: dict[str, str | None] = {}
@@ -544,11 +544,6 @@ class MirrorJob:
         # back to their partial names, which a rerun fetches again.
         self.flusher.dirs_later(dirs)
         return result
-
-    def _signer(self) -> concurrent.futures.ThreadPoolExecutor:
-        if self._signing is None:
-            self._signing = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="sign")
-        return self._signing
 
     def _disk_error(self, e: OSError, where: str) -> None:
         if e.errno in _FATAL_ERRNOS:
