@@ -27,7 +27,7 @@ from urllib.parse import quote, urljoin, urlsplit
 import h11
 import trio
 
-#: Bytes asked of the socket per read (httpcore's size: larger reads were measured no cheaper).
+#: Bytes asked of the socket per read through h11 (httpcore's size).
 READ_SIZE = 64 << 10
 # Reads past h11 of a large body: a quarter of the system calls (each one a GIL release and
 # retake) took the event loop's thread 15% less CPU in a mix run than reads of READ_SIZE.

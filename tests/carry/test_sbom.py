@@ -80,3 +80,14 @@ def test_the_cache_gives_the_last_sbom_restamped_and_builds_when_the_components_
             assert cache._db.execute("SELECT count(*) FROM sbom_cache").fetchone()[0] == cache.SBOMS_KEPT
     finally:
         cache.close()
+
+
+def test_the_content_key_follows_this_code(monkeypatch, tmp_path):
+    entries, gosum = _carry(2)
+    key = sbom.content_key(entries, gosum)
+    changed = tmp_path / "sbom.py"
+    changed.write_text(open(sbom.__file__).read() + "\n# changed\n")
+    monkeypatch.setattr(sbom, "__file__", str(changed))
+    assert sbom.content_key(entries, gosum) != key
+    monkeypatch.setattr(sbom, "__file__", str(tmp_path / "gone.py"))  # no source: never the same key
+    assert sbom.content_key(entries, gosum) != sbom.content_key(entries, gosum)
