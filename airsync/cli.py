@@ -132,7 +132,10 @@ def cmd_mirror(args: argparse.Namespace) -> int:
     )
     for p in summary.problems:
         print(f"airsync: {p}", file=sys.stderr)
-    if args.write_go_sum:
+    if args.write_go_sum and summary.fatal:
+        print(f"airsync: {args.write_go_sum} left as it was: the job stopped before its plan was done",
+              file=sys.stderr)
+    elif args.write_go_sum:
         n = gosumfile.write(Path(args.write_go_sum), Path(to), summary.plan)
         print(f"airsync: wrote {args.write_go_sum} ({count(n, 'line')})", file=sys.stderr)
     print(progress.summary_text(summary))

@@ -474,7 +474,9 @@ class Flusher:
         """Every rename left for later is durable when this returns."""
         with self._cond:
             owed, self._owed = self._owed, set()
-        if not owed:
+            # A syncfs running now may hold renames it took, and give them back if it fails.
+            busy = self._running
+        if not owed and not busy:
             return
         try:
             if self._syncfs is not None:

@@ -184,3 +184,33 @@ def test_without_syncfs_settle_fsyncs_each_owed_directory(tmp_path, monkeypatch)
     assert synced == [tmp_path / "a/b", tmp_path / "a"]  # deepest first
     fl.settle()
     assert len(synced) == 2
+
+
+def test_settle_waits_out_a_flush_that_took_the_renames_and_failed(tmp_path):
+    import threading
+
+    from airsync.store import Flusher
+
+    fl = Flusher(tmp_path)
+    started, release, calls = threading.Event(), threading.Event(), []
+
+    def sync_all():
+        calls.append(1)
+        if len(calls) == 1:  # the first: takes the owed renames, then fails
+            started.set()
+            release.wait(5)
+            raise OSError(5, "Input/output error")
+
+    fl._sync_all = sync_all
+    fl.dirs_later({tmp_path / "a"})
+    failed = []
+    t = threading.Thread(target=lambda: failed.append(pytest.raises(OSError, fl.files, [tmp_path / "f"])))
+    t.start()
+    assert started.wait(5)
+    settled = threading.Thread(target=fl.settle)
+    settled.start()
+    release.set()
+    t.join(5)
+    settled.join(5)
+    assert failed and len(calls) == 2  # settle's own syncfs, after the failed one
+    assert fl._owed == set()

@@ -227,6 +227,7 @@ class MirrorJob:
                         self.settings, self.stats,
                     )
                     self._checksums = Checksums(self.sumdb, db_fetcher, self.store, self.state)
+                unresolved: AirsyncError | OSError | None = None
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
                     dispatched: set[ModuleVersion] = set()
@@ -234,13 +235,22 @@ class MirrorJob:
                         request, resolved = wants, trio.Event()
                         early = _certain(request) if request.resolves else []
                         dispatched = {w.module for w in early}
+                        self.summary.plan = early  # what the job took on so far, if it stops here
                         self.stats.files_total = sum(len(w.files()) for w in early)
                         nursery.start_soon(self._dispatch, nursery, fetcher, early, resolved)
-                        wants = await self._plan(fetcher, request)
+                        try:
+                            wants = await self._plan(fetcher, request)
+                        except (AirsyncError, OSError) as e:
+                            # Raised after the nursery as before, not inside an exception group.
+                            unresolved = e
+                            nursery.cancel_scope.cancel()
                         resolved.set()
-                    self.summary.plan = wants
-                    self.stats.files_total = sum(len(w.files()) for w in wants)
-                    await self._dispatch(nursery, fetcher, [w for w in wants if w.module not in dispatched])
+                    if unresolved is None and not isinstance(wants, Request):
+                        self.summary.plan = wants
+                        self.stats.files_total = sum(len(w.files()) for w in wants)
+                        await self._dispatch(nursery, fetcher, [w for w in wants if w.module not in dispatched])
+                if unresolved is not None:
+                    raise unresolved
                 if self._checksums is not None and not self.summary.fatal:
                     try:
                         await self._checksums.finish()
@@ -258,7 +268,7 @@ class MirrorJob:
             except OSError as e:
                 self.summary.fatal = self.summary.fatal or f"mirror disk error on {self.state.path}: {e.strerror}"
         finally:
-            self._signing.shutdown()
+            self._signing.shutdown(wait=False, cancel_futures=True)  # each landing waited for its own
             try:
                 self.signatures.flush()
             except SignatureCacheError as e:  # only a cache: sync or pull signs the files again
@@ -493,6 +503,17 @@ class MirrorJob:
         # then two cores are free.
         aside = {ext: self._signing.submit(chunks.signature_of_file, partials[ext])
                  for ext, data in got.items() if isinstance(data, Path)}
+        try:
+            return self._verify_publish(want, got, partials, rest_present, aside)
+        finally:
+            for f in aside.values():
+                f.cancel()
+            concurrent.futures.wait(aside.values())  # none left reading a file once this returns
+
+    def _verify_publish(self, want: ModuleWant, got: dict[str, Path | bytes], partials: dict[str, Path],
+                        rest_present: bool, aside: dict[str, concurrent.futures.Future]) -> dict[str, AirsyncError | None]:
+        """``_land`` once the bytes are in partial files (``aside``: the large ones' signatures)."""
+        mv = want.module
         result: dict[str, AirsyncError | None] = {}
         h1: dict[str, str | None] = {}
         for ext, partial in partials.items():
@@ -518,7 +539,6 @@ class MirrorJob:
                            + ([listing[0]] if listing is not None else [])
                            + ([latest[0]] if latest is not None else []))
         # Signed now, while the bytes are in the page cache: sync, serve and pull need it later.
-        concurrent.futures.wait(aside.values())  # a rejected file's signature is not wanted
         sigs = {
             ext: chunks.signature_of_bytes(got[ext]) if isinstance(got[ext], bytes) else aside[ext].result()
             for ext in good

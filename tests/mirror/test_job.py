@@ -76,3 +76,20 @@ def test_named_versions_download_while_the_graph_is_resolved(tmp_path: Path):
     for w in summary.plan:
         for _ext, rel in w.files():
             assert (tmp_path / "m" / rel).read_bytes() == (upstream / rel).read_bytes(), rel
+
+
+def test_an_error_while_resolving_comes_out_as_itself(tmp_path: Path, monkeypatch):
+    import pytest
+
+    from airsync.errors import AirsyncError
+
+    async def fails(self, fetcher, request):
+        raise AirsyncError("the module graph did not settle")
+
+    monkeypatch.setattr(MirrorJob, "_plan", fails)
+    upstream = tmp_path / "upstream"
+    sample.build_proxy_tree(upstream, _modules())
+    with FaultServer(upstream) as srv:
+        job = MirrorJob(tmp_path / "m", parse_goproxy(srv.url), FAST)
+        with pytest.raises(AirsyncError, match="did not settle"):  # not inside an exception group
+            trio.run(job.run, Request(modules=(ModuleRequest(APP, "v1.1.0", "test"),)))
