@@ -121,12 +121,16 @@ def test_full_mirror_disk_stops_the_job_cleanly(tmp_path: Path, small_tmpfs: Pat
     modules = [sample.big_module(BIG, "v1.0.0", 16 << 20, seed=3)] + sample.demo_modules()
     sample.build_proxy_tree(upstream, modules)
     mirror = small_tmpfs / "mirror"
+    go_sum = tmp_path / "go.sum"
+    go_sum.write_text("example.com/kept v1.0.0 h1:kept=\n")
     with FaultServer(upstream) as srv:
-        cmd = _mirror_cmd(mirror, srv.url) + ["--module", "example.com/lib/strs@v1.1.0"]
+        cmd = _mirror_cmd(mirror, srv.url) + ["--module", "example.com/lib/strs@v1.1.0", "--write-go-sum", str(go_sum)]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert r.returncode == 1
     assert "Traceback" not in r.stderr
     assert "STOPPED: mirror disk error" in r.stdout and "No space left on device" in r.stdout
+    # A job that stopped does not write a go.sum of what it did not finish.
+    assert go_sum.read_text() == "example.com/kept v1.0.0 h1:kept=\n" and "left as it was" in r.stderr
     # Nothing partial became visible: every published module file equals the upstream's
     # (a mirror's @v/list and @latest name only the versions it holds, so they may differ).
     for rel in published_files(mirror):
