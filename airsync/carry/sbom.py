@@ -10,10 +10,10 @@ the manifest (``serial``, ``created``), so one carry has one SBOM text. Toolchai
 (``golang.org/toolchain``) are components like any other.
 
 Everything else in the text follows from the components and their purls, the library's version
-(and its serializer's) and this module's code (``content_key``), so a carry of the same module versions as one of the
-last (another medium of the same mirror) takes the document the library built then, with its own
-serial number and time (``restamp``): building costs about 0.25 ms a component, 0.07 s for 300,
-1.1 s for 3,000.
+(and its serializer's) and this module's code (``content_key``). So a carry of the same module
+versions as one of the last (another medium of the same mirror) takes the document the library
+built then, with its own serial number and time (``restamp``): building costs about 0.25 ms a
+component, 0.07 s for 300, 1.1 s for 3,000.
 
 SPDX is not offered: no well-kept Python library builds SPDX 2.3/3.0 JSON as lightly as
 cyclonedx-python-lib builds CycloneDX (spdx-tools pulls a large tree and is geared to parsing);
@@ -97,8 +97,8 @@ def _timestamp(created: str) -> _dt.datetime:
 
 def content_key(entries: Iterable[Entry], gosum: Iterable[str]) -> str:
     """What the text of ``make_sbom(entries, gosum, ...)`` depends on besides its serial number
-    and time: the components with their purls (packageurl-python's escaping), the version of the
-    library that writes them, and this module's own code."""
+    and time: the components with their purls (packageurl-python's escaping), the versions of the
+    library and of its serializer, and this module's own code."""
     import cyclonedx  # the packages' own __init__ only: their versions
     import py_serializable  # what writes the library's JSON
 
