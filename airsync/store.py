@@ -472,17 +472,17 @@ class Flusher:
 
     def settle(self) -> None:
         """Every rename left for later is durable when this returns."""
+        if self._syncfs is not None:
+            with self._cond:
+                # A syncfs running now may hold renames it took, and give them back if it fails.
+                if not self._owed and not self._running:
+                    return
+            self._group_sync()  # one that starts after this call: it takes what is owed then
+            return
         with self._cond:
             owed, self._owed = self._owed, set()
-            # A syncfs running now may hold renames it took, and give them back if it fails.
-            busy = self._running
-        if not owed and not busy:
-            return
         try:
-            if self._syncfs is not None:
-                self._group_sync()
-            else:
-                MirrorStore.sync_dirs(owed)
+            MirrorStore.sync_dirs(owed)
         except BaseException:
             with self._cond:
                 self._owed |= owed
