@@ -306,10 +306,11 @@ class H11Client:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise UnsupportedProtocol(f"cannot fetch {url!r}: not an http or https URL")
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        default = 443 if parts.scheme == "https" else 80
+        port = parts.port or default
         origin = (parts.scheme, parts.hostname, port)
         target = quote(parts.path or "/", safe=_SAFE) + (f"?{parts.query}" if parts.query else "")
-        default_port = port == (443 if parts.scheme == "https" else 80)
+        default_port = port == default
         host = parts.hostname if default_port else f"{parts.hostname}:{port}"
         if ":" in parts.hostname:  # an IPv6 literal
             host = f"[{parts.hostname}]" if default_port else f"[{parts.hostname}]:{port}"

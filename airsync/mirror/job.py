@@ -245,7 +245,7 @@ class MirrorJob:
                             unresolved = e
                             nursery.cancel_scope.cancel()
                         resolved.set()
-                    if unresolved is None and not isinstance(wants, Request):
+                    if unresolved is None:
                         self.summary.plan = wants
                         self.stats.files_total = sum(len(w.files()) for w in wants)
                         await self._dispatch(nursery, fetcher, [w for w in wants if w.module not in dispatched])
