@@ -12,7 +12,7 @@ it was made from; anything else and the file is read again. Trees without an ``.
 workspace (a medium served read-only) get a cache in memory. ``tree_signatures`` signs a whole
 tree (or the subset of modules ``selected`` picks) and ``make_manifest`` turns that into the
 manifest that sync writes on a medium and serve offers to a puller. The same database keeps the
-last SBOM built (``SignatureCache.sbom``), for the next carry of the same module versions.
+last few SBOMs built (``SignatureCache.sbom``), for the next carry of the same module versions.
 """
 
 from __future__ import annotations
