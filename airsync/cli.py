@@ -70,9 +70,13 @@ def cmd_mirror(args: argparse.Namespace) -> int:
         if v < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
 
-    from airsync.vulndb import db as vulndb_db
+    vulndb = args.vulndb if args.vulndb is not None else conf.get("vulndb")
+    if vulndb is not None and vulndb.strip() not in ("", "off"):  # off: not worth vulndb.db's import
+        from airsync.vulndb import db as vulndb_db
 
-    vulndb = vulndb_db.parse_setting(args.vulndb if args.vulndb is not None else conf.get("vulndb"))
+        vulndb = vulndb_db.parse_setting(vulndb)
+    else:
+        vulndb = None
     inputs = read_inputs(args.go_sum, args.go_mod, args.modules_file, args.module, args.toolchain)
     for p in inputs.problems:
         print(f"airsync: {p}", file=sys.stderr)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +79,8 @@ INT_MAX = {"concurrency": 10_000, "per_host": 10_000, "per_host_max": 10_000, "r
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    import tomllib  # only with a config file: 5 ms of every command's start-up otherwise
+
     try:
         return tomllib.loads(path.read_text("utf-8"))
     except FileNotFoundError:

@@ -43,3 +43,18 @@ def test_httpx_and_structlog_come_without_click_and_rich_which_stay_importable()
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_a_mirror_job_imports_no_toml_parser_vulndb_manifest_or_cryptography():
+    # Start-up is most of a small mirror's time: these come only with a config file, a vulndb
+    # setting, a carry or a checksum database (each measured at 3-10 ms).
+    code = (
+        "import sys\n"
+        "import airsync.cli, airsync.config, airsync.mirror.job, airsync.mirror.progress\n"
+        "import airsync.fetch.fetcher, airsync.carry.signatures\n"
+        "bad = {'tomllib', 'airsync.vulndb.db', 'airsync.carry.manifest', 'cryptography'} & set(sys.modules)\n"
+        "assert not bad, bad\n"
+        "print('ok')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr

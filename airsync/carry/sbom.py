@@ -26,12 +26,16 @@ import datetime as _dt
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from airsync.carry.manifest import Entry
 from airsync.errors import AirsyncError
 from airsync.goproxy import modpath
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from airsync.carry.manifest import Entry
 
 __all__ = ["FORMATS", "make_sbom", "validate", "components", "content_key", "restamp"]
 
