@@ -335,7 +335,9 @@ class MirrorJob:
         ``resolved``: wants dispatched while the request is resolved; their ``.mod`` waits for
         it (the resolver may be reading that very file: one fetch, its bytes handed over).
         """
-        for want in wants:
+        for i, want in enumerate(wants, 1):
+            if i % 256 == 0:
+                await trio.lowlevel.checkpoint()  # thousands already published: let the others run
             run = _ModuleRun(want)
             todo = []
             for ext, relpath in want.files():
@@ -352,14 +354,14 @@ class MirrorJob:
                     nursery.start_soon(self._fetch_when, resolved, fetcher, run, ext, relpath)
                     continue
                 ticket = object()
-                await self._files.acquire_on_behalf_of(ticket)
+                await self._file_slot(ticket)
                 nursery.start_soon(self._fetch, fetcher, run, ext, relpath, ticket)
 
     async def _fetch_when(self, resolved: trio.Event, fetcher: Fetcher, run: _ModuleRun, ext: str,
                           relpath: str) -> None:
         await resolved.wait()
         ticket = object()
-        await self._files.acquire_on_behalf_of(ticket)
+        await self._file_slot(ticket)
         await self._fetch(fetcher, run, ext, relpath, ticket)
 
     async def _module(self, run: _ModuleRun) -> None:
@@ -465,6 +467,19 @@ class MirrorJob:
 
         for rel, msg in await trio.to_thread.run_sync(check):
             self._fail(str(want.module), rel, msg)
+
+    async def _file_slot(self, ticket: object) -> None:
+        """One of the ``concurrency`` file slots for ``ticket``; taken at once while slots are free.
+
+        trio's ``acquire`` yields to the scheduler even then, and a scheduler pass while dozens
+        of bodies stream is milliseconds: a dispatcher that yields per file started one file a
+        pass, ~300 a second, and kept a lane 50 ms away a third full. Without yielding it starts
+        as many as there are free slots (at most ``concurrency``) in one pass.
+        """
+        try:
+            self._files.acquire_on_behalf_of_nowait(ticket)
+        except trio.WouldBlock:
+            await self._files.acquire_on_behalf_of(ticket)
 
     async def _fetch(self, fetcher: Fetcher, run: _ModuleRun, ext: str, relpath: str, ticket: object) -> None:
         try:

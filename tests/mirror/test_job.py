@@ -93,3 +93,53 @@ def test_an_error_while_resolving_comes_out_as_itself(tmp_path: Path, monkeypatc
         job = MirrorJob(tmp_path / "m", parse_goproxy(srv.url), FAST)
         with pytest.raises(AirsyncError, match="did not settle"):  # not inside an exception group
             trio.run(job.run, Request(modules=(ModuleRequest(APP, "v1.1.0", "test"),)))
+
+
+def test_the_dispatcher_starts_as_many_files_as_slots_are_free_in_one_scheduler_pass(tmp_path: Path):
+    # A dispatcher that yielded per file started one file per pass of the scheduler: with many
+    # bodies streaming a pass is milliseconds, and a lane 50 ms away stayed a third full.
+    import dataclasses
+
+    job = MirrorJob(tmp_path / "m", parse_goproxy("http://127.0.0.1:9"), dataclasses.replace(FAST, concurrency=8))
+    wants = _certain(Request(modules=tuple(ModuleRequest(f"example.com/m{i}", "v1.0.0", "t") for i in range(4))))
+    passes, started = 0, []
+
+    async def fetch(fetcher, run, ext, relpath, ticket):
+        started.append((passes, relpath))
+        await release.wait()
+        job._files.release_on_behalf_of(ticket)
+
+    async def module(run):
+        pass
+
+    async def count_passes():
+        nonlocal passes
+        while True:  # until cancelled below
+            await trio.lowlevel.checkpoint()
+            passes += 1
+
+    async def main():
+        nonlocal release
+        release = trio.Event()
+        async with trio.open_nursery() as outer:
+            outer.start_soon(count_passes)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(job._dispatch, nursery, None, wants)
+                with trio.fail_after(5):
+                    while len(started) < 8:
+                        await trio.sleep(0.001)
+                await trio.sleep(0.01)
+                assert len(started) == 8  # the slots bound it
+                release.set()
+            outer.cancel_scope.cancel()
+
+    release = None
+    job._fetch, job._module = fetch, module
+    try:
+        trio.run(main)
+    finally:
+        job.state.close()
+        job.store.close()
+        job.signatures.close()
+    assert len(started) == 12 and len({rel for _, rel in started}) == 12
+    assert len({p for p, _ in started[:8]}) == 1, started  # the first eight in one pass
