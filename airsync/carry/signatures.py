@@ -200,13 +200,20 @@ class SignatureCache:
         ``SOON_SECONDS`` have gathered (``flush`` and ``close`` write the rest). A transaction per
         module version was a tenth of a small mirror job's landing time; rows a kill -9 loses
         only cost signing those files again."""
+        if due := self.gather(rows):
+            self.put_many(due)
+
+    def gather(self, rows: list[tuple[str, os.stat_result, chunks.FileSignature, str | None]]
+               ) -> list[tuple[str, os.stat_result, chunks.FileSignature, str | None]]:
+        """``put_soon`` without the writing: the rows gathered so far when they are due, for the
+        caller to ``put_many`` where a transaction may block (not in an event loop), else []."""
         with self._pending_lock:
             self._pending.extend(rows)
             if len(self._pending) < SOON_ROWS and time.monotonic() - self._flushed < SOON_SECONDS:
-                return
+                return []
             rows, self._pending = self._pending, []
             self._flushed = time.monotonic()
-        self.put_many(rows)
+        return rows
 
     def flush(self) -> None:
         """Write the rows ``put_soon`` holds."""
