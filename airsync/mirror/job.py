@@ -56,7 +56,7 @@ from airsync.goproxy.wants import ModuleWant, Request
 from airsync.goproxy.wants import plan as plan_wants
 from airsync.mirror.resolve import Resolution, Resolver, plan_for
 from airsync.state import StateDB
-from airsync.store import MirrorStore, StoreError, write_plain
+from airsync.store import Flusher, MirrorStore, StoreError, write_plain
 from airsync.trust.sumdb import RecordError, SumDB, matches_patterns
 
 if TYPE_CHECKING:
@@ -145,6 +145,50 @@ LAND_HERE_MAX = 256 << 10
 
 
 @dataclass
+class _FlushBatch:
+    paths: list[Path] = field(default_factory=list)
+    done: bool = False
+    error: OSError | None = None
+
+
+class _LoopFlushes:
+    """``Flusher.files`` for the tasks of one event loop: those that ask while a flush runs share
+    the next one, a single worker call, instead of a thread each. Like the Flusher's own group
+    commit, a task's files are covered by a flush that starts after it asked."""
+
+    def __init__(self, flusher: Flusher) -> None:
+        self.flusher = flusher
+        self._next: _FlushBatch | None = None
+        self._running = False
+        self._round = trio.Event()  # set when the running flush returns
+
+    async def files(self, paths: list[Path]) -> None:
+        if not paths:
+            return
+        if self._next is None:
+            self._next = _FlushBatch()
+        batch = self._next
+        batch.paths += paths
+        while not batch.done:
+            if self._running:
+                await self._round.wait()
+                continue
+            self._running, todo, self._next = True, batch, None
+            todo.error = OSError(errno.EIO, "the flush did not complete")  # unless it returns
+            try:
+                await trio.to_thread.run_sync(self.flusher.files, todo.paths)
+                todo.error = None
+            except OSError as e:
+                todo.error = e
+            finally:
+                todo.done, self._running = True, False
+                self._round.set()
+                self._round = trio.Event()
+        if batch.error is not None:  # each task its own exception (a raise changes its traceback)
+            raise OSError(batch.error.errno, batch.error.strerror, batch.error.filename)
+
+
+@dataclass
 class _Checked:
     """A landing's files once verified: the outcome per file, and what the flush must cover."""
 
@@ -206,6 +250,7 @@ class MirrorJob:
         self._vouched: list[tuple[str, str]] = []  # unpinned by go.sum, vouched for by the database
         self._files = trio.CapacityLimiter(settings.concurrency)
         self._here = not self.store.remote  # a bucket's landing waits on the network: a thread's
+        self._flushes = _LoopFlushes(self.flusher)
         self.sumdb = sumdb
         self.private = private
         self._checksums = None  # a checksums.Checksums when a database is carried
@@ -558,7 +603,7 @@ class MirrorJob:
         (16% of a mix's CPU samples were futex waits and wakes; closure 0.42 -> 0.32 s)."""
         partials = self._write_partials(want, got)
         checked = self._check(want, got, partials, rest_present)
-        await trio.to_thread.run_sync(self.flusher.files, checked.to_flush)
+        await self._flushes.files(checked.to_flush)
         result, signed = self._publish(want, partials, checked)
         if due := self.signatures.gather(signed):  # a batch of the cache's rows: a transaction
             await trio.to_thread.run_sync(self._record, want, due)

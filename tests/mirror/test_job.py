@@ -189,3 +189,69 @@ def test_small_versions_land_in_the_event_loops_thread_flushed_before_published(
         for ext in ("info", "mod", "zip"):
             rel = modpath.proxy_file(ModuleVersion(m.path, m.version), ext)
             assert (tmp_path / "m" / rel).read_bytes() == (upstream / rel).read_bytes()
+
+
+class _SlowFlusher:
+    """A Flusher whose first flush waits for ``gate``; ``fail`` makes the flushes raise."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.calls: list[list[str]] = []
+        self.gate = threading.Event()
+        self.fail: OSError | None = None
+
+    def files(self, paths):
+        self.calls.append(sorted(str(p) for p in paths))
+        if len(self.calls) == 1:
+            assert self.gate.wait(10)
+        if self.fail is not None:
+            raise self.fail
+
+
+def _flush_concurrently(flusher, late: list[str]) -> dict[str, object]:
+    """Task 'a' asks first; the ``late`` ones while its flush runs. Each one's outcome."""
+    from airsync.mirror.job import _LoopFlushes
+
+    flushes = _LoopFlushes(flusher)
+    out: dict[str, object] = {}
+
+    async def ask(name):
+        try:
+            await flushes.files([Path(name)])
+            out[name] = "flushed"
+        except OSError as e:
+            out[name] = e
+
+    async def main():
+        async with trio.open_nursery() as n:
+            n.start_soon(ask, "a")
+            with trio.fail_after(10):
+                while not flusher.calls:
+                    await trio.sleep(0.001)
+            for name in late:
+                n.start_soon(ask, name)
+            await trio.sleep(0.05)
+            assert len(flusher.calls) == 1  # the late ones wait for a flush that starts after them
+            flusher.gate.set()
+
+    trio.run(main)
+    return out
+
+
+def test_tasks_that_ask_while_a_flush_runs_share_the_next_one():
+    flusher = _SlowFlusher()
+    out = _flush_concurrently(flusher, ["b", "c", "d"])
+    assert out == dict.fromkeys("abcd", "flushed")
+    assert flusher.calls == [["a"], ["b", "c", "d"]]
+
+
+def test_a_failed_flush_fails_every_task_that_waited_for_it():
+    import errno
+
+    flusher = _SlowFlusher()
+    flusher.fail = OSError(errno.EIO, "Input/output error", "/m")
+    out = _flush_concurrently(flusher, ["b", "c"])
+    assert all(isinstance(e, OSError) and e.errno == errno.EIO for e in out.values()), out
+    assert out["b"] is not out["c"]  # each its own exception: raising one changes its traceback
+    assert flusher.calls == [["a"], ["b", "c"]]
