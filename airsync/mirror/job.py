@@ -249,7 +249,9 @@ class MirrorJob:
         self._unpinned: list[tuple[str, str]] = []
         self._vouched: list[tuple[str, str]] = []  # unpinned by go.sum, vouched for by the database
         self._files = trio.CapacityLimiter(settings.concurrency)
-        self._here = not self.store.remote  # a bucket's landing waits on the network: a thread's
+        # Small versions land in the event loop where file calls are quick: not on a bucket, nor
+        # on a network or FUSE file system, where each one waits on the wire (a thread's work).
+        self._here = not self.store.remote and self.flusher.local
         self._flushes = _LoopFlushes(self.flusher)
         self.sumdb = sumdb
         self.private = private
