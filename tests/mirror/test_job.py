@@ -80,7 +80,6 @@ def test_named_versions_download_while_the_graph_is_resolved(tmp_path: Path):
 
 
 def test_an_error_while_resolving_comes_out_as_itself(tmp_path: Path, monkeypatch):
-
     from airsync.errors import AirsyncError
 
     async def fails(self, fetcher, request):
