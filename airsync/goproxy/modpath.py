@@ -384,7 +384,7 @@ def _check_relative(rel: str) -> str:
         or "\\" in rel
         or ":" in rel  # a drive letter or an NTFS stream on Windows
         or not rel.isascii()
-        or any(ord(c) < 0x20 or ord(c) == 0x7F for c in rel)
+        or not rel.isprintable()  # in ASCII: a control character, 0x00-0x1F or 0x7F
         or any(part in ("", ".", "..") for part in rel.split("/"))
     )
     if bad:
