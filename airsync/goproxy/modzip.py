@@ -20,6 +20,7 @@ The first problem found raises ``ZipRuleError`` naming the module and the entry 
 
 from __future__ import annotations
 
+import io
 import os
 import posixpath
 import stat
@@ -165,6 +166,18 @@ def _irregular(info: zipfile.ZipInfo) -> str | None:
     if kind not in (0, stat.S_IFREG):
         return "not a regular file"
     return None
+
+
+def declared_contents(data: bytes) -> tuple[int, int] | None:
+    """(entries, total uncompressed bytes) that the zip in ``data`` declares in its central
+    directory, without reading any entry; None when that cannot be read (``check_zip`` says why).
+    What checking it will cost: every entry is inflated and hashed, up to its declared size."""
+    try:
+        with dirhash.open_zip(io.BytesIO(data)) as zf:
+            infos = zf.infolist()
+    except dirhash.ZipReadError:
+        return None
+    return len(infos), sum(info.file_size for info in infos)
 
 
 def check_zip(path: str | os.PathLike[str], mv: ModuleVersion) -> str:

@@ -14,7 +14,7 @@ fail are moved aside (``.airsync/rejected``) and reported with module, expected 
 hash. Once a version's files are all present it is added to ``@v/list``. Each published file's
 chunk signature (``signatures``) is recorded as it is published, for sync, serve and pull.
 A small version lands in the event loop's thread but for the wait for its flush; a larger one,
-or one bound for a bucket, in a worker thread.
+or one bound for a bucket or a network or FUSE file system, in a worker thread.
 
 One failing module never stops the others; a failure of the mirror's own disk (ENOSPC, EIO,
 EROFS) stops the whole job, since nothing else could be published either.
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import copy
 import dataclasses
 import errno
 import json
@@ -56,7 +57,7 @@ from airsync.goproxy.wants import ModuleWant, Request
 from airsync.goproxy.wants import plan as plan_wants
 from airsync.mirror.resolve import Resolution, Resolver, plan_for
 from airsync.state import StateDB
-from airsync.store import Flusher, MirrorStore, StoreError, write_plain
+from airsync.store import Flusher, MirrorStore, StagedList, StoreError, write_plain
 from airsync.trust.sumdb import RecordError, SumDB, matches_patterns
 
 if TYPE_CHECKING:
@@ -139,22 +140,30 @@ def _certain(request: Request) -> list[ModuleWant]:
     return [w for w in plan_wants(request.sum_lines, [], list(named.items())) if w.module in named]
 
 
-#: A module version whose new files are at most this many bytes lands in the event loop's thread
-#: (verifying and signing them blocks it 2.7 ms at most: a 250 KB zip of Go source, measured).
+#: A module version lands in the event loop's thread when its new files, all in memory, are at
+#: most this many bytes, and its zip declares at most this many entries and bytes of content:
+#: checking a zip inflates and hashes every entry (at most one piece past its declared size), so
+#: its compressed size alone bounds nothing (250 KB of zeros inflate to 250 MB). At these limits
+#: checking a zip blocks the loop about 5 ms at most, measured: 2 MiB of zeros in one entry, or
+#: 499 small files (a 250 KB zip of Go source: 2.4 ms).
 LAND_HERE_MAX = 256 << 10
+LAND_HERE_ENTRIES = 500
+LAND_HERE_CONTENT = 2 << 20
 
 
 @dataclass
 class _FlushBatch:
     paths: list[Path] = field(default_factory=list)
     done: bool = False
-    error: OSError | None = None
+    error: Exception | None = None
 
 
 class _LoopFlushes:
     """``Flusher.files`` for the tasks of one event loop: those that ask while a flush runs share
     the next one, a single worker call, instead of a thread each. Like the Flusher's own group
-    commit, a task's files are covered by a flush that starts after it asked."""
+    commit, a task's files are covered by a flush that starts after it asked. The task that runs
+    a flush runs it to the end even if it is cancelled meanwhile (a syncfs, milliseconds): the
+    others of its batch are waiting on it."""
 
     def __init__(self, flusher: Flusher) -> None:
         self.flusher = flusher
@@ -176,16 +185,17 @@ class _LoopFlushes:
             self._running, todo, self._next = True, batch, None
             todo.error = OSError(errno.EIO, "the flush did not complete")  # unless it returns
             try:
-                await trio.to_thread.run_sync(self.flusher.files, todo.paths)
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(self.flusher.files, todo.paths)
                 todo.error = None
-            except OSError as e:
+            except Exception as e:
                 todo.error = e
             finally:
                 todo.done, self._running = True, False
                 self._round.set()
                 self._round = trio.Event()
-        if batch.error is not None:  # each task its own exception (a raise changes its traceback)
-            raise OSError(batch.error.errno, batch.error.strerror, batch.error.filename)
+        if batch.error is not None:  # each task its own copy (raising one changes its traceback)
+            raise copy.copy(batch.error) from batch.error
 
 
 @dataclass
@@ -195,7 +205,7 @@ class _Checked:
     result: dict[str, AirsyncError | None] = field(default_factory=dict)
     h1: dict[str, str | None] = field(default_factory=dict)
     good: list[str] = field(default_factory=list)
-    listing: object = None  # store.prepare_list's staged list, or None
+    listing: StagedList | None = None
     latest: tuple[Path, Path] | None = None
     to_flush: list[Path] = field(default_factory=list)
     sigs: dict[str, chunks.FileSignature] = field(default_factory=dict)
@@ -456,8 +466,7 @@ class MirrorJob:
             try:
                 async with lock:
                     rest = present == exts - set(got)
-                    if self._here and sum(len(d) if isinstance(d, bytes) else LAND_HERE_MAX + 1
-                                          for d in got.values()) <= LAND_HERE_MAX:  # small, in memory
+                    if self._lands_here(got):
                         landed = await self._land_here(want, got, rest)
                     else:
                         landed = await trio.to_thread.run_sync(self._land, want, got, rest)
@@ -598,17 +607,30 @@ class MirrorJob:
                 f.cancel()
             concurrent.futures.wait(aside.values())  # none left reading a file once this returns
 
-    async def _land_here(self, want: ModuleWant, got: dict[str, bytes], rest_present: bool) -> dict[str, AirsyncError | None]:
+    def _lands_here(self, got: dict[str, Path | bytes]) -> bool:
+        """Whether a version with these new files lands in the event loop (see LAND_HERE_MAX)."""
+        if not self._here or not all(isinstance(d, bytes) for d in got.values()):
+            return False
+        if sum(len(d) for d in got.values()) > LAND_HERE_MAX:
+            return False
+        if "zip" not in got:
+            return True
+        declared = modzip.declared_contents(got["zip"])
+        return declared is not None and declared[0] <= LAND_HERE_ENTRIES and declared[1] <= LAND_HERE_CONTENT
+
+    async def _land_here(self, want: ModuleWant, got: dict[str, Path | bytes], rest_present: bool) -> dict[str, AirsyncError | None]:
         """``_land`` for a small version of a local mirror, in the event loop's thread but for
-        the wait for its flush: the work is a millisecond or two of file calls and hashing, and a
-        worker thread per version cost more in hand-overs of the interpreter lock than it saved
-        (16% of a mix's CPU samples were futex waits and wakes; closure 0.42 -> 0.32 s)."""
+        the wait for its flush: the work is a millisecond or two of file calls and hashing (and a
+        merge of ``@v/list``: 2 ms at 2,000 versions), and a worker thread per version cost more
+        in hand-overs of the interpreter lock than it saved (16% of a mix's CPU samples were
+        futex waits and wakes; closure 0.42 -> 0.32 s)."""
         partials = self._write_partials(want, got)
         checked = self._check(want, got, partials, rest_present)
         await self._flushes.files(checked.to_flush)
         result, signed = self._publish(want, partials, checked)
         if due := self.signatures.gather(signed):  # a batch of the cache's rows: a transaction
-            await trio.to_thread.run_sync(self._record, want, due)
+            with trio.CancelScope(shield=True):  # rows out of the cache's batch: write them, or lose them
+                await trio.to_thread.run_sync(self._record, want, due)
         return result
 
     def _record(self, want: ModuleWant, rows: list) -> None:

@@ -486,3 +486,20 @@ def test_streams_300_mib(tmp_path):
         [(GOMOD[0], hashlib.sha256(bytes(100)).hexdigest()), (P + "zeros", zeros.hexdigest()), (P + "stored", ones)]
     )
     assert peak < 8 << 20, (peak, elapsed)
+
+
+def test_declared_contents_reads_the_central_directory_only():
+    import io
+    import zipfile
+
+    from airsync.goproxy.modzip import declared_contents
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("m@v1.0.0/go.mod", b"module m\n")
+        z.writestr("m@v1.0.0/zeros", bytes(1 << 20))  # a megabyte in a few hundred bytes
+    data = buf.getvalue()
+    assert len(data) < 4096
+    assert declared_contents(data) == (2, (1 << 20) + len(b"module m\n"))
+    assert declared_contents(b"not a zip") is None
+    assert declared_contents(data[: len(data) // 2]) is None  # no central directory
