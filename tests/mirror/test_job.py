@@ -94,34 +94,59 @@ def test_an_error_while_resolving_comes_out_as_itself(tmp_path: Path, monkeypatc
             trio.run(job.run, Request(modules=(ModuleRequest(APP, "v1.1.0", "test"),)))
 
 
-def test_the_dispatcher_starts_as_many_files_as_slots_are_free_in_one_scheduler_pass(tmp_path: Path):
-    # A dispatcher that yielded per file started one file per pass of the scheduler: with many
-    # bodies streaming a pass is milliseconds, and a lane 50 ms away stayed a third full.
+class _Passes:
+    """Counts the scheduler's passes: a task that yields once a pass, until cancelled."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    async def count(self) -> None:
+        while True:
+            await trio.lowlevel.checkpoint()
+            self.n += 1
+
+
+def _dispatch_alone(tmp_path: Path, n: int, fetch=None, **settings):
+    """A job and the wants of ``n`` module versions, for ``_dispatch`` on its own: its module
+    tasks do nothing, its fetches are ``fetch``. A context manager: the job is closed after."""
+    import contextlib
     import dataclasses
 
-    job = MirrorJob(tmp_path / "m", parse_goproxy("http://127.0.0.1:9"), dataclasses.replace(FAST, concurrency=8))
-    wants = _certain(Request(modules=tuple(ModuleRequest(f"example.com/m{i}", "v1.0.0", "t") for i in range(4))))
-    passes, started = 0, []
-
-    async def fetch(fetcher, run, ext, relpath, ticket):
-        started.append((passes, relpath))
-        await release.wait()
-        job._files.release_on_behalf_of(ticket)
+    job = MirrorJob(tmp_path / "m", parse_goproxy("http://127.0.0.1:9"), dataclasses.replace(FAST, **settings))
 
     async def module(run):
         pass
 
-    async def count_passes():
-        nonlocal passes
-        while True:  # until cancelled below
-            await trio.lowlevel.checkpoint()
-            passes += 1
+    job._module = module
+    if fetch is not None:
+        job._fetch = fetch
+    wants = _certain(Request(modules=tuple(ModuleRequest(f"example.com/m{i}", "v1.0.0", "t") for i in range(n))))
+
+    @contextlib.contextmanager
+    def opened():
+        try:
+            yield job, wants
+        finally:
+            job.state.close()
+            job.store.close()
+            job.signatures.close()
+
+    return opened()
+
+
+def test_the_dispatcher_starts_as_many_files_as_slots_are_free_in_one_scheduler_pass(tmp_path: Path):
+    # A dispatcher that yielded per file started one file per pass of the scheduler: with many
+    # bodies streaming a pass is milliseconds, and a lane 50 ms away stayed a third full.
+    passes, started, release = _Passes(), [], trio.Event()
+
+    async def fetch(fetcher, run, ext, relpath, ticket):
+        started.append((passes.n, relpath))
+        await release.wait()
+        job._files.release_on_behalf_of(ticket)
 
     async def main():
-        nonlocal release
-        release = trio.Event()
         async with trio.open_nursery() as outer:
-            outer.start_soon(count_passes)
+            outer.start_soon(passes.count)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(job._dispatch, nursery, None, wants)
                 with trio.fail_after(5):
@@ -132,14 +157,8 @@ def test_the_dispatcher_starts_as_many_files_as_slots_are_free_in_one_scheduler_
                 release.set()
             outer.cancel_scope.cancel()
 
-    release = None
-    job._fetch, job._module = fetch, module
-    try:
+    with _dispatch_alone(tmp_path, 4, fetch, concurrency=8) as (job, wants):
         trio.run(main)
-    finally:
-        job.state.close()
-        job.store.close()
-        job.signatures.close()
     assert len(started) == 12 and len({rel for _, rel in started}) == 12
     # The first eight in one pass: trio runs a pass's tasks in random order, so the counter may
     # move once among them; yielding per file spread them over eight passes.
@@ -356,37 +375,21 @@ def test_a_flush_runs_to_its_end_when_the_task_running_it_is_cancelled():
 
 
 def test_the_dispatcher_lets_the_others_run_while_it_skips_thousands_of_published_versions(tmp_path: Path):
-    job = MirrorJob(tmp_path / "m", parse_goproxy("http://127.0.0.1:9"), FAST)
-    wants = _certain(Request(modules=tuple(ModuleRequest(f"example.com/m{i}", "v1.0.0", "t") for i in range(600))))
-    job.store.is_published = lambda _rel: True
-    passes = 0
-
-    async def module(run):
-        pass
-
-    async def count_passes():
-        nonlocal passes
-        while True:  # until cancelled below
-            await trio.lowlevel.checkpoint()
-            passes += 1
+    passes = _Passes()
 
     async def main():
         async with trio.open_nursery() as outer:
-            outer.start_soon(count_passes)
+            outer.start_soon(passes.count)
             await trio.lowlevel.checkpoint()
             async with trio.open_nursery() as nursery:
                 await job._dispatch(nursery, None, wants)
-                seen = passes
+                seen = passes.n
             outer.cancel_scope.cancel()
         return seen
 
-    job._module = module
-    try:
+    with _dispatch_alone(tmp_path, 600) as (job, wants):
+        job.store.is_published = lambda _rel: True
         seen = trio.run(main)
-    finally:
-        job.state.close()
-        job.store.close()
-        job.signatures.close()
     assert job.summary.skipped == 600 * 3
     # A checkpoint every 256 versions: two here. trio runs a pass's tasks in random order, so the
     # counter may not have seen the last one yet; without them it sees none.
