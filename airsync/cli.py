@@ -16,6 +16,8 @@ from pathlib import Path
 from airsync import __version__, config, log
 from airsync.errors import AirsyncError, ConfigError, first_of
 from airsync.goproxy.upstream import DEFAULT_GOPROXY
+from airsync.vulndb.setting import DEFAULT_URL as VULNDB_URL  # what --vulndb alone asks for
+from airsync.vulndb.setting import parse_setting as parse_vulndb
 
 # trio, httpx and structlog (which pulls in rich) are imported by the commands that use them,
 # so that a sync, verify or import starts quickly.
@@ -23,10 +25,6 @@ from airsync.goproxy.upstream import DEFAULT_GOPROXY
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # Commands that report only on stdout/stderr, never through structlog: they skip its set-up.
 QUIET_COMMANDS = {"sync", "verify", "import", "keygen", "audit", "bundle", "sbom"}
-
-#: vulndb.db.DEFAULT_URL (a test holds them equal), written here because importing vulndb.db cost
-#: every command, --help included, 8 ms of start-up.
-VULNDB_URL = "https://vuln.go.dev"
 
 
 def _target(value: str, config_file: str | None = None):
@@ -70,13 +68,7 @@ def cmd_mirror(args: argparse.Namespace) -> int:
         if v < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
 
-    vulndb = args.vulndb if args.vulndb is not None else conf.get("vulndb")
-    if vulndb is not None and vulndb.strip() not in ("", "off"):  # off: not worth vulndb.db's import
-        from airsync.vulndb import db as vulndb_db
-
-        vulndb = vulndb_db.parse_setting(vulndb)
-    else:
-        vulndb = None
+    vulndb = parse_vulndb(args.vulndb if args.vulndb is not None else conf.get("vulndb"))
     inputs = read_inputs(args.go_sum, args.go_mod, args.modules_file, args.module, args.toolchain)
     for p in inputs.problems:
         print(f"airsync: {p}", file=sys.stderr)

@@ -18,6 +18,7 @@ from typing import Any
 
 from airsync.errors import ConfigError
 from airsync.fetch.ratelimit import parse_rate
+from airsync.vulndb.setting import parse_setting
 
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
@@ -146,8 +147,6 @@ def _mirror_table(path: Path, data: dict[str, Any]) -> dict[str, Any]:
         if key in INT_MAX and value > INT_MAX[key]:
             raise ConfigError(f"{path}: mirror.{key} must be at most {INT_MAX[key]}, got {value!r}")
     if "vulndb" in mirror:
-        from airsync.vulndb.db import parse_setting
-
         try:
             parse_setting(mirror["vulndb"])
         except ConfigError as e:

@@ -114,7 +114,7 @@ async def mirror(conf: DaemonConfig, job: Job, live: Live, intake: Intake) -> tu
 
 
 def vulndb_setting(conf: DaemonConfig) -> str | None:
-    from airsync.vulndb.db import parse_setting  # not vulndb.update: that brings httpx along
+    from airsync.vulndb.setting import parse_setting  # not vulndb.update: that brings httpx along
 
     return parse_setting(conf.mirror.get("vulndb"))
 

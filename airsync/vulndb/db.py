@@ -34,7 +34,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
-from airsync.errors import AirsyncError, ConfigError
+from airsync.errors import AirsyncError
+from airsync.vulndb.setting import DEFAULT_URL, parse_setting
 
 __all__ = [
     "DEFAULT_URL",
@@ -71,9 +72,6 @@ __all__ = [
     "plan_update",
 ]
 
-#: The Go project's vulnerability database.
-DEFAULT_URL = "https://vuln.go.dev"
-
 DB_FILE = "index/db.json"
 MODULES_FILE = "index/modules.json"
 VULNS_FILE = "index/vulns.json"
@@ -84,16 +82,6 @@ INDEX_FILES = (DB_FILE, MODULES_FILE, VULNS_FILE)
 MAX_ENTRY = 1 << 20
 #: The largest index file accepted (the real modules.json is a few megabytes).
 MAX_INDEX = 64 << 20
-
-def parse_setting(value: str | None) -> str | None:
-    """The database URL a ``--vulndb``/``vulndb`` value asks for; None for off."""
-    if value is None or value.strip() in ("", "off"):
-        return None
-    url = value.strip().rstrip("/")
-    if not url.startswith(("https://", "http://")):
-        raise ConfigError(f"vulndb {value!r}: want the database's URL (https://...), or off")
-    return url
-
 
 _ID = re.compile(r"[A-Za-z][A-Za-z0-9]*-[A-Za-z0-9._-]+\Z")
 _TIME = re.compile(r"(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?([Zz]|[+-]\d\d:\d\d)\Z")
