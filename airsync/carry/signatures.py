@@ -92,7 +92,7 @@ def h1_of(path: Path, rel: str) -> str | None:
     return modzip.check_zip(path, mv) if ext == "zip" else dirhash.hash_gomod(path.read_bytes())
 
 
-#: ``SignatureCache.put_soon`` writes its rows once this many have gathered, or this long after the last write.
+#: ``SignatureCache.gather`` hands its rows over once this many have gathered, or this long after the last time.
 SOON_ROWS = 512
 SOON_SECONDS = 1.0
 
@@ -195,18 +195,13 @@ class SignatureCache:
             self._db.execute("BEGIN")
             self._db.executemany("INSERT OR REPLACE INTO signatures VALUES (?, ?, ?, ?, ?)", rows)
 
-    def put_soon(self, rows: list[tuple[str, os.stat_result, chunks.FileSignature, str | None]]) -> None:
-        """``put_many``, batched with other calls': written once ``SOON_ROWS`` rows or
-        ``SOON_SECONDS`` have gathered (``flush`` and ``close`` write the rest). A transaction per
-        module version was a tenth of a small mirror job's landing time; rows a kill -9 loses
-        only cost signing those files again."""
-        if due := self.gather(rows):
-            self.put_many(due)
-
     def gather(self, rows: list[tuple[str, os.stat_result, chunks.FileSignature, str | None]]
                ) -> list[tuple[str, os.stat_result, chunks.FileSignature, str | None]]:
-        """``put_soon`` without the writing: the rows gathered so far when they are due, for the
-        caller to ``put_many`` where a transaction may block (not in an event loop), else []."""
+        """Rows for ``put_many``, batched with other calls': the rows gathered so far once
+        ``SOON_ROWS`` of them or ``SOON_SECONDS`` have gathered, for the caller to write where a
+        transaction may block (not in an event loop), else [] (``flush`` and ``close`` write the
+        rest). A transaction per module version was a tenth of a small mirror job's landing
+        time; rows a kill -9 loses only cost signing those files again."""
         with self._pending_lock:
             self._pending.extend(rows)
             if len(self._pending) < SOON_ROWS and time.monotonic() - self._flushed < SOON_SECONDS:
@@ -216,7 +211,7 @@ class SignatureCache:
         return rows
 
     def flush(self) -> None:
-        """Write the rows ``put_soon`` holds."""
+        """Write the rows ``gather`` holds."""
         with self._pending_lock:
             rows, self._pending = self._pending, []
             self._flushed = time.monotonic()

@@ -94,7 +94,7 @@ def test_get_many_answers_as_get_does_with_chunks_decoded_on_demand(tmp_path):
         cache.close()
 
 
-def test_put_soon_batches_rows_and_close_writes_the_rest(tmp_path, monkeypatch):
+def test_gather_batches_rows_and_close_writes_the_rest(tmp_path, monkeypatch):
     from airsync.carry import signatures
 
     monkeypatch.setattr(signatures, "SOON_ROWS", 3)
@@ -114,11 +114,16 @@ def test_put_soon_batches_rows_and_close_writes_the_rest(tmp_path, monkeypatch):
             reader.close()
 
     cache = SignatureCache(db)
-    cache.put_soon(rows[:2])
+
+    def put_soon(rows):  # as the mirror job does
+        if due := cache.gather(rows):
+            cache.put_many(due)
+
+    put_soon(rows[:2])
     assert stored() == set()  # held: fewer than SOON_ROWS
-    cache.put_soon(rows[2:3])
+    put_soon(rows[2:3])
     assert stored() == {"f0", "f1", "f2"}  # written together
-    cache.put_soon(rows[3:])
+    put_soon(rows[3:])
     assert stored() == {"f0", "f1", "f2"}
     cache.close()
     assert stored() == {"f0", "f1", "f2", "f3"}  # close writes what was held
