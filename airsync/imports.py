@@ -6,11 +6,18 @@ uses neither, and they cost tens of milliseconds of every command's start-up. ``
 makes ``import name`` fail (ImportError, which those libraries catch and fall back from) while
 the library itself is imported, then puts everything back: later imports of the hidden packages,
 by anyone, work as usual. A package already imported is left alone.
+
+Some import what they need only for parts airsync never calls: structlog's stdlib module imports
+asyncio (14 ms) for its async logging methods. ``deferred(names)`` hands such an importer a
+stand-in that imports the real module at its first attribute lookup; once the block is over,
+everyone else who imports the name gets the real module.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
+import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -26,4 +33,28 @@ def hidden(*names: str) -> Iterator[None]:
     finally:
         for n in hide:
             if n in sys.modules and sys.modules[n] is None:
+                del sys.modules[n]
+
+
+class _StandIn(types.ModuleType):
+    """A module that is imported for real at its first attribute lookup."""
+
+    def __getattr__(self, attr: str) -> object:
+        if sys.modules.get(self.__name__) is self:  # looked up inside the block: leave the stage
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), attr)
+
+
+@contextmanager
+def deferred(*names: str) -> Iterator[None]:
+    """While the block runs, ``import name`` gives a stand-in for each of ``names`` not yet
+    imported, which imports the real module when an attribute of it is first looked up."""
+    defer = [n for n in names if n not in sys.modules]
+    for n in defer:
+        sys.modules[n] = _StandIn(n)
+    try:
+        yield
+    finally:
+        for n in defer:
+            if isinstance(sys.modules.get(n), _StandIn):
                 del sys.modules[n]

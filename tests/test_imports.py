@@ -1,5 +1,7 @@
 """airsync.imports.hidden: an optional extra stays out while a library is imported, and is
-importable again right after; httpx and structlog come without their command line and rich."""
+importable again right after; httpx and structlog come without their command line and rich.
+airsync.imports.deferred: a module imported inside the block is a stand-in, imported for real at
+its first use; structlog comes without asyncio."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import sys
 
 import pytest
 
-from airsync.imports import hidden
+from airsync.imports import deferred, hidden
 
 
 def test_a_hidden_module_cannot_be_imported_in_the_block_and_can_after():
@@ -29,7 +31,36 @@ def test_a_module_already_imported_is_left_alone():
     assert again is json and sys.modules["json"] is json
 
 
-def test_httpx_and_structlog_come_without_click_and_rich_which_stay_importable():
+def test_a_deferred_module_is_imported_at_its_first_use_and_for_real_after_the_block():
+    sys.modules.pop("colorsys", None)
+    with deferred("colorsys"):
+        import colorsys as stand_in
+    assert "colorsys" not in sys.modules  # nothing imported yet, and no stand-in left behind
+    assert stand_in.rgb_to_hsv(1, 0, 0)[0] == 0  # the first use imports it
+    import colorsys
+
+    assert type(colorsys) is not type(stand_in) and sys.modules["colorsys"] is colorsys
+
+
+def test_a_deferred_module_used_inside_the_block_is_the_real_one():
+    sys.modules.pop("colorsys", None)
+    with deferred("colorsys"):
+        import colorsys as stand_in
+
+        assert stand_in.rgb_to_hsv(1, 0, 0)[0] == 0
+        import colorsys
+    assert sys.modules["colorsys"] is colorsys and type(colorsys) is not type(stand_in)
+
+
+def test_a_module_already_imported_is_not_deferred():
+    import json
+
+    with deferred("json"):
+        import json as again
+    assert again is json
+
+
+def test_httpx_and_structlog_come_without_click_rich_and_asyncio_which_stay_importable():
     # In the order of the command line: logging set up first, then the commands' modules. click
     # is installed in the test environment (with import-linter), so its hiding is tested.
     code = (
@@ -37,8 +68,10 @@ def test_httpx_and_structlog_come_without_click_and_rich_which_stay_importable()
         "import airsync.log\n"
         "airsync.log.setup('info', 'json')\n"
         "import airsync.fetch.fetcher, airsync.carry.pull\n"
-        "assert 'click' not in sys.modules and 'rich' not in sys.modules, sorted(sys.modules)\n"
-        "import click, rich, httpx\n"
+        "__import__('structlog').get_logger().info('logged')\n"
+        "assert not {'click', 'rich', 'asyncio'} & set(sys.modules), sorted(sys.modules)\n"
+        "import click, rich, httpx, asyncio\n"
+        "assert asyncio.run and sys.modules['structlog.stdlib'].asyncio.get_running_loop is asyncio.get_running_loop\n"
     )
     _passes_alone(code)
 
