@@ -180,17 +180,20 @@ def declared_contents(data: bytes) -> tuple[int, int] | None:
     return len(infos), sum(info.file_size for info in infos)
 
 
-def check_zip(path: str | os.PathLike[str], mv: ModuleVersion) -> str:
-    """Check the module zip at ``path`` for ``mv`` and return its h1 hash; raises ZipRuleError."""
+def check_zip(path: str | os.PathLike[str], mv: ModuleVersion, data: bytes | None = None) -> str:
+    """Check the module zip at ``path`` for ``mv`` and return its h1 hash; raises ZipRuleError.
+
+    ``data``: the zip's bytes, already in memory (``path`` then only names it in messages).
+    """
     module = str(mv)
     prefix = f"{mv.path}@{mv.version}/"
 
     def fail(entry: str, message: str) -> ZipRuleError:
         return ZipRuleError(module, f"{entry!r}: {message}")
 
-    with open(path, "rb") as fp:
+    with open(path, "rb") if data is None else io.BytesIO(data) as fp:
         # fstat of the open file: what we measure is what we read.
-        size = os.fstat(fp.fileno()).st_size
+        size = len(data) if data is not None else os.fstat(fp.fileno()).st_size
         if size > MAX_ZIP_FILE:
             raise ZipRuleError(
                 module,

@@ -99,16 +99,18 @@ class Summary:
         return not self.failures and not self.problems and self.fatal is None
 
 
-def verify_file(ext: str, path: Path, want: ModuleWant) -> str | None:
+def verify_file(ext: str, path: Path, want: ModuleWant, data: bytes | None = None) -> str | None:
     """Raise VerifyError unless the downloaded file is exactly what the plan pins; returns the
-    file's go.sum hash (None for .info)."""
+    file's go.sum hash (None for .info). ``data``: the bytes just written to ``path``, still in
+    memory (a small file is checked from them, not read back)."""
     mv = want.module
     if ext == "zip":
-        actual = modzip.check_zip(path, mv)
+        actual = modzip.check_zip(path, mv, data)
         if want.zip_h1 and actual not in want.zip_h1:
             raise HashMismatch(str(mv), "zip", " or ".join(sorted(want.zip_h1)), actual)
         return actual
-    data = path.read_bytes()
+    if data is None:
+        data = path.read_bytes()
     if ext == "mod":
         actual = dirhash.hash_gomod(data)
         if want.mod_h1 and actual not in want.mod_h1:
@@ -656,7 +658,8 @@ class MirrorJob:
         c = _Checked()
         for ext, partial in partials.items():
             try:
-                c.h1[ext] = verify_file(ext, partial, want)
+                data = got[ext]
+                c.h1[ext] = verify_file(ext, partial, want, data if isinstance(data, bytes) else None)
                 c.result[ext] = None
             except VerifyError as e:
                 kept = self.store.reject(partial, modpath.proxy_file(mv, ext))

@@ -76,6 +76,9 @@ def expect_rule_error(z: Path, entry: str | None, match: str) -> ZipRuleError:
     with pytest.raises(ZipRuleError, match=match) as e:
         check_zip(z, M)
     msg = str(e.value)
+    with pytest.raises(ZipRuleError) as in_memory:  # the same zip, checked from its bytes
+        check_zip(z, M, z.read_bytes())
+    assert str(in_memory.value) == msg
     assert msg.startswith(str(M) + ": "), msg  # names the module ...
     if entry is not None:
         assert repr(entry) in msg, msg  # ... and the offending entry
@@ -97,6 +100,13 @@ def test_go_testdata_simple_hash(tmp_path):
     z = write_zip(tmp_path / "m.zip", files)
     assert check_zip(z, M) == "h1:tpqYOOmuilagXzyqoJ3roUjp8gneQeTv5YVpL6BG7/k="
     assert check_zip(str(z), M) == hash_zip(z) == hash1(files)
+
+
+def test_a_zip_in_memory_is_checked_as_the_file(tmp_path):
+    files = [GOMOD, (P + "a.go", b"package a\n"), (P + "sub/", b""), (P + "sub/b.go", b"package sub\n" * 500)]
+    for compression in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        z = write_zip(tmp_path / f"m{compression}.zip", files, compression)
+        assert check_zip(tmp_path / "named-only", M, z.read_bytes()) == check_zip(z, M) == hash_zip(z)
 
 
 def test_vector_files(tmp_path):

@@ -224,6 +224,44 @@ def test_small_versions_land_in_the_event_loops_thread_flushed_before_published(
             assert (mirror / rel).read_bytes() == (upstream / rel).read_bytes()
 
 
+def test_a_small_version_is_verified_from_its_bytes_not_read_back(tmp_path: Path, monkeypatch):
+    # Its files were written from memory a moment before: reading them back cost a dozen system
+    # calls a version. A tampered one is still refused (the checks are the same, on the same bytes).
+    import builtins
+
+    from airsync.goproxy import modzip
+
+    read_back: list[str] = []
+    real_open, real_read_bytes = builtins.open, Path.read_bytes
+
+    def spy_open(file, *a, **kw):
+        if ".part" in str(file):
+            read_back.append(str(file))
+        return real_open(file, *a, **kw)
+
+    def spy_read_bytes(self):
+        if self.suffix == ".part":
+            read_back.append(str(self))
+        return real_read_bytes(self)
+
+    monkeypatch.setattr(modzip, "open", spy_open, raising=False)
+    monkeypatch.setattr(Path, "read_bytes", spy_read_bytes)
+    mods = _modules()
+    upstream = tmp_path / "upstream"
+    sample.build_proxy_tree(upstream, mods)
+    pinned = sample.gosum_lines([mods[0]])
+    tampered = upstream / modpath.proxy_file(ModuleVersion(LEAF, "v1.0.0"), "zip")
+    tampered.write_bytes(sample.zip_bytes(sample.library_module(LEAF, "v1.0.0", [(DEP, "v9.9.9")])))
+    lines, _ = gosum.parse_gosum(pinned.encode(), "go.sum")
+    with FaultServer(upstream) as srv:
+        job = MirrorJob(tmp_path / "m", parse_goproxy(srv.url), FAST)
+        summary = trio.run(job.run, Request(sum_lines=tuple(lines), modules=(ModuleRequest(DEP, "v1.0.0", "t"),)))
+    assert not read_back
+    assert [f.module for f in summary.failures] == [f"{LEAF}@v1.0.0"], summary.failures
+    assert summary.failures[0].file.endswith(".zip") and "h1:" in summary.failures[0].message, summary.failures
+    assert (tmp_path / "m" / modpath.proxy_file(ModuleVersion(DEP, "v1.0.0"), "zip")).is_file()
+
+
 def test_a_failed_flush_of_a_landing_in_the_event_loop_stops_the_job_and_publishes_nothing(tmp_path: Path,
                                                                                           monkeypatch):
     import errno
