@@ -32,7 +32,7 @@ import os
 import shutil
 import stat
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -106,7 +106,10 @@ class SyncResult:
 #: per file (measured on ext4: per-file fsyncs were two thirds of a first copy's time).
 BATCH_BYTES = 64 << 20
 BATCH_FILES = 1024
+#: Copies of files of at least LARGE_COPY bytes at once; smaller ones go one at a time.
 COPY_THREADS = 4
+LARGE_COPY = 1 << 20
+
 def _staged(path: Path, flags: int = os.O_WRONLY | os.O_TRUNC) -> int:
     """Open a file in the medium's staging area for writing, never through whatever else
     (a planted symlink, a directory) may sit at its name: that is removed first."""
@@ -516,15 +519,29 @@ def _sync(
             raise SyncError(f"{sf.rel}: changed in the mirror while it was copied; run the sync again")
         return sf, part, kept
 
-    # A few copies at once on a local file system: creating a file waits on the journal far
-    # longer than it costs CPU, and the waits overlap (the threads release the GIL in every
-    # system call). Strictly one thing at a time on FUSE and network file systems, in batches
-    # of one: fusefat was seen to corrupt files written while others were renamed.
+    # On a local file system the copies run beside the commits (whose flushes wait on the
+    # device): large files a few at once (their hashing and I/O release the GIL for a MiB at a
+    # time), small files one after another in a thread of their own. Several threads of small
+    # files cost more than they overlapped: each system call handed the GIL over (100 futex
+    # calls a file), and 1,500 small files took 0.56 s of CPU against 0.43 s (first copy 0.465
+    # -> 0.395 s; with three 128 MiB zips beside them 0.99 -> 0.85 s). Strictly one thing at a
+    # time on FUSE and network file systems, in batches of one: fusefat was seen to corrupt
+    # files written while others were renamed.
     say(SyncEvent("plan", files=len(todo), bytes=sum(sf.size for sf in todo)))  # resumed bytes count as copied
-    pool = ThreadPoolExecutor(COPY_THREADS)
     per_batch = BATCH_FILES if flush.local else 1
+    large = ThreadPoolExecutor(COPY_THREADS)
+    small = ThreadPoolExecutor(1)
+
+    def copies() -> Iterator[tuple[SignedFile, Path, int]]:
+        if not flush.local:
+            yield from map(copy, todo)
+            return
+        futures = [(large if sf.size >= LARGE_COPY else small).submit(copy, sf) for sf in todo]
+        for f in futures:
+            yield f.result()
+
     try:
-        for sf, part, kept in (pool.map if flush.local else map)(copy, todo):
+        for sf, part, kept in copies():
             batch.append((sf.rel, part))
             result.resumed_bytes += kept
             result.bytes_written += sf.size - kept
@@ -533,7 +550,8 @@ def _sync(
                 result.written += commit()
                 pending = 0
     finally:
-        pool.shutdown(cancel_futures=True)  # after an error (a full or pulled medium), start no more
+        for pool in (large, small):
+            pool.shutdown(cancel_futures=True)  # after an error (a full or pulled medium), start no more
     result.written += commit()
     for rel in stale:
         os.unlink(target / rel)

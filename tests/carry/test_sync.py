@@ -79,6 +79,34 @@ def test_first_sync_noop_and_signed_manifest(mirrored, keys, tmp_path):
     assert r2.written == [] and r2.unchanged == len(m.entries)
 
 
+def test_small_files_are_copied_one_at_a_time_beside_the_large_ones(mirrored, keys, tmp_path, monkeypatch):
+    # Threads of small files handed the GIL over at every system call and cost more CPU than
+    # they overlapped: small files go one after another in one thread, large ones in others.
+    import threading
+
+    from airsync.carry import sync as sync_module
+
+    copied: list[tuple[str, int, int]] = []  # (relative path, size, thread)
+    real = sync_module._copy_resumable
+
+    def recording(src, part, sf, *a, **kw):
+        copied.append((sf.rel, sf.size, threading.get_ident()))
+        return real(src, part, sf, *a, **kw)
+
+    mirror, _db = mirrored
+    line = 1 + max(p.stat().st_size for p in mirror.rglob("*.info"))  # the zips are larger
+    monkeypatch.setattr(sync_module, "_copy_resumable", recording)
+    monkeypatch.setattr(sync_module, "LARGE_COPY", line)
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    r = sync(mirror, usb, keys[0])
+    same_tree(mirror, usb)
+    small = {t for _rel, size, t in copied if size < line}
+    large = {t for _rel, size, t in copied if size >= line}
+    assert len(small) == 1 and large and not small & large and threading.get_ident() not in small | large
+    assert r.written == sorted(r.written) == [rel for rel, _size, _t in sorted(copied)]
+
+
 def test_resync_after_adding_versions_writes_only_those(keys, tmp_path):
     signer, _ = keys
     first = [m for m in MODULES if m.path != sample.TOOLS]
