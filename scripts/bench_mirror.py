@@ -341,15 +341,37 @@ def rmtree(path: Path) -> None:
 
 
 def retire(path: Path, work: Path) -> None:
-    """Set a finished run's files aside, deleted with the whole work directory at the end.
+    """Set a finished run's files aside, deleted with the whole work directory at the end, and
+    drop them from the page cache.
 
     Deleting them between runs made the next run pay for it: on an ext4 without a journal (this
     machine's), creating a file skips every inode deleted in the last ~30 s, reading each one's
     inode block (``recently_deleted`` was a third of a mix run's CPU samples right after a
-    deletion), and ``go mod download`` leaves thousands of files to delete. A rename frees nothing."""
+    deletion), and ``go mod download`` leaves thousands of files to delete. A rename frees nothing.
+
+    Keeping them in the page cache made later runs pay too: on this VM (which hands free memory
+    back to its host: virtio-balloon free page reporting), once some 4.5 GB of new page cache had
+    piled up, every tool's writes into it cost about twice the CPU, from the fourth mix round on
+    (the floor 0.7 -> 1.55 s, aria2c 1.4 -> 2.4 s, airsync 1.4 -> 2.1 s). With each run's files
+    dropped after it (they were synced), eight rounds in a row stayed at the first rounds' figures."""
     dest = work / "retired"
     dest.mkdir(exist_ok=True)
     os.rename(path, dest / path.name)
+    evict(dest / path.name)
+
+
+def evict(root: Path) -> None:
+    """Drop the page cache of every file under ``root`` (written back already: the caller synced)."""
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            try:
+                fd = os.open(os.path.join(dirpath, name), os.O_RDONLY | os.O_NOFOLLOW)
+            except OSError:
+                continue
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
 
 
 def tool_version(cmd: list[str]) -> str:
@@ -1124,6 +1146,7 @@ def scenario_kill(b: Bench, airsync_wall: float, seed: int) -> None:
             f"verified sha256: {rec['verified']} {rec['problem']}; leftover in .airsync/partial: {leftovers[:5]}")
         if r2.rc != 0:
             log("    rerun output: " + (r2.stdout + r2.stderr).strip()[-500:])
+        timed_sync()
         retire(tmp, b.work)
 
 
@@ -1288,7 +1311,9 @@ def markdown(b: Bench, info: dict, started: str, elapsed: float, table: list[str
          "Method: one nginx (sendfile, keep-alive, 127.0.0.1 only) serves a generated GOPROXY tree from the page "
          "cache; every run writes into a fresh directory on the same disk, set aside (not deleted) until the "
          "benchmark ends: on this ext4 without a journal, files created soon after thousands were deleted cost "
-         "a scan of the recently deleted inodes, which fell on whichever tool ran next. Tools alternate A B A B for "
+         "a scan of the recently deleted inodes, which fell on whichever tool ran next. Once synced, a run's files "
+         "are dropped from the page cache (`posix_fadvise(DONTNEED)`): on this VM, with some 4.5 GB of new page "
+         "cache piled up, every tool's writes cost about twice the CPU from then on. Tools alternate A B A B for "
          f"{a.rounds} round(s). Wall time is Python's `time.monotonic()` around the child, peak RSS is `ru_maxrss` "
          "from `os.wait4` (each tool is spawned by a small launcher interpreter, because Linux folds the "
          f"forking process's RSS into the child's ru_maxrss; the floor this leaves, /bin/true's reported peak, "

@@ -189,8 +189,8 @@ def main(argv=None) -> int:
         t = work / "cold"
         b.run("cold", "airsync", 0, t)
         b.check(t, "cold airsync")
-        retire(t, work)  # deleted at the end: see bench_mirror.retire
         timed_sync()
+        retire(t, work)  # deleted at the end, out of the page cache now: see bench_mirror.retire
 
         extra_files: list[str] = []
         for rnd in range(1, args.rounds + 1):
@@ -212,9 +212,9 @@ def main(argv=None) -> int:
             for rel in extra_files:
                 os.unlink(mirror / rel)
             sample.build_proxy_tree(mirror, base)  # restores b00's @v/list
+            timed_sync()
             for tool in order:
                 retire(tg[tool], work)
-            timed_sync()
             if tree(mirror) != base_tree:
                 raise RuntimeError("the mirror was not restored after the round")
 
