@@ -40,16 +40,23 @@ class _StandIn(types.ModuleType):
     """A module that is imported for real at its first attribute lookup."""
 
     def __getattr__(self, attr: str) -> object:
+        if attr == "__path__":
+            # Asked by ``import name.sub`` in the block: importing the package now would run
+            # the submodule twice (once by the package, once by that import). Fail plainly.
+            raise AttributeError(f"{self.__name__} is deferred: import its submodules after the block")
         if sys.modules.get(self.__name__) is self:  # looked up inside the block: leave the stage
-            del sys.modules[self.__name__]
+            sys.modules.pop(self.__name__, None)
         return getattr(importlib.import_module(self.__name__), attr)
 
 
 @contextmanager
 def deferred(*names: str) -> Iterator[None]:
     """While the block runs, ``import name`` gives a stand-in for each of ``names`` not yet
-    imported, which imports the real module when an attribute of it is first looked up."""
-    defer = [n for n in names if n not in sys.modules]
+    imported (and installed: a missing one still fails to import), which imports the real
+    module when an attribute of it is first looked up."""
+    import importlib.util
+
+    defer = [n for n in names if n not in sys.modules and importlib.util.find_spec(n) is not None]
     for n in defer:
         sys.modules[n] = _StandIn(n)
     try:

@@ -24,8 +24,8 @@ def _import_structlog():  # noqa: ANN202
     is installed, for pretty exceptions airsync never prints: about 30 ms of every command's
     start-up, a fifth of a small mirror job's. Hidden only while structlog is first imported
     (structlog falls back to plain tracebacks); the progress display still imports rich itself.
-    Its stdlib module imports asyncio (14 ms) for async logging methods airsync never calls: it
-    gets a stand-in that would import asyncio if one ever were.
+    Its stdlib and native-logger modules import asyncio (14 ms) for async logging methods airsync
+    never calls: they get a stand-in that would import asyncio if one ever were.
     """
     with hidden("rich"), deferred("asyncio"):
         import structlog

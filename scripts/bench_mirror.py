@@ -753,6 +753,7 @@ class Bench:
     tls_nginx: Nginx | None = None  # the mix+tls scenario's server (HTTPS, HTTP/2 enabled)
     cert: Path | None = None
     floor: list[float] = field(default_factory=list)  # CPU s of scripts/cpu_floor.py over the mix, per round
+    floor_rounds: list[int] = field(default_factory=list)  # the mix round of each of those
     big_closure: tuple | None = None  # (module paths, zips, files, Measure) of the closure-N run
 
     def airsync_cmd(self, dest: Path, url: str, inputs: list[str], flags: tuple[str, ...] = ()) -> list[str]:
@@ -944,13 +945,14 @@ def measure_floor(b: Bench, rnd: int) -> None:
     if r.rc != 0:
         raise RuntimeError(f"cpu_floor.py failed: {r.stderr[-2000:]}")
     b.floor.append(r.utime + r.stime)
+    b.floor_rounds.append(rnd)
     log(f"  floor (mix)           round {rnd}: cpu {r.utime + r.stime:5.2f} s  wall {r.wall:.2f} s  sync {sync:.2f} s")
 
 
 def floor_ratios(b: Bench) -> list[float]:
     """airsync's CPU on the mix over the floor's, round by round (the floor ran in the same round)."""
     mine = {m.round: m.cpu for m in b.measures if m.scenario == "mix" and m.tool == "airsync"}
-    return [mine[rnd] / f for rnd, f in enumerate(b.floor, 1) if rnd in mine and f > 0]
+    return [mine[rnd] / f for rnd, f in zip(b.floor_rounds, b.floor) if rnd in mine and f > 0]
 
 
 def scenario_big_closure(b: Bench, n: int) -> None:
@@ -1505,6 +1507,7 @@ def main(argv=None) -> int:
         r = run_measured([shutil.which("go"), "mod", "tidy"], go_env(gtmp, nginx.url), cwd=app_dir, timeout=300)
         if r.rc != 0:
             raise RuntimeError(f"go mod tidy failed: {r.stderr[-2000:]}")
+        timed_sync()
         retire(gtmp, work)
         gosum = (app_dir / "go.sum").read_text()
         expect = app_gosum(dep_mods, app_reqs)

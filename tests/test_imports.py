@@ -60,6 +60,26 @@ def test_a_module_already_imported_is_not_deferred():
     assert again is json
 
 
+def test_a_missing_module_is_not_deferred_and_a_deferred_package_has_no_submodules_in_the_block():
+    with deferred("airsync_no_such_module"):
+        with pytest.raises(ImportError):
+            import airsync_no_such_module  # noqa: F401
+    code = (  # in a fresh interpreter: nothing has imported the package yet
+        "import sys\n"
+        "from airsync.imports import deferred\n"
+        "with deferred('email'):\n"
+        "    try:\n"
+        "        import email.utils\n"  # would run email.utils twice: once by the package, once here
+        "    except ImportError:\n"
+        "        pass\n"
+        "    else:\n"
+        "        raise SystemExit('a submodule of a deferred package was imported in the block')\n"
+        "import email.utils\n"
+        "assert sys.modules['email.utils'] is email.utils and email.utils.parseaddr('a <b@c>') == ('a', 'b@c')\n"
+    )
+    _passes_alone(code)
+
+
 def test_httpx_and_structlog_come_without_click_rich_and_asyncio_which_stay_importable():
     # In the order of the command line: logging set up first, then the commands' modules. click
     # is installed in the test environment (with import-linter), so its hiding is tested.

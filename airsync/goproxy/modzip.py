@@ -192,7 +192,7 @@ def check_zip(path: str | os.PathLike[str], mv: ModuleVersion, data: bytes | Non
         return ZipRuleError(module, f"{entry!r}: {message}")
 
     with open(path, "rb") if data is None else io.BytesIO(data) as fp:
-        # fstat of the open file: what we measure is what we read.
+        # The size of what we read (fstat of the open file, not of the path).
         size = len(data) if data is not None else os.fstat(fp.fileno()).st_size
         if size > MAX_ZIP_FILE:
             raise ZipRuleError(

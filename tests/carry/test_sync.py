@@ -107,6 +107,40 @@ def test_small_files_are_copied_one_at_a_time_beside_the_large_ones(mirrored, ke
     assert r.written == sorted(r.written) == [rel for rel, _size, _t in sorted(copied)]
 
 
+def test_copies_come_in_order_and_none_starts_once_one_failed():
+    # A copy that fails (a full or pulled medium) stops the sync: the copies still queued in
+    # either pool are cancelled before the running ones are waited for.
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from airsync.carry.sync import LARGE_COPY, _copies
+
+    started: list[str] = []
+    threads: dict[str, int] = {}
+
+    def copy(f):
+        started.append(f.rel)
+        threads[f.rel] = threading.get_ident()
+        if f.rel == "fails":
+            raise OSError(28, "No space left on device")
+        time.sleep(0.3 if f.size >= LARGE_COPY else 0.01)
+        return f.rel
+
+    small = [SimpleNamespace(rel=f"s{i:02d}", size=10) for i in range(40)]
+    large = [SimpleNamespace(rel=f"l{i}", size=LARGE_COPY) for i in range(2)]
+    assert list(_copies(copy, [large[0], *small[:5], large[1]], True)) == ["l0", "s00", "s01", "s02", "s03", "s04", "l1"]
+    assert len({threads[f.rel] for f in small[:5]}) == 1 and not {threads["l0"], threads["l1"]} & {threads["s00"]}
+
+    started.clear()
+    todo = [SimpleNamespace(rel="fails", size=10), *large, *small]
+    with pytest.raises(OSError, match="No space"):
+        list(_copies(copy, todo, True))
+    assert len([r for r in started if r.startswith("s")]) <= 2, started  # at most the one running then
+    assert list(_copies(copy, small[:3], False)) == ["s00", "s01", "s02"]  # elsewhere: in the caller's thread
+    assert {threads[f.rel] for f in small[:3]} == {threading.get_ident()}
+
+
 def test_resync_after_adding_versions_writes_only_those(keys, tmp_path):
     signer, _ = keys
     first = [m for m in MODULES if m.path != sample.TOOLS]
