@@ -752,8 +752,7 @@ class Bench:
     notes_proxy_cpu: float = 0.0
     tls_nginx: Nginx | None = None  # the mix+tls scenario's server (HTTPS, HTTP/2 enabled)
     cert: Path | None = None
-    floor: list[float] = field(default_factory=list)  # CPU s of scripts/cpu_floor.py over the mix, per round
-    floor_rounds: list[int] = field(default_factory=list)  # the mix round of each of those
+    floor: dict[int, float] = field(default_factory=dict)  # mix round -> CPU s of scripts/cpu_floor.py over the mix
     big_closure: tuple | None = None  # (module paths, zips, files, Measure) of the closure-N run
 
     def airsync_cmd(self, dest: Path, url: str, inputs: list[str], flags: tuple[str, ...] = ()) -> list[str]:
@@ -944,15 +943,14 @@ def measure_floor(b: Bench, rnd: int) -> None:
     retire(tmp, b.work)
     if r.rc != 0:
         raise RuntimeError(f"cpu_floor.py failed: {r.stderr[-2000:]}")
-    b.floor.append(r.utime + r.stime)
-    b.floor_rounds.append(rnd)
+    b.floor[rnd] = r.utime + r.stime
     log(f"  floor (mix)           round {rnd}: cpu {r.utime + r.stime:5.2f} s  wall {r.wall:.2f} s  sync {sync:.2f} s")
 
 
 def floor_ratios(b: Bench) -> list[float]:
     """airsync's CPU on the mix over the floor's, round by round (the floor ran in the same round)."""
     mine = {m.round: m.cpu for m in b.measures if m.scenario == "mix" and m.tool == "airsync"}
-    return [mine[rnd] / f for rnd, f in zip(b.floor_rounds, b.floor) if rnd in mine and f > 0]
+    return [mine[rnd] / f for rnd, f in b.floor.items() if rnd in mine and f > 0]
 
 
 def scenario_big_closure(b: Bench, n: int) -> None:
@@ -1265,7 +1263,7 @@ def targets(b: Bench, result: dict) -> list[tuple[str, str, str]]:
             out.append((f"airsync <= {limit:g}x {what}", f"ratio {r:.2f}", "met" if r <= limit else "NOT met"))
     if ratios := floor_ratios(b):
         a = med([m.cpu for m in b.measures if m.scenario == "mix" and m.tool == "airsync"])
-        f = med(b.floor)
+        f = med(list(b.floor.values()))
         r = med(ratios)
         out.append(("airsync's CPU per GB on the mix within 1.5x of the floor (one write, h1, one chunking pass), "
                     "median of per-round ratios",
@@ -1351,8 +1349,8 @@ def markdown(b: Bench, info: dict, started: str, elapsed: float, table: list[str
         gb = b.mix.bytes / 1e9
         cpu = {t: med([m.cpu for m in b.measures if m.scenario == "mix" and m.tool == t]) for t in ("airsync", "aria2c")}
         L += ["", f"CPU per GB on the mix (median of {len(b.floor)} round(s)): airsync {cpu['airsync'] / gb:.2f} s/GB, "
-              f"aria2c {cpu['aria2c'] / gb:.2f} s/GB, the floor {med(b.floor) / gb:.2f} s/GB "
-              f"({fmt_range(b.floor)} s per run); airsync over the floor of its own round, median "
+              f"aria2c {cpu['aria2c'] / gb:.2f} s/GB, the floor {med(list(b.floor.values())) / gb:.2f} s/GB "
+              f"({fmt_range(list(b.floor.values()))} s per run); airsync over the floor of its own round, median "
               f"{med(floor_ratios(b)):.2f}x. The floor is `scripts/cpu_floor.py`, run in each mix round after the two "
               "tools, on the same files from the same "
               "page cache: each file copied once in 1 MiB pieces (a single write of 2 MiB or more costs this "
