@@ -1,3 +1,3 @@
-from airsync.cli import main
+from airsync.cli import run
 
-raise SystemExit(main())
+run()

@@ -9,6 +9,7 @@ Exit status: 0 all done, 1 some inputs or files failed (the rest was still mirro
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from pathlib import Path
@@ -672,6 +673,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_commands(sub)
     return p
+
+
+def run() -> None:
+    """The program: ``main`` with this process's arguments, then exit with its status."""
+    code = main()
+    # Every file is written and closed by now. Without this, the interpreter's last collections
+    # walk every object the imports made (trio's alone are tens of thousands): 18 ms of a
+    # closure mirror's 0.27 s, against 4 ms frozen. Only for the program: a caller of ``main``
+    # (the tests) keeps its collector.
+    gc.freeze()
+    sys.exit(code)
 
 
 def main(argv: list[str] | None = None) -> int:

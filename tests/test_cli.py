@@ -118,6 +118,25 @@ def test_python_dash_m_and_version():
     assert r.returncode == 0 and r.stdout.startswith("airsync ")
 
 
+def test_the_program_freezes_the_collector_at_exit_and_main_does_not():
+    # run() (the program) freezes the heap before exiting, main() (called by tests and other
+    # callers) never does: a caller's garbage must stay collectable.
+    probe = ("import gc, sys\n"
+             "from airsync import cli\n"
+             "try:\n"
+             "    cli.main(['mirror', '--to', sys.argv[1]])\n"
+             "except SystemExit:\n"
+             "    pass\n"
+             "print('main', gc.get_freeze_count())\n"
+             "sys.argv = ['airsync', 'mirror', '--to', sys.argv[1]]\n"
+             "try:\n"
+             "    cli.run()\n"
+             "except SystemExit as e:\n"
+             "    print('run', e.code, gc.get_freeze_count() > 0)\n")
+    r = subprocess.run([sys.executable, "-c", probe, "/nonexistent/m"], capture_output=True, text=True)
+    assert r.stdout.splitlines() == ["main 0", "run 2 True"], r.stdout + r.stderr
+
+
 def test_corrupt_state_database_is_a_clear_error(tree, tmp_path):
     (tmp_path / "m/.airsync").mkdir(parents=True)
     (tmp_path / "m/.airsync/state.db").write_bytes(b"this is not a database" * 100)

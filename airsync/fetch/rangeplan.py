@@ -14,7 +14,6 @@ are inclusive (``bytes=0-99`` is 100 bytes) and the conversion happens only in
 
 from __future__ import annotations
 
-import email.utils
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -256,6 +255,8 @@ def is_strong_etag(etag: str | None) -> bool:
 
 def http_date(value: str) -> float | None:
     """An HTTP-date (any of the three RFC 9110 forms) as a POSIX timestamp, or None."""
+    import email.utils  # here: the email package is 2 ms of every mirror's start-up
+
     try:
         parsed = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):
