@@ -1200,9 +1200,10 @@ def _same_bytes(a: Path, b: Path, start: int, end: int) -> bool:
         return fa.read(end - start) == fb.read(end - start)
 
 
-def socket_queues(port: int) -> int:
-    """Bytes queued in the kernel on TCP connections to 127.0.0.1:port (server Send-Q + client Recv-Q)."""
-    total = 0
+def socket_queues(port: int) -> tuple[int, int]:
+    """Bytes queued in the kernel on TCP connections to 127.0.0.1:port: (nginx's Send-Q, the
+    client's Recv-Q); (-1, -1) when /proc/net/tcp cannot be read."""
+    send = recv = 0
     try:
         with open("/proc/net/tcp") as f:
             next(f)
@@ -1211,12 +1212,12 @@ def socket_queues(port: int) -> int:
                 local, remote, tx_rx = fields[1], fields[2], fields[4]
                 tx, rx = (int(x, 16) for x in tx_rx.split(":"))
                 if int(local.split(":")[1], 16) == port and fields[3] == "01":
-                    total += tx  # nginx's side: sent by sendfile, not yet taken by the client
+                    send += tx  # nginx's side: sent by sendfile, not yet taken by the client
                 elif int(remote.split(":")[1], 16) == port and fields[3] == "01":
-                    total += rx  # the client's side: arrived, not yet read
+                    recv += rx  # the client's side: arrived, not yet read
     except (OSError, ValueError, IndexError, StopIteration):
-        return -1
-    return total
+        return -1, -1
+    return send, recv
 
 
 def scenario_kill(b: Bench, airsync_wall: float, seed: int) -> None:
@@ -1230,7 +1231,7 @@ def scenario_kill(b: Bench, airsync_wall: float, seed: int) -> None:
         dest = tmp / "mirror"
         cmd = b.airsync_cmd(dest, b.nginx.url, ["--modules-file", str(b.modules_file)])
         mark = b.nginx.mark()
-        queued: list[int] = []
+        queued: list[tuple[int, int]] = []
         snap = threading.Timer(max(0.0, at - 0.01), lambda: queued.append(socket_queues(b.nginx.port)))
         snap.daemon = True
         snap.start()
@@ -1258,7 +1259,8 @@ def scenario_kill(b: Bench, airsync_wall: float, seed: int) -> None:
             "refetched": refetched, "pct": 100.0 * refetched / fs.bytes,
             "lost_at_kill": served1 - published - max(spans, 0),
             "on_disk": left["on_disk"], "partials_at_kill": left["partials"],
-            "socket_queues": queued[0] if queued else -1,
+            "socket_queues": sum(queued[0]) if queued and queued[0][0] >= 0 else -1,
+            "server_send_q": queued[0][0] if queued else -1, "client_recv_q": queued[0][1] if queued else -1,
             "never_written": served1 - published - left["on_disk"],
             "written_not_recorded": left["on_disk"] - max(spans, 0) - left.get("noted", 0),
             "worst_file_loss": left["worst_file_loss"],
@@ -1271,7 +1273,8 @@ def scenario_kill(b: Bench, airsync_wall: float, seed: int) -> None:
             f"{served1 / MB:.1f} MB, durable at kill {(published + max(spans, 0)) / MB:.1f} MB "
             f"(published {published / MB:.1f} + spans {spans / MB:.1f}); in {left['partials']} partial files "
             f"{left['on_disk'] / MB:.1f} MB already equal upstream, so {rec['never_written'] / MB:.1f} MB sent by "
-            f"nginx never reached a file (kernel socket queues 10 ms before the kill: {rec['socket_queues'] / MB:.1f} MB) "
+            f"nginx never reached a file (kernel socket queues 10 ms before the kill: {rec['socket_queues'] / MB:.1f} MB, "
+            f"of which nginx's send buffers {rec['server_send_q'] / MB:.1f} MB) "
             f"and {rec['written_not_recorded'] / MB:.1f} MB were written but not recorded; rerun {r2.wall:.2f} s rc {r2.rc} "
             f"served {served2 / MB:.1f} MB; re-fetched {refetched} B = {rec['pct']:.3f} %; "
             f"verified sha256: {rec['verified']} {rec['problem']}; leftover in .airsync/partial: {leftovers[:5]}")
@@ -1512,6 +1515,7 @@ def markdown(b: Bench, info: dict, started: str, elapsed: float, table: list[str
         L += ["", "### kill -9 and resume (mix)", "",
               "| # | SIGKILL at s | served before kill MB (requests) | durable at kill MB (published + recorded spans) "
               "| in partial files at kill MB | sent but never written MB | kernel socket queues 10 ms before the kill MB "
+              "(nginx's Send-Q + airsync's Recv-Q) "
               "| written, not recorded MB "
               "| served by rerun MB | re-fetched bytes | % of total | rerun s | sha256 verified | left in .airsync/partial |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -1519,7 +1523,8 @@ def markdown(b: Bench, info: dict, started: str, elapsed: float, table: list[str
             L.append(f"| {k['n']} | {k['kill_at']:.2f}{'' if k['killed'] else ' (finished first)'} "
                      f"| {k['served1'] / MB:.2f} ({k['reqs1']}) | {(k['published'] + max(k['spans'], 0)) / MB:.1f} "
                      f"({k['published'] / MB:.1f} + {k['spans'] / MB:.1f}) | {k['on_disk'] / MB:.1f} "
-                     f"| {k['never_written'] / MB:.1f} | {k['socket_queues'] / MB:.1f} "
+                     f"| {k['never_written'] / MB:.1f} | {k['socket_queues'] / MB:.1f} ({k['server_send_q'] / MB:.1f} + "
+                     f"{k['client_recv_q'] / MB:.1f}) "
                      f"| {k['written_not_recorded'] / MB:.1f} | {k['served2'] / MB:.1f} "
                      f"| {k['refetched']} | {k['pct']:.3f} | {k['wall2']:.2f} | {'yes' if k['verified'] else 'NO ' + k['problem']} "
                      f"| {k['leftover_partials']} |")
@@ -1527,7 +1532,8 @@ def markdown(b: Bench, info: dict, started: str, elapsed: float, table: list[str
                  f"({max(k['pct'] for k in b.kills):.3f} % of {b.mix.bytes} bytes). \"Sent but never written\" "
                  "is what nginx counted as sent (sendfile returned) minus what was published or already in a "
                  "partial file at the kill; it matches the bytes queued in the kernel's TCP buffers of the "
-                 "loopback connections, which no client checkpoint can keep. \"Written, not recorded\" is "
+                 "loopback connections, which no client checkpoint can keep: most of them wait in nginx's send "
+                 "buffers (autotuned up to tcp_wmem's maximum per connection), beyond any setting of the client's. \"Written, not recorded\" is "
                  "airsync's own loss: bytes in its partial files that neither a recorded (fsynced) span nor a "
                  "write note (checked by hash on the rerun) covered.")
     L += ["", "### Targets", "", "| target | result | |", "|---|---|---|"]
