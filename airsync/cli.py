@@ -25,7 +25,9 @@ from airsync.vulndb.setting import parse_setting as parse_vulndb
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # Commands that report only on stdout/stderr, never through structlog: they skip its set-up.
-QUIET_COMMANDS = {"sync", "verify", "import", "keygen", "audit", "bundle", "sbom"}
+# (The service's client commands too: `airsync status` runs under `watch`, 10 ms is a sixth of it.)
+QUIET_COMMANDS = {"sync", "verify", "import", "keygen", "audit", "bundle", "sbom",
+                  "status", "jobs", "sync-now", "bundle-now", "usb-init", "usb-attach"}
 
 
 def _target(value: str, config_file: str | None = None):

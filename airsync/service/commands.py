@@ -3,7 +3,7 @@
 They live apart from ``cli`` so the daemon's command line grows in one place. ``run`` is the
 service itself (``daemon``); ``init`` writes a starting config; ``usb-init`` marks a medium;
 ``status``, ``jobs cancel``, ``sync-now`` and ``usb-attach`` talk to a running service over
-its control socket (``control.Client``). Each handler returns an exit code; user mistakes are
+its control socket (``controlclient.Client``). Each handler returns an exit code; user mistakes are
 raised as ``AirsyncError`` and printed by ``cli.main`` without a traceback.
 """
 
@@ -25,9 +25,9 @@ EXAMPLE_CONFIG = "/opt/airsync/doc/conf.example.toml"  # where scripts/install p
 
 
 def _client(args: argparse.Namespace):
-    from airsync.service import control
+    from airsync.service import controlclient
 
-    return control.Client(Path(args.socket))
+    return controlclient.Client(Path(args.socket))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -136,19 +136,19 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     if args.count is not None and not args.watch:
         raise ConfigError("--count N only counts the redraws of --watch; give --watch too")
     if args.count is not None and args.count < 1:
         raise ConfigError(f"--count must be at least 1, got {args.count}")
 
-    from airsync.service import statusview
-
     with _client(args) as client:
         if args.json:
             print(json.dumps(client.status(), indent=1))
             return EXIT_OK
+        from rich.console import Console  # here: --json, for scripts, starts without rich
+
+        from airsync.service import statusview
+
         # Off a terminal (a pipe, a log) rich would wrap the table at 80 columns.
         console = Console() if sys.stdout.isatty() else Console(width=160)
         if not args.watch:

@@ -15,10 +15,9 @@ decide who may ask; a socket that still answers means another daemon runs, and i
 
 Errors are ``{"error": message}`` with 400 (bad request), 404 (no such job or route), 405 (wrong
 method), 409 (a job that already finished), 422 (a medium without the marker, or one that
-overlaps the service's own directories), 500 (a bug). ``Client`` is the other side, for the
-CLI: ``httpx`` over the socket; a daemon that is not there is ``DaemonNotRunning``, with the
-hint to look at ``systemctl status airsync``. ``curl --unix-socket PATH http://airsync/v1/status``
-works as well.
+overlaps the service's own directories), 500 (a bug). The CLI's side is ``controlclient``
+(the standard library's ``http.client`` over the socket, without this module's imports).
+``curl --unix-socket PATH http://airsync/v1/status`` works as well.
 """
 
 from __future__ import annotations
@@ -38,26 +37,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from airsync.errors import AirsyncError, ConfigError
-from airsync.imports import hidden
+from airsync.errors import ConfigError
+from airsync.service.controlclient import API
 from airsync.service.jobs import JobError, json_safe
 from airsync.service.marker import MarkerError
 
-# httpx imports its own command line (click, rich, pygments) whenever click is installed: ~30 ms of
-# every start-up, for nothing airsync uses (see airsync.imports).
-with hidden("click"):
-    import httpx
-
-API = "/v1"
 INSPECT_TIMEOUT = 30.0  # seconds a medium may take to show its marker before usb-attach gives up
-
-
-class ControlError(AirsyncError):
-    """The daemon answered with an error."""
-
-
-class DaemonNotRunning(AirsyncError):
-    """Nobody answers on the control socket."""
 
 
 class SafeJSON(JSONResponse):
@@ -198,56 +183,3 @@ async def serve(daemon, path: Path, shutdown: trio.Event, *, task_status=trio.TA
             os.unlink(path)
         except OSError:
             pass
-
-
-class Client:
-    """The CLI's side of the control API."""
-
-    def __init__(self, path: Path, timeout: float = 10.0) -> None:
-        self.path = path
-        self._http = httpx.Client(transport=httpx.HTTPTransport(uds=str(path)), base_url="http://airsync",
-                                  timeout=timeout)
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._http.close()
-
-    def _call(self, method: str, url: str, body: Any = None) -> dict[str, Any]:
-        try:
-            r = self._http.request(method, f"{API}{url}", json=body)
-        except httpx.TimeoutException:
-            raise ControlError(f"{self.path}: the daemon did not answer in time (see: systemctl status airsync)") from None
-        except httpx.TransportError as e:
-            cause = e.__cause__ or e.__context__
-            if isinstance(cause, PermissionError) or "Permission denied" in str(e):
-                raise DaemonNotRunning(
-                    f"{self.path}: permission denied (the control socket is for root and group airsync)"
-                ) from None
-            raise DaemonNotRunning(
-                f"the airsync daemon is not running (nothing answers on {self.path}); "
-                "see: systemctl status airsync"
-            ) from None
-        try:
-            data = r.json()
-        except ValueError:
-            raise ControlError(f"{self.path}: the daemon answered {r.status_code} without JSON") from None
-        if r.status_code >= 400:
-            raise ControlError(data.get("error") if isinstance(data, dict) else f"HTTP {r.status_code}")
-        return data
-
-    def status(self) -> dict[str, Any]:
-        return self._call("GET", "/status")
-
-    def cancel(self, job_id: int | str) -> dict[str, Any]:
-        return self._call("POST", f"/jobs/{job_id}/cancel")["job"]
-
-    def sync_now(self) -> list[dict[str, Any]]:
-        return self._call("POST", "/sync-now")["jobs"]
-
-    def bundle_now(self) -> dict[str, Any]:
-        return self._call("POST", "/bundle-now")["job"]
-
-    def usb_attach(self, path: str, label: str) -> dict[str, Any]:
-        return self._call("POST", "/usb-attach", {"path": path, "label": label})

@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from airsync.service import control
+from airsync.service import controlclient
 
 
 def write_config(tmp: Path, upstream: str, **daemon: object) -> Path:
@@ -92,7 +92,7 @@ def drop_request(requests: Path, name: str, data: str) -> None:
 
 
 def job_states(sock: Path) -> dict[int, dict]:
-    with control.Client(sock) as c:
+    with controlclient.Client(sock) as c:
         return {j["id"]: j for j in c.status()["jobs"]}
 
 

@@ -1,6 +1,6 @@
 """The control API and USB jobs, through the real client over the real unix socket.
 
-The daemon serves in-process; the CLI-facing ``control.Client`` runs in a worker thread (it is
+The daemon serves in-process; the CLI-facing ``controlclient.Client`` runs in a worker thread (it is
 synchronous, like the CLI). USB jobs go to a directory standing in for a mount point, and
 (as root, like CI) to a FAT file system mounted with fusefat, including a stick pulled mid-sync.
 """
@@ -8,6 +8,7 @@ synchronous, like the CLI). USB jobs go to a directory standing in for a mount p
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import signal
@@ -22,7 +23,7 @@ from airsync import config, sample
 from airsync.carry import manifest
 from airsync.carry.verify import verify_medium
 from airsync.service import marker, sdnotify
-from airsync.service.control import Client, ControlError
+from airsync.service.controlclient import Client, ControlError
 from airsync.service.daemon import Daemon
 from tests.helpers.daemonkit import Service, Unserved, drop_request, job_states, wait_for, write_config
 from tests.helpers.fat import need_tool
@@ -84,29 +85,30 @@ def test_api_errors_are_json_with_status_codes(setup):
     conf = setup
 
     async def body(d, call):
-        def raw(c: Client, method: str, url: str, **kw):
-            return c._http.request(method, url, **kw)
+        def raw(c: Client, method: str, url: str, body: object = None, content: bytes | None = None):
+            status, answer = c.request(method, url, json.dumps(body).encode() if body is not None else content)
+            return status, json.loads(answer)
 
-        r = await call(raw, "POST", "/v1/jobs/999/cancel")
-        assert r.status_code == 404 and r.json() == {"error": "no job 999"}
-        r = await call(raw, "GET", "/v1/jobs/abc")
-        assert r.status_code == 404
-        r = await call(raw, "POST", "/v1/jobs/1/cancel")
-        assert r.status_code == 409 and "already done" in r.json()["error"]
-        r = await call(raw, "POST", "/v1/usb-attach", content=b"not json")
-        assert r.status_code == 400
-        r = await call(raw, "POST", "/v1/usb-attach", json={"path": 3})
-        assert r.status_code == 400
-        r = await call(raw, "GET", "/v1/jobs/1")
-        assert r.status_code == 200 and r.json()["job"]["state"] == "done"
-        r = await call(raw, "GET", "/v1/jobs")
-        assert [j["id"] for j in r.json()["jobs"]] == [1]
-        r = await call(raw, "GET", "/v2/status")
-        assert r.status_code == 404 and "error" in r.json()  # JSON, not Starlette's plain text
-        r = await call(raw, "GET", "/v1/sync-now")
-        assert r.status_code == 405 and "error" in r.json()
-        r = await call(raw, "POST", "/v1/usb-attach", json={"path": "/media/a\0b"})
-        assert r.status_code == 422 and "NUL" in r.json()["error"]
+        status, answer = await call(raw, "POST", "/v1/jobs/999/cancel")
+        assert status == 404 and answer == {"error": "no job 999"}
+        status, answer = await call(raw, "GET", "/v1/jobs/abc")
+        assert status == 404
+        status, answer = await call(raw, "POST", "/v1/jobs/1/cancel")
+        assert status == 409 and "already done" in answer["error"]
+        status, answer = await call(raw, "POST", "/v1/usb-attach", content=b"not json")
+        assert status == 400
+        status, answer = await call(raw, "POST", "/v1/usb-attach", {"path": 3})
+        assert status == 400
+        status, answer = await call(raw, "GET", "/v1/jobs/1")
+        assert status == 200 and answer["job"]["state"] == "done"
+        status, answer = await call(raw, "GET", "/v1/jobs")
+        assert [j["id"] for j in answer["jobs"]] == [1]
+        status, answer = await call(raw, "GET", "/v2/status")
+        assert status == 404 and "error" in answer  # JSON, not Starlette's plain text
+        status, answer = await call(raw, "GET", "/v1/sync-now")
+        assert status == 405 and "error" in answer
+        status, answer = await call(raw, "POST", "/v1/usb-attach", {"path": "/media/a\0b"})
+        assert status == 422 and "NUL" in answer["error"]
 
     serve_and(conf, body)
 
@@ -337,7 +339,7 @@ def test_an_interrupted_sync_resumes_at_start_if_its_medium_is_still_there(setup
 
 
 class FakeClient:
-    """Stands in for ``control.Client`` in the CLI's handlers: canned answers, no service."""
+    """Stands in for ``controlclient.Client`` in the CLI's handlers: canned answers, no service."""
 
     def __init__(self, **answers) -> None:
         self.answers = answers

@@ -5,7 +5,7 @@ import tomllib
 import pytest
 import tomli_w
 
-from airsync.service import control
+from airsync.service import controlclient
 from airsync.service.statusview import vulndb_age
 from tests.helpers import vulndbserver
 from tests.helpers.daemonkit import Service, job_states, wait_for, write_config
@@ -32,7 +32,7 @@ def test_service_mirrors_the_database_and_status_shows_its_age(tmp_path):
             wait_for(lambda: any(j["state"] == "done" for j in job_states(svc.socket).values()), 60, "the job")
             (job,) = job_states(svc.socket).values()
             assert job["result"]["vulndb_modified"] == "2026-12-01T00:00:00Z" and job["result"]["vulndb_fetched"] == 2
-            with control.Client(svc.socket) as c:
+            with controlclient.Client(svc.socket) as c:
                 assert c.status()["daemon"]["vulndb_modified"] == 1796083200
             r = svc.airsync("status", "--socket", str(svc.socket))
             assert r.returncode == 0, r.stderr
