@@ -47,7 +47,9 @@ class _UnixConnection(http.client.HTTPConnection):
 
 
 class Client:
-    """Requests to the service listening on the unix socket ``path`` (one connection, kept)."""
+    """Requests to the service listening on the unix socket ``path``, a connection each: one kept
+    between the redraws of ``status --watch`` could be closed by the server meanwhile, and a
+    unix socket costs microseconds to open."""
 
     def __init__(self, path: Path, timeout: float = 10.0) -> None:
         self.path = path
@@ -69,7 +71,10 @@ class Client:
         try:
             self._conn.request(method, url, body=body, headers=headers)
             answer = self._conn.getresponse()
-            return answer.status, answer.read()
+            try:
+                return answer.status, answer.read()
+            finally:
+                self._conn.close()
         except TimeoutError:
             self._conn.close()
             raise ControlError(f"{self.path}: the daemon did not answer in time (see: systemctl status airsync)") from None

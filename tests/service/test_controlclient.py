@@ -124,3 +124,13 @@ def test_the_status_command_imports_neither_the_server_nor_httpx(tmp_path):
     imported = {line.rsplit("|", 1)[1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
     assert "airsync.service.controlclient" in imported
     assert not imported & {"trio", "hypercorn", "starlette", "httpx", "rich", "structlog"}
+
+
+def test_each_request_has_a_connection_of_its_own(tmp_path):
+    # A server that closes idle connections between two redraws of `status --watch` must not
+    # make the second one fail: the client never reuses a connection.
+    body = b'{"daemon": {}, "jobs": []}'
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    with unix_server(tmp_path / "s", answer) as got, Client(tmp_path / "s") as c:
+        assert c.status() == c.status() == {"daemon": {}, "jobs": []}
+    assert len(got) == 2
