@@ -296,6 +296,10 @@ def _escape(s: str) -> str:
 
 
 def _unescape(escaped: str) -> str | None:
+    if "!" not in escaped and escaped.isascii():
+        # Nothing escaped, the common case (a sync parses every file name of two trees): still
+        # no upper case, and lower() changes only A-Z in ASCII.
+        return escaped if escaped == escaped.lower() else None
     out = []
     bang = False
     for c in escaped:
