@@ -38,11 +38,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from airsync.errors import ConfigError
-from airsync.service.controlclient import API
+from airsync.service.controlclient import API, INSPECT_TIMEOUT
 from airsync.service.jobs import JobError, json_safe
 from airsync.service.marker import MarkerError
-
-INSPECT_TIMEOUT = 30.0  # seconds a medium may take to show its marker before usb-attach gives up
 
 
 class SafeJSON(JSONResponse):

@@ -6,7 +6,7 @@ request or two to the running service and print the answer. The standard library
 instead of a TCP one); the server side (``control``: trio, Hypercorn, Starlette) and httpx stay
 out of these commands, which started in 0.18 s with them (``airsync status``, the imports 0.11 s
 of it). Nothing listening, or a socket this user may not open, is ``DaemonNotRunning`` with the
-hint to look at systemd; an answer that is an error, or not JSON, is ``ControlError``.
+hint to look at systemd; an answer that is an error, not JSON or cut short is ``ControlError``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 from airsync.errors import AirsyncError
 
 API = "/v1"
+INSPECT_TIMEOUT = 30.0  # seconds a medium may take to show its marker before usb-attach gives up
 
 
 class ControlError(AirsyncError):
@@ -53,6 +54,7 @@ class Client:
 
     def __init__(self, path: Path, timeout: float = 10.0) -> None:
         self.path = path
+        self.timeout = timeout
         self._conn = _UnixConnection(str(path), timeout)
 
     def __enter__(self) -> Client:
@@ -64,10 +66,12 @@ class Client:
     def close(self) -> None:
         self._conn.close()
 
-    def request(self, method: str, url: str, body: bytes | None = None) -> tuple[int, bytes]:
-        """One exchange: ``url`` is the path (``/v1/...``), ``body`` JSON bytes or None; the
-        answer's status and body, whatever they are."""
+    def request(self, method: str, url: str, body: bytes | None = None,
+                timeout: float | None = None) -> tuple[int, bytes]:
+        """One exchange: ``url`` is the path (``/v1/...``), ``body`` JSON bytes or None, ``timeout``
+        this request's (default: the client's); the answer's status and body, whatever they are."""
         headers = {"Content-Type": "application/json"} if body is not None else {}
+        self._conn.timeout = self.timeout if timeout is None else timeout
         try:
             self._conn.request(method, url, body=body, headers=headers)
             answer = self._conn.getresponse()
@@ -83,21 +87,26 @@ class Client:
             raise DaemonNotRunning(
                 f"{self.path}: permission denied (the control socket is for root and group airsync)"
             ) from None
-        except (OSError, http.client.HTTPException):
+        except (ConnectionResetError, BrokenPipeError, http.client.HTTPException):
+            # It answered, or at least accepted: running, but it broke off (stopping, or a bug).
+            self._conn.close()
+            raise ControlError(f"{self.path}: the daemon closed the connection without a complete answer "
+                               "(see: systemctl status airsync)") from None
+        except OSError:
             self._conn.close()
             raise DaemonNotRunning(
                 f"the airsync daemon is not running (nothing answers on {self.path}); "
                 "see: systemctl status airsync"
             ) from None
 
-    def _call(self, method: str, url: str, body: Any = None) -> Any:
-        status, raw = self.request(method, f"{API}{url}", None if body is None else json.dumps(body).encode())
+    def _call(self, method: str, url: str, body: Any = None, timeout: float | None = None) -> Any:
+        status, raw = self.request(method, f"{API}{url}", None if body is None else json.dumps(body).encode(), timeout)
         try:
             data = json.loads(raw)
         except ValueError:
             raise ControlError(f"{self.path}: the daemon answered {status} without JSON") from None
         if status >= 400:
-            raise ControlError(data.get("error") if isinstance(data, dict) else f"HTTP {status}")
+            raise ControlError((data.get("error") if isinstance(data, dict) else None) or f"HTTP {status}")
         return data
 
     def status(self) -> dict[str, Any]:
@@ -113,4 +122,7 @@ class Client:
         return self._call("POST", "/bundle-now")["job"]
 
     def usb_attach(self, path: str, label: str) -> dict[str, Any]:
-        return self._call("POST", "/usb-attach", {"path": path, "label": label})
+        # The service waits up to INSPECT_TIMEOUT for the medium's marker, then answers (and may
+        # queue the sync): giving up before it would report a failure for a job that starts.
+        return self._call("POST", "/usb-attach", {"path": path, "label": label},
+                          timeout=max(self.timeout, INSPECT_TIMEOUT + 10))

@@ -17,9 +17,9 @@ from airsync.service.controlclient import Client, ControlError, DaemonNotRunning
 
 
 @contextmanager
-def unix_server(path: Path, answer: bytes | None) -> Iterator[list[bytes]]:
-    """Accept connections on ``path``; read one request each and send ``answer`` (None: say nothing
-    until the client gives up). Yields the requests received."""
+def unix_server(path: Path, answer: bytes | None, delay: float = 0.0) -> Iterator[list[bytes]]:
+    """Accept connections on ``path``; read one request each and send ``answer`` after ``delay``
+    seconds (None: say nothing until the client gives up). Yields the requests received."""
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     srv.bind(str(path))
     srv.listen(4)
@@ -53,6 +53,7 @@ def unix_server(path: Path, answer: bytes | None) -> Iterator[list[bytes]]:
                     if answer is None:
                         done.wait(5)
                     else:
+                        done.wait(delay)
                         conn.sendall(answer)
                 except OSError:
                     pass
@@ -98,10 +99,44 @@ def test_no_answer_in_time_is_a_control_error(tmp_path):
             c.status()
 
 
-def test_a_broken_answer_means_the_daemon_is_gone(tmp_path):
+def test_an_answer_cut_short_is_a_control_error_not_a_stopped_daemon(tmp_path):
     with unix_server(tmp_path / "s", b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"), Client(tmp_path / "s") as c:
-        with pytest.raises(DaemonNotRunning, match="not running"):
+        with pytest.raises(ControlError, match="closed the connection without a complete answer"):
             c.status()
+    with unix_server(tmp_path / "t", b""), Client(tmp_path / "t") as c:  # accepted, then closed
+        with pytest.raises(ControlError, match="closed the connection without a complete answer"):
+            c.status()
+
+
+def test_an_error_answer_without_a_message_names_its_status(tmp_path):
+    body = b'{"detail": "Internal Server Error"}'
+    answer = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    with unix_server(tmp_path / "s", answer), Client(tmp_path / "s") as c:
+        with pytest.raises(ControlError, match="^HTTP 500$"):
+            c.status()
+
+
+def test_usb_attach_waits_as_long_as_the_service_may_inspect_the_medium(tmp_path):
+    # The service takes up to INSPECT_TIMEOUT to read a medium's marker: usb-attach must not give
+    # up before it answers (the job would start after "did not answer in time").
+    body = b'{"job": {"id": 2}, "new": true}'
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    with unix_server(tmp_path / "s", answer, delay=0.5), Client(tmp_path / "s", timeout=0.2) as c:
+        assert c.usb_attach("/media/stick", "sdb1")["job"] == {"id": 2}
+        with pytest.raises(ControlError, match="did not answer in time"):
+            c.status()  # the client's own timeout for everything else
+
+
+def test_a_socket_this_user_may_not_open_says_so(tmp_path, monkeypatch):
+    # (As root, as in CI, a real socket's mode never refuses: the refusal is made here.)
+    from airsync.service import controlclient
+
+    def refuse(self):  # noqa: ANN001
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(controlclient._UnixConnection, "connect", refuse)
+    with Client(tmp_path / "s") as c, pytest.raises(DaemonNotRunning, match="permission denied .*group airsync"):
+        c.status()
 
 
 def test_nothing_listening_says_the_daemon_is_not_running(tmp_path):
@@ -117,13 +152,19 @@ def test_nothing_listening_says_the_daemon_is_not_running(tmp_path):
 
 def test_the_status_command_imports_neither_the_server_nor_httpx(tmp_path):
     # The point of this module: `airsync status --json` starts without trio, Hypercorn, Starlette,
-    # httpx, rich or structlog (before: 0.18 s, most of it these imports).
-    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "airsync", "status", "--json",
+    # httpx, rich or structlog (before: 0.18 s, most of it these imports); the table needs rich.
+    body = b'{"daemon": {"pid": 1}, "jobs": []}'
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    heavy = {"trio", "hypercorn", "starlette", "httpx", "rich", "structlog"}
+    with unix_server(tmp_path / "s", answer):
+        r = subprocess.run([sys.executable, "-X", "importtime", "-m", "airsync", "status", "--json",
+                            "--socket", str(tmp_path / "s")], capture_output=True, text=True)
+    assert r.returncode == 0 and '"pid": 1' in r.stdout, r.stdout + r.stderr[-500:]
+    imported = {line.rsplit("|", 1)[1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
+    assert "airsync.service.controlclient" in imported and not imported & heavy
+    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "airsync", "status",
                         "--socket", str(tmp_path / "nothing.sock")], capture_output=True, text=True)
     assert r.returncode == 1 and "daemon is not running" in r.stderr, r.stderr[-500:]
-    imported = {line.rsplit("|", 1)[1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
-    assert "airsync.service.controlclient" in imported
-    assert not imported & {"trio", "hypercorn", "starlette", "httpx", "rich", "structlog"}
 
 
 def test_each_request_has_a_connection_of_its_own(tmp_path):
