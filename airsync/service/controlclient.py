@@ -75,29 +75,24 @@ class Client:
         try:
             self._conn.request(method, url, body=body, headers=headers)
             answer = self._conn.getresponse()
-            try:
-                return answer.status, answer.read()
-            finally:
-                self._conn.close()
+            return answer.status, answer.read()
         except TimeoutError:
-            self._conn.close()
             raise ControlError(f"{self.path}: the daemon did not answer in time (see: systemctl status airsync)") from None
         except PermissionError:
-            self._conn.close()
             raise DaemonNotRunning(
                 f"{self.path}: permission denied (the control socket is for root and group airsync)"
             ) from None
         except (ConnectionResetError, BrokenPipeError, http.client.HTTPException):
             # It answered, or at least accepted: running, but it broke off (stopping, or a bug).
-            self._conn.close()
             raise ControlError(f"{self.path}: the daemon closed the connection without a complete answer "
                                "(see: systemctl status airsync)") from None
         except OSError:
-            self._conn.close()
             raise DaemonNotRunning(
                 f"the airsync daemon is not running (nothing answers on {self.path}); "
                 "see: systemctl status airsync"
             ) from None
+        finally:
+            self._conn.close()  # never reused (see the class)
 
     def _call(self, method: str, url: str, body: Any = None, timeout: float | None = None) -> Any:
         status, raw = self.request(method, f"{API}{url}", None if body is None else json.dumps(body).encode(), timeout)
