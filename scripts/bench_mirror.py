@@ -40,7 +40,6 @@ import argparse
 import asyncio
 import datetime as _dt
 import hashlib
-import http.client
 import json
 import os
 import platform
@@ -938,29 +937,6 @@ def scenario_closure(b: Bench, name: str, url: str) -> None:
         run_go(b, name, rnd, url)
 
 
-class _UnixHTTP(http.client.HTTPConnection):
-    """HTTP over the service's control socket (stdlib only: the script must not time its own imports)."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__("airsync", timeout=10)
-        self.path = path
-
-    def connect(self) -> None:
-        s = socket.socket(socket.AF_UNIX)
-        s.settimeout(10)
-        s.connect(str(self.path))
-        self.sock = s
-
-
-def control(sock: Path, method: str, url: str) -> dict | list:
-    c = _UnixHTTP(sock)
-    try:
-        c.request(method, url)
-        return json.loads(c.getresponse().read())
-    finally:
-        c.close()
-
-
 def proc_cpu(pid: int) -> float:
     """User + system CPU seconds of every thread of ``pid`` so far (/proc/PID/stat)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -996,8 +972,10 @@ def wait_request_done(requests: Path, name: str, limit: float) -> None:
 
 
 def job_of(sock: Path, label: str) -> dict:
-    answer = control(sock, "GET", "/v1/jobs")
-    jobs = answer["jobs"] if isinstance(answer, dict) else answer
+    from airsync.service.controlclient import Client
+
+    with Client(sock) as c:
+        jobs = c.status()["jobs"]
     for j in jobs:
         if j.get("label") == label and j.get("finished"):
             return j
@@ -1025,12 +1003,16 @@ def run_service_closure(b: Bench, scenario: str, rnd: int, url: str) -> Measure 
     with open(service_log, "wb") as logf:
         proc = subprocess.Popen([sys.executable, "-m", "airsync", "--log-format", "json", "run", "--config", str(conf)],
                                 cwd=REPO, env=base_env(tmp), stdout=logf, stderr=subprocess.STDOUT)
+    from airsync.errors import AirsyncError
+    from airsync.service.controlclient import Client, DaemonNotRunning
+
     try:
         for _ in range(3000):
             try:
-                control(sock, "GET", "/v1/status")
+                with Client(sock) as c:
+                    c.status()
                 break
-            except OSError:
+            except DaemonNotRunning:
                 if proc.poll() is not None:
                     raise RuntimeError(f"airsync run exited {proc.returncode}") from None
                 time.sleep(0.01)
@@ -1048,7 +1030,7 @@ def run_service_closure(b: Bench, scenario: str, rnd: int, url: str) -> Measure 
         cpu = proc_cpu(proc.pid) - cpu0
         rss = proc_peak_rss_mb(proc.pid)
         job = job_of(sock, "closure.sum")
-    except (RuntimeError, OSError, ValueError) as e:
+    except (RuntimeError, OSError, AirsyncError) as e:
         tail = service_log.read_text(errors="replace")[-600:] if service_log.exists() else ""
         b.notes.append(f"{scenario} round {rnd}: no measure: {e}; the service's log ends: {tail!r}")
         log(f"  {scenario:13s} service  round {rnd}: FAILED: {e}")
@@ -1747,7 +1729,7 @@ def main(argv=None) -> int:
             "sumdb = off in its config; --airsync-extra does not apply)":
                 f"{py} -m airsync run --config airsync.toml; a request file warmup.txt (one small module of the "
                 "mix) and its job; then closure.sum (app/go.sum) renamed into the requests directory; once it is "
-                "in .done/, the job's times from its record (GET /v1/jobs on the control socket)",
+                "in .done/, the job's times from its record (GET /v1/status on the control socket)",
             "mix+tls (http2), A": f"env SSL_CERT_FILE=cert.pem {py} -m airsync mirror --modules-file modules.txt "
                                   f"--to $FRESH --upstream https://127.0.0.1:<tls nginx port> --no-progress --http2{extra}",
             "mix+tls (http2), B": "the same with --no-http2",
