@@ -950,15 +950,6 @@ def proc_peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def drop_request(requests: Path, name: str, text: str) -> float:
-    """Write a request file as the service asks (a dot-file, renamed into place); the time of the rename."""
-    tmp = requests / f".{name}.tmp"
-    tmp.write_text(text)
-    t = time.time()
-    os.rename(tmp, requests / name)
-    return t
-
-
 def wait_request_done(requests: Path, name: str, limit: float) -> None:
     """Until request file ``name`` has left the requests directory (to ``.done/`` or ``.failed/``,
     which the service does after it records the job's end), by ``stat`` every 5 ms: polling the
@@ -972,10 +963,9 @@ def wait_request_done(requests: Path, name: str, limit: float) -> None:
 
 
 def job_of(sock: Path, label: str) -> dict:
-    from airsync.service.controlclient import Client
+    from tests.helpers.daemonkit import job_states
 
-    with Client(sock) as c:
-        jobs = c.status()["jobs"]
+    jobs = list(job_states(sock).values())
     for j in jobs:
         if j.get("label") == label and j.get("finished"):
             return j
@@ -989,14 +979,11 @@ def run_service_closure(b: Bench, scenario: str, rnd: int, url: str) -> Measure 
     requests directory. Wall is the job's own time (started -> finished, from the service's job
     record); the time from the drop includes the requests directory's watch and settle ticks. A
     round that fails is a note, not the end of the benchmark."""
+    from tests.helpers.daemonkit import drop_request, write_config  # the service tests' own
+
     tmp = Path(tempfile.mkdtemp(prefix="sv-", dir=b.work))
-    dest, requests, sock = tmp / "mirror", tmp / "requests", tmp / "control.sock"
-    conf = tmp / "airsync.toml"
-    q = json.dumps  # a TOML basic string is a JSON string for these paths and URLs
-    conf.write_text(f"[mirror]\nto = {q(str(dest))}\nupstream = {q(url)}\nsumdb = \"off\"\n"
-                    f"[daemon]\nrequests_dir = {q(str(requests))}\ndebounce = 0\ncontrol_socket = {q(str(sock))}\n"
-                    f"state_db = {q(str(tmp / 'daemon.db'))}\nsigning_key = {q(str(tmp / 'signing.key'))}\n"
-                    "refresh_interval = 0\n")
+    conf = write_config(tmp, url, debounce=0, refresh_interval=0)  # sumdb off, every path under tmp
+    dest, requests, sock = tmp / "mirror", tmp / "requests", tmp / "run" / "control.sock"
     warm = next(rel for rel in b.mix.files if "/small/" in rel and rel.endswith(".mod"))
     warm_module = warm.replace("/@v/", "@").removesuffix(".mod")
     service_log = tmp / "service.log"
@@ -1025,7 +1012,8 @@ def run_service_closure(b: Bench, scenario: str, rnd: int, url: str) -> Measure 
         busy = b.quiet()
         mark = b.nginx.mark()
         cpu0 = proc_cpu(proc.pid)
-        dropped = drop_request(requests, "closure.sum", (b.app_dir / "go.sum").read_text())
+        drop_request(requests, "closure.sum", (b.app_dir / "go.sum").read_text())
+        dropped = time.time()  # just after the rename
         wait_request_done(requests, "closure.sum", b.args.run_timeout)
         cpu = proc_cpu(proc.pid) - cpu0
         rss = proc_peak_rss_mb(proc.pid)
