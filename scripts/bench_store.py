@@ -45,7 +45,7 @@ for p in (str(REPO), str(REPO / "scripts")):
     if p not in sys.path:
         sys.path.insert(0, p)
 
-from bench_mirror import machine_info, write_section  # noqa: E402
+from bench_mirror import machine_info, proc_cpu, write_section  # noqa: E402
 
 from tests.helpers.s3server import ACCESS_KEY, SECRET_KEY, S3Server  # noqa: E402
 
@@ -338,16 +338,14 @@ def _children(pid: int) -> list[int]:
 
 
 def _cpu(pids: list[int]) -> float:
-    """User + system CPU seconds of ``pids`` so far."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
+    """User + system CPU seconds of ``pids`` so far (those that ended count nothing)."""
+    total = 0.0
     for pid in pids:
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
+            total += proc_cpu(pid)
         except (OSError, IndexError, ValueError):
             continue
-    return total / tick
+    return total
 
 
 def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
