@@ -755,10 +755,14 @@ class Bench:
     notes_proxy_cpu: float = 0.0
     tls_nginx: Nginx | None = None  # the mix+tls scenario's server (HTTPS, HTTP/2 enabled)
     cert: Path | None = None
-    floor: dict[int, float] = field(default_factory=dict)  # mix round -> CPU s of scripts/cpu_floor.py over the mix
-    floors: dict[int, list[float]] = field(default_factory=dict)  # mix round -> every floor measured in it
+    floors: dict[int, list[float]] = field(default_factory=dict)  # mix round -> CPU s of every cpu_floor.py run in it
     big_closure: tuple | None = None  # (module paths, zips, files, Measure) of the closure-N run
     service: list[dict] = field(default_factory=list)  # closure+service rounds: job and drop-to-done times
+
+    @property
+    def floor(self) -> dict[int, float]:
+        """Mix round -> the CPU floor that counts for it: the least of its runs (``scenario_mix``)."""
+        return {rnd: min(runs) for rnd, runs in self.floors.items()}
 
     def airsync_cmd(self, dest: Path, url: str, inputs: list[str], flags: tuple[str, ...] = ()) -> list[str]:
         # aria2c and `go mod download` (GOSUMDB=off here) consult no checksum database, so neither
@@ -1073,7 +1077,6 @@ def measure_floor(b: Bench, rnd: int) -> None:
         raise RuntimeError(f"cpu_floor.py failed: {r.stderr[-2000:]}")
     cpu = r.utime + r.stime
     b.floors.setdefault(rnd, []).append(cpu)
-    b.floor[rnd] = min(b.floors[rnd])
     log(f"  floor (mix)           round {rnd}: cpu {cpu:5.2f} s (user {r.utime:.2f}, system {r.stime:.2f})  "
         f"wall {r.wall:.2f} s  sync {sync:.2f} s")
 
