@@ -15,7 +15,7 @@ from airsync.goproxy import gosum, modpath
 from airsync.goproxy.modpath import ModuleVersion
 from airsync.goproxy.upstream import parse_goproxy
 from airsync.goproxy.wants import ModuleRequest, Request
-from airsync.mirror.job import MirrorJob, _certain
+from airsync.mirror.job import MirrorJob, Summary, _certain
 from airsync.mirror.resolve import Resolution, plan_for
 from tests.helpers.faultserver import Fault, FaultServer
 
@@ -30,6 +30,15 @@ def _modules() -> list[sample.SampleModule]:
         sample.library_module(APP, "v1.0.0", [(DEP, "v1.0.0")]),
         sample.library_module(APP, "v1.1.0", [(DEP, "v1.0.0")]),
     ]
+
+
+def _run_job(tmp_path: Path, module: str, version: str) -> tuple[MirrorJob, Summary]:
+    """A job into ``tmp_path / "m"`` for one version, from ``_modules()`` served by a FaultServer."""
+    upstream = tmp_path / "upstream"
+    sample.build_proxy_tree(upstream, _modules())
+    with FaultServer(upstream) as srv:
+        job = MirrorJob(tmp_path / "m", parse_goproxy(srv.url), FAST)
+        return job, trio.run(job.run, Request(modules=(ModuleRequest(module, version, "test"),)))
 
 
 def test_the_wants_known_before_resolving_are_those_resolving_gives():
@@ -86,12 +95,8 @@ def test_an_error_while_resolving_comes_out_as_itself(tmp_path: Path, monkeypatc
         raise AirsyncError("the module graph did not settle")
 
     monkeypatch.setattr(MirrorJob, "_plan", fails)
-    upstream = tmp_path / "upstream"
-    sample.build_proxy_tree(upstream, _modules())
-    with FaultServer(upstream) as srv:
-        job = MirrorJob(tmp_path / "m", parse_goproxy(srv.url), FAST)
-        with pytest.raises(AirsyncError, match="did not settle"):  # not inside an exception group
-            trio.run(job.run, Request(modules=(ModuleRequest(APP, "v1.1.0", "test"),)))
+    with pytest.raises(AirsyncError, match="did not settle"):  # not inside an exception group
+        _run_job(tmp_path, APP, "v1.1.0")
 
 
 class _Passes:
@@ -272,22 +277,14 @@ def test_a_failed_flush_of_a_landing_in_the_event_loop_stops_the_job_and_publish
         raise OSError(errno.ENOSPC, "No space left on device", str(paths[0]))
 
     monkeypatch.setattr(Flusher, "files", full)
-    upstream = tmp_path / "upstream"
-    sample.build_proxy_tree(upstream, _modules())
-    with FaultServer(upstream) as srv:
-        job = MirrorJob(tmp_path / "m", parse_goproxy(srv.url), FAST)
-        summary = trio.run(job.run, Request(modules=(ModuleRequest(LEAF, "v1.0.0", "t"),)))
+    _job, summary = _run_job(tmp_path, LEAF, "v1.0.0")
     assert summary.fatal and "No space left on device" in summary.fatal, summary.fatal
     assert not (tmp_path / "m" / modpath.proxy_file(ModuleVersion(LEAF, "v1.0.0"), "zip")).exists()
 
 
 def test_signature_rows_due_in_a_landing_in_the_event_loop_are_written(tmp_path: Path, monkeypatch):
     monkeypatch.setattr("airsync.carry.signatures.SOON_ROWS", 1)  # every landing's rows are due
-    upstream = tmp_path / "upstream"
-    sample.build_proxy_tree(upstream, _modules())
-    with FaultServer(upstream) as srv:
-        job = MirrorJob(tmp_path / "m", parse_goproxy(srv.url), FAST)
-        summary = trio.run(job.run, Request(modules=(ModuleRequest(APP, "v1.1.0", "t"),)))
+    job, summary = _run_job(tmp_path, APP, "v1.1.0")
     assert summary.ok, summary.failures
     from airsync.carry.signatures import SignatureCache
 
