@@ -68,9 +68,14 @@ def unix_server(path: Path, answer: bytes | None, delay: float = 0.0) -> Iterato
         t.join(10)
 
 
+def answer_of(body: bytes, status: bytes = b"200 OK", headers: bytes = b"") -> bytes:
+    """An HTTP/1.1 answer carrying ``body`` with its length (``headers``: more lines, each ending in CRLF)."""
+    return b"HTTP/1.1 %s\r\n%sContent-Length: %d\r\n\r\n%s" % (status, headers, len(body), body)
+
+
 def test_an_error_answer_is_a_control_error_with_its_message(tmp_path):
     body = b'{"error": "job 3 already done"}'
-    answer = b"HTTP/1.1 409 Conflict\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    answer = answer_of(body, b"409 Conflict", b"Content-Type: application/json\r\n")
     with unix_server(tmp_path / "s", answer) as got, Client(tmp_path / "s") as c:
         with pytest.raises(ControlError, match="^job 3 already done$"):
             c.cancel(3)
@@ -79,7 +84,7 @@ def test_an_error_answer_is_a_control_error_with_its_message(tmp_path):
 
 def test_a_json_body_is_sent_with_its_type(tmp_path):
     body = b'{"job": {"id": 1}, "new": true}'
-    answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    answer = answer_of(body)
     with unix_server(tmp_path / "s", answer) as got, Client(tmp_path / "s") as c:
         assert c.usb_attach("/media/stick", "sdb1") == {"job": {"id": 1}, "new": True}
     head, _, sent = got[0].partition(b"\r\n\r\n")
@@ -87,7 +92,7 @@ def test_a_json_body_is_sent_with_its_type(tmp_path):
 
 
 def test_an_answer_that_is_not_json_is_a_control_error(tmp_path):
-    answer = b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 5\r\n\r\noops\n"
+    answer = answer_of(b"oops\n", b"502 Bad Gateway")
     with unix_server(tmp_path / "s", answer), Client(tmp_path / "s") as c:
         with pytest.raises(ControlError, match="answered 502 without JSON"):
             c.status()
@@ -110,7 +115,7 @@ def test_an_answer_cut_short_is_a_control_error_not_a_stopped_daemon(tmp_path):
 
 def test_an_error_answer_without_a_message_names_its_status(tmp_path):
     body = b'{"detail": "Internal Server Error"}'
-    answer = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    answer = answer_of(body, b"500 Internal Server Error")
     with unix_server(tmp_path / "s", answer), Client(tmp_path / "s") as c:
         with pytest.raises(ControlError, match="^HTTP 500$"):
             c.status()
@@ -120,7 +125,7 @@ def test_usb_attach_waits_as_long_as_the_service_may_inspect_the_medium(tmp_path
     # The service takes up to INSPECT_TIMEOUT to read a medium's marker: usb-attach must not give
     # up before it answers (the job would start after "did not answer in time").
     body = b'{"job": {"id": 2}, "new": true}'
-    answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    answer = answer_of(body)
     with unix_server(tmp_path / "s", answer, delay=0.5), Client(tmp_path / "s", timeout=0.2) as c:
         assert c.usb_attach("/media/stick", "sdb1")["job"] == {"id": 2}
         with pytest.raises(ControlError, match="did not answer in time"):
@@ -154,7 +159,7 @@ def test_the_status_command_imports_neither_the_server_nor_httpx(tmp_path):
     # The point of this module: `airsync status --json` starts without trio, Hypercorn, Starlette,
     # httpx, rich or structlog (before: 0.18 s, most of it these imports); the table needs rich.
     body = b'{"daemon": {"pid": 1}, "jobs": []}'
-    answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    answer = answer_of(body)
     heavy = {"trio", "hypercorn", "starlette", "httpx", "rich", "structlog"}
     with unix_server(tmp_path / "s", answer):
         r = subprocess.run([sys.executable, "-X", "importtime", "-m", "airsync", "status", "--json",
@@ -171,7 +176,7 @@ def test_each_request_has_a_connection_of_its_own(tmp_path):
     # A server that closes idle connections between two redraws of `status --watch` must not
     # make the second one fail: the client never reuses a connection.
     body = b'{"daemon": {}, "jobs": []}'
-    answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    answer = answer_of(body)
     with unix_server(tmp_path / "s", answer) as got, Client(tmp_path / "s") as c:
         assert c.status() == c.status() == {"daemon": {}, "jobs": []}
     assert len(got) == 2
